@@ -1,0 +1,1 @@
+"""firstorder: first-order optimizers of a student's notes, made executable."""

@@ -1,0 +1,156 @@
+"""The notes' optimizers as drop-in ``torch.optim.Optimizer`` subclasses.
+
+Each class only says which rule of :mod:`firstorder.rules` it runs; the shared base class gives
+the contract PyTorch users rely on: param groups with their own hyperparameters,
+``state_dict()`` / ``load_state_dict()``, ``step(closure)``, parameters without a gradient
+skipped, and every ``torch.optim.lr_scheduler`` (η(t) of E6) through ``group["lr"]``.
+
+Defaults follow Goodfellow, Bengio & Courville, *Deep Learning*, ch. 8 (the notes' source):
+momentum ρ = 0.9, AdaGrad ε = 1e-7, RMSProp ρ = 0.9 and ε = 1e-6, Adam α = 1e-3, ρ₁ = 0.9,
+ρ₂ = 0.999, ε = 1e-8. ε is added outside the square root, as in the notes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from firstorder import rules
+
+__all__ = ["GD", "Momentum", "AdaGrad", "RMSProp", "Adam"]
+
+Params = Iterable[Tensor] | Iterable[dict[str, Any]]
+
+
+class RuleOptimizer(torch.optim.Optimizer):
+    """A ``torch.optim.Optimizer`` that applies one rule of :mod:`firstorder.rules` to each
+    parameter tensor. Subclasses set ``rule``."""
+
+    rule: rules.Rule
+
+    def __init__(self, params: Params, **hyper: Any) -> None:
+        for name, value in hyper.items():
+            rules.check(name, value)
+        super().__init__(params, hyper)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"params must be tensors, got {type(p).__name__} at position {i}.")
+            if not p.is_floating_point():
+                raise TypeError(
+                    f"params must be real floating-point tensors, got dtype {p.dtype} at "
+                    f"position {i}."
+                )
+        for name in self.rule.hyper:
+            if name in param_group:
+                rules.check(name, param_group[name])
+        super().add_param_group({**param_group, "params": params})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """Apply the rule once to every parameter with a gradient; return the closure's loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            hyper = {name: group[name] for name in self.rule.hyper}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise ValueError(
+                        f"{type(self).__name__} needs dense gradients, got a sparse gradient "
+                        f"for a parameter of shape {tuple(p.shape)}."
+                    )
+                state = self.state[p]
+                if not state:
+                    state.update(self._initial_state(p))
+                buffers = {name: state[name] for name in self.rule.state}
+                if self.rule.counts_steps:
+                    state["k"] += 1
+                    buffers["k"] = state["k"]
+                self.rule.update(p, p.grad, **buffers, **hyper)
+        return loss
+
+    def _initial_state(self, p: Tensor) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            name: torch.zeros_like(p, memory_format=torch.preserve_format)
+            for name in self.rule.state
+        }
+        if self.rule.counts_steps:
+            state["k"] = 0  # a Python int: never saturates, unlike a float32 step tensor
+        return state
+
+
+class GD(RuleOptimizer):
+    """Gradient descent, E1: θ ← θ − α g."""
+
+    rule = rules.RULES["gd"]
+
+    def __init__(self, params: Params, lr: float | Tensor) -> None:
+        super().__init__(params, lr=lr)
+
+
+class Momentum(RuleOptimizer):
+    """Momentum, E2: s ← ρ s − α g ; θ ← θ + s  (α inside the velocity, ρ ∈ [0, 1))."""
+
+    rule = rules.RULES["momentum"]
+
+    def __init__(self, params: Params, lr: float | Tensor, rho: float = 0.9) -> None:
+        super().__init__(params, lr=lr, rho=rho)
+
+
+class AdaGrad(RuleOptimizer):
+    """AdaGrad, E3: r ← r + g⊙g ; θ ← θ − α/(√r + ε) ⊙ g  (r starts at 0)."""
+
+    rule = rules.RULES["adagrad"]
+
+    def __init__(self, params: Params, lr: float | Tensor, eps: float = 1e-7) -> None:
+        super().__init__(params, lr=lr, eps=eps)
+
+
+class RMSProp(RuleOptimizer):
+    """RMSProp, E4: r ← ρ r + (1−ρ) g⊙g ; θ ← θ − α/(√r + ε) ⊙ g."""
+
+    rule = rules.RULES["rmsprop"]
+
+    def __init__(
+        self, params: Params, lr: float | Tensor, rho: float = 0.9, eps: float = 1e-6
+    ) -> None:
+        super().__init__(params, lr=lr, rho=rho, eps=eps)
+
+
+class Adam(RuleOptimizer):
+    """Adam, E5: s, r moving averages of g and g⊙g, bias-corrected to ŝ, r̂ at step k;
+    θ ← θ − α/(√r̂ + ε) ⊙ ŝ. ``bias_correction=False`` uses s and r directly (claim C7)."""
+
+    rule = rules.RULES["adam"]
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float | Tensor = 1e-3,
+        rho1: float = 0.9,
+        rho2: float = 0.999,
+        eps: float = 1e-8,
+        bias_correction: bool = True,
+    ) -> None:
+        super().__init__(
+            params, lr=lr, rho1=rho1, rho2=rho2, eps=eps, bias_correction=bias_correction
+        )
+
+
+OPTIMIZERS: dict[str, type[RuleOptimizer]] = {
+    "gd": GD,
+    "momentum": Momentum,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSProp,
+    "adam": Adam,
+}

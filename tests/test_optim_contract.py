@@ -1,0 +1,215 @@
+"""The torch.optim contract: param groups, state_dict, closures, schedulers, bad input."""
+
+import io
+import math
+
+import pytest
+import torch
+
+from firstorder.optim import GD, AdaGrad, Adam, Momentum, RMSProp
+
+MAKERS = {
+    "gd": lambda p, **kw: GD(p, lr=kw.get("lr", 0.05)),
+    "momentum": lambda p, **kw: Momentum(p, lr=kw.get("lr", 0.05), rho=0.9),
+    "adagrad": lambda p, **kw: AdaGrad(p, lr=kw.get("lr", 0.05)),
+    "rmsprop": lambda p, **kw: RMSProp(p, lr=kw.get("lr", 0.05)),
+    "adam": lambda p, **kw: Adam(p, lr=kw.get("lr", 0.05)),
+}
+
+
+def make_problem(init_seed=0):
+    data = torch.Generator().manual_seed(1234)
+    x, y = torch.randn(32, 4, generator=data), torch.randn(32, 1, generator=data)
+    torch.manual_seed(init_seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+    def closure_for(opt):
+        def closure():
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            loss.backward()
+            return loss
+
+        return closure
+
+    return model, closure_for
+
+
+def params_of(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_state_dict_round_trip_continues_in_lockstep(name, tmp_path):
+    # uninterrupted: 10 steps
+    model_a, closure_for = make_problem()
+    opt_a = MAKERS[name](model_a.parameters())
+    for _ in range(10):
+        opt_a.step(closure_for(opt_a))
+
+    # interrupted: 5 steps, checkpoint to disk, fresh model and optimizer, load, 5 more
+    model_b, closure_for_b = make_problem()
+    opt_b = MAKERS[name](model_b.parameters())
+    for _ in range(5):
+        opt_b.step(closure_for_b(opt_b))
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": model_b.state_dict(), "opt": opt_b.state_dict()}, path)
+
+    model_c, closure_for_c = make_problem(init_seed=1)  # different init, overwritten by the load
+    opt_c = MAKERS[name](model_c.parameters(), lr=123.0)  # lr overwritten by the load too
+    ckpt = torch.load(path, weights_only=True)
+    model_c.load_state_dict(ckpt["model"])
+    opt_c.load_state_dict(ckpt["opt"])
+    for _ in range(5):
+        opt_c.step(closure_for_c(opt_c))
+
+    for pa, pc in zip(params_of(model_a), params_of(model_c), strict=True):
+        assert torch.equal(pa, pc)
+
+
+def test_adam_step_counter_is_an_int_that_does_not_saturate():
+    theta = torch.zeros(3, requires_grad=True)
+    opt = Adam([theta])
+    theta.grad = torch.ones(3)
+    opt.step()
+    state = opt.state[theta]
+    assert state["k"] == 1 and isinstance(state["k"], int)
+    # float32 cannot count past 2**24; the counter must
+    state["k"] = 2**24
+    opt.step()
+    assert state["k"] == 2**24 + 1
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(), buf)
+    buf.seek(0)
+    assert torch.load(buf, weights_only=True)["state"][0]["k"] == 2**24 + 1
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_closure_loss_is_returned(name):
+    model, closure_for = make_problem()
+    opt = MAKERS[name](model.parameters())
+    closure = closure_for(opt)
+    expected = closure().item()
+    loss = opt.step(closure)
+    assert isinstance(loss, torch.Tensor) and math.isclose(loss.item(), expected, rel_tol=1e-6)
+    assert opt.step() is None
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_parameters_without_gradient_are_skipped(name):
+    a = torch.ones(3, requires_grad=True)
+    b = torch.ones(3, requires_grad=True)
+    opt = MAKERS[name]([a, b])
+    a.grad = torch.ones(3)
+    opt.step()
+    assert torch.equal(b.detach(), torch.ones(3))
+    assert b not in opt.state
+    assert not torch.equal(a.detach(), torch.ones(3))
+
+
+def test_param_groups_have_their_own_hyperparameters():
+    a = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = Momentum([{"params": [a]}, {"params": [b], "lr": 0.5, "rho": 0.0}], lr=0.1, rho=0.9)
+    g = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    for _ in range(2):
+        a.grad, b.grad = g.clone(), g.clone()
+        opt.step()
+    # group 0: s1 = -0.1 g, s2 = 0.9 s1 - 0.1 g; theta = s1 + s2 = -(0.1 + 0.19) g
+    torch.testing.assert_close(a.detach(), -0.29 * g, rtol=1e-15, atol=0)
+    # group 1: plain steps of 0.5
+    torch.testing.assert_close(b.detach(), -1.0 * g, rtol=1e-15, atol=0)
+    with pytest.raises(ValueError, match="rho"):
+        opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)], "rho": 1.0})
+
+
+SCHEDULERS = [
+    lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5),
+    lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9),
+    lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5),
+    lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 / (1 + t)),
+    lambda opt: torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=3),
+    lambda opt: torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.1, total_steps=10, cycle_momentum=False
+    ),
+    lambda opt: torch.optim.lr_scheduler.CyclicLR(
+        opt, base_lr=0.01, max_lr=0.1, step_size_up=2, cycle_momentum=False
+    ),
+    lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0),
+]
+
+
+@pytest.mark.parametrize("make_scheduler", SCHEDULERS)
+def test_scheduler_sets_eta_t_as_e6_says(make_scheduler):
+    # E6: theta_{t+1} = theta_t - eta(t) * m_hat / (sqrt(v_hat) + eps). With a constant gradient
+    # g, m_hat = g and v_hat = g*g at every step, so each step moves theta by -eta(t) g/(|g|+eps).
+    theta = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = Adam([theta], lr=0.1)
+    sched = make_scheduler(opt)
+    g = torch.tensor([2.0, -0.5], dtype=torch.float64)
+    etas = []
+    for _ in range(8):
+        eta_t = opt.param_groups[0]["lr"]
+        etas.append(eta_t)
+        before = theta.detach().clone()
+        theta.grad = g.clone()
+        opt.step()
+        expected = before - eta_t * g / (g.abs() + 1e-8)
+        torch.testing.assert_close(theta.detach(), expected, rtol=1e-12, atol=1e-15)
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            sched.step(1.0)  # a loss that never improves: lr is cut every step
+        else:
+            sched.step()
+    assert len(set(etas)) > 1  # the schedule really changed the step
+
+
+def test_works_as_a_tensor_lr():
+    theta = torch.zeros(2, requires_grad=True)
+    opt = GD([theta], lr=torch.tensor(0.5))
+    theta.grad = torch.tensor([1.0, 2.0])
+    opt.step()
+    assert torch.equal(theta.detach(), torch.tensor([-0.5, -1.0]))
+
+
+# --- bad input: one sentence naming the parameter, the value, and what is allowed ---------
+
+BAD = [
+    (lambda p: GD(p, lr=-0.1), ValueError, r"lr must be a number >= 0, got -0.1"),
+    (lambda p: Momentum(p, lr=0.1, rho=1.0), ValueError, r"rho must be in \[0, 1\), got 1.0"),
+    (lambda p: Momentum(p, lr=0.1, rho=-0.5), ValueError, r"rho must be in \[0, 1\), got -0.5"),
+    (lambda p: AdaGrad(p, lr=0.1, eps=0.0), ValueError, r"eps must be a number > 0, got 0.0"),
+    (lambda p: RMSProp(p, lr=0.1, eps=-1e-8), ValueError, r"eps must be a number > 0"),
+    (lambda p: RMSProp(p, lr=0.1, rho=1.5), ValueError, r"rho must be in \[0, 1\), got 1.5"),
+    (lambda p: Adam(p, rho1=1.0), ValueError, r"rho1 must be in \[0, 1\), got 1.0"),
+    (lambda p: Adam(p, rho2=2), ValueError, r"rho2 must be in \[0, 1\), got 2"),
+    (lambda p: Adam(p, lr=float("nan")), ValueError, r"lr must be a number >= 0, got nan"),
+    (lambda p: Adam(p, lr="fast"), TypeError, r"lr must be a number >= 0, got 'fast'"),
+    (lambda p: Adam(p, bias_correction=1), TypeError, r"bias_correction must be True or False"),
+    (lambda p: GD(p, lr=torch.tensor([0.1, -1.0])), ValueError, r"lr must be a number >= 0"),
+]
+
+
+@pytest.mark.parametrize(("make", "error", "message"), BAD)
+def test_bad_hyperparameters_get_a_clear_error(make, error, message):
+    with pytest.raises(error, match=message):
+        make([torch.zeros(2, requires_grad=True)])
+
+
+def test_bad_params_get_a_clear_error():
+    with pytest.raises(TypeError, match="params must be tensors, got float at position 1"):
+        Adam([torch.zeros(2), 3.0])
+    with pytest.raises(TypeError, match="params must be real floating-point tensors.*complex64"):
+        Adam([torch.zeros(2, dtype=torch.complex64)])
+    with pytest.raises(TypeError, match="params must be real floating-point tensors.*int64"):
+        GD([torch.zeros(2, dtype=torch.int64)], lr=0.1)
+    with pytest.raises(TypeError, match="params"):
+        Adam(torch.zeros(2))  # a bare tensor, not an iterable of tensors
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_sparse_gradient_is_refused(name):
+    emb = torch.nn.Embedding(10, 3, sparse=True)
+    opt = MAKERS[name](emb.parameters())
+    emb(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(ValueError, match="dense gradients, got a sparse gradient"):
+        opt.step()
