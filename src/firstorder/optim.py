@@ -20,7 +20,7 @@ from torch import Tensor
 
 from firstorder import rules
 
-__all__ = ["GD", "Momentum", "AdaGrad", "RMSProp", "Adam"]
+__all__ = ["GD", "Momentum", "AdaGrad", "RMSProp", "Adam", "Newton"]
 
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -147,10 +147,94 @@ class Adam(RuleOptimizer):
         )
 
 
+class Newton(RuleOptimizer):
+    """Newton's method, E7: θ ← θ − α (H + λI)⁻¹ g, with the exact Hessian of the closure's loss.
+
+    ``step(closure)`` is required: the closure returns the loss R(θ) (it may call
+    ``zero_grad()`` but must not call ``backward()``: Newton differentiates the loss twice
+    itself). All parameters are treated as one vector θ, so H couples every parameter with
+    every other; this is for landscapes and small models (H has n² entries).
+
+    ``strict=True`` refuses a step when damping is 0 and H is singular or not positive
+    definite (the step would then head for a saddle or a maximum, or not exist). Otherwise an
+    indefinite H is used as it is, and a singular one gives a non-finite step, reported as
+    divergence by the loops that watch for it.
+    """
+
+    rule = rules.RULES["newton"]
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if self.param_groups:
+            raise ValueError(
+                "param_groups of Newton must be a single group (its step couples every "
+                f"parameter through H), got a group number {len(self.param_groups) + 1}."
+            )
+        super().add_param_group(param_group)
+
+    def __init__(
+        self, params: Params, lr: float = 1.0, damping: float = 0.0, strict: bool = False
+    ) -> None:
+        self.strict = strict
+        super().__init__(params, lr=lr, damping=damping)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:  # type: ignore[override]
+        if closure is None:
+            raise ValueError("closure must be given to Newton.step: it needs the loss, got None.")
+        with torch.enable_grad():
+            loss = closure()
+            params = [p for group in self.param_groups for p in group["params"]]
+            try:
+                grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+            except RuntimeError as err:
+                raise RuntimeError(
+                    "Newton.step needs a closure that returns the loss without calling "
+                    "backward(), so that it can differentiate the loss twice."
+                ) from err
+            grads = [torch.zeros_like(p) if gi is None else gi for p, gi in zip(params, grads)]
+            g = torch.cat([gi.reshape(-1) for gi in grads])
+            H = _hessian_rows(g, params)
+        for p, gi in zip(params, grads, strict=True):
+            p.grad = gi.detach()
+        group = self.param_groups[0]
+        if self.strict and group["damping"] == 0:
+            _check_positive_definite(H)
+        theta = torch.cat([p.detach().reshape(-1) for p in params])
+        self.rule.update(theta, g.detach(), H, lr=group["lr"], damping=group["damping"])
+        for p, new in zip(params, theta.split([p.numel() for p in params]), strict=True):
+            p.copy_(new.view_as(p))
+        return loss
+
+
+def _hessian_rows(g: Tensor, params: list[Tensor]) -> Tensor:
+    """H = ∂g/∂θ, one row a backward pass (vectorised with vmap where autograd allows)."""
+    n = g.numel()
+    eye = torch.eye(n, dtype=g.dtype, device=g.device)
+    rows = torch.autograd.grad(
+        g, params, grad_outputs=eye, is_grads_batched=True, retain_graph=True, allow_unused=True
+    )
+    rows = [
+        torch.zeros(n, *p.shape, dtype=g.dtype) if r is None else r for p, r in zip(params, rows)
+    ]
+    H = torch.cat([r.reshape(n, -1) for r in rows], dim=1).detach()
+    return (H + H.T) / 2  # symmetric up to rounding; make it exactly so
+
+
+def _check_positive_definite(H: Tensor) -> None:
+    lam = torch.linalg.eigvalsh(H)
+    if lam.min() <= 0:
+        raise ValueError(
+            f"the Hessian must be positive definite for a strict Newton step with damping 0, "
+            f"got smallest eigenvalue {lam.min().item():.3g}; set damping > "
+            f"{max(-lam.min().item(), 0):.3g} or strict=False."
+        )
+
+
 OPTIMIZERS: dict[str, type[RuleOptimizer]] = {
     "gd": GD,
     "momentum": Momentum,
     "adagrad": AdaGrad,
     "rmsprop": RMSProp,
     "adam": Adam,
+    "newton": Newton,
 }

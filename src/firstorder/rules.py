@@ -1,6 +1,7 @@
 """The update rules of the notes, each written exactly once.
 
-This module is the one place where an equation of the notes lives (E1–E5 of CLAIMS.md). Every
+This module is the one place where an equation of the notes lives (E1–E5 and E7 of
+CLAIMS.md). Every
 rule updates θ and its state buffers in place, in the notes' own symbols:
 
     θ  theta      parameters              g   gradient ∇R(θ)
@@ -100,6 +101,29 @@ def adam(
     theta.sub_(adaptive_step(lr, r, eps) * s)
 
 
+def newton_direction(g: Tensor, H: Tensor, damping: Hyper = 0.0) -> Tensor:
+    """The Newton direction of E7, d = −(H + damping·I)⁻¹ g, found by solving, never inverting.
+
+    g has shape [..., n] and H [..., n, n]. A batch entry whose matrix is singular gets a
+    non-finite direction (the batched engine marks that trajectory diverged) instead of an
+    error that would stop the whole batch.
+    """
+    if isinstance(damping, Tensor) and damping.dim() > 0:
+        damping = damping.unsqueeze(-1)  # [..., 1, 1]: one λ per matrix of the batch
+    I = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
+    d, info = torch.linalg.solve_ex(H + damping * I, -g.unsqueeze(-1))
+    return d.squeeze(-1).masked_fill((info != 0).unsqueeze(-1), float("nan"))
+
+
+def newton(theta: Tensor, g: Tensor, H: Tensor, *, lr: Hyper, damping: Hyper = 0.0) -> None:
+    """E7, Newton's method: d = −H⁻¹ g ; θ ← θ + α d.
+
+    With α = 1 and damping = 0 this is the notes' θ_{t+1} = θ_t − H⁻¹ g, the minimiser of the
+    quadratic model E9. damping λ > 0 solves with H + λI instead (Levenberg's damping).
+    """
+    theta.add_(lr * newton_direction(g, H, damping))
+
+
 # --- what each rule needs: a small registry the optimizers and the batched engine share ---
 
 # The allowed values of every hyperparameter, as (test, words for the error message).
@@ -136,7 +160,7 @@ class Rule:
 
     ``state`` lists the buffers shaped like θ that start at zero; ``hyper`` maps each
     hyperparameter to its default (``None``: the user must give it); ``counts_steps`` says the
-    rule takes the step counter k; ``r_hat`` gives, for adaptive rules, the r that enters
+    rule takes the step counter k; ``needs_hessian`` that it takes H as well as g; ``r_hat`` gives, for adaptive rules, the r that enters
     α/(√r + ε) at step k (for diagnostics: the effective per-coordinate step size).
     """
 
@@ -145,6 +169,7 @@ class Rule:
     state: tuple[str, ...]
     hyper: dict[str, object]
     counts_steps: bool = False
+    needs_hessian: bool = False
     r_hat: Callable[[dict[str, Tensor], dict[str, object], int], Tensor] | None = field(
         default=None, repr=False
     )
@@ -183,6 +208,7 @@ RULES: dict[str, Rule] = {
         counts_steps=True,
         r_hat=_adam_r_hat,
     ),
+    "newton": Rule("newton", newton, (), {"lr": 1.0, "damping": 0.0}, needs_hessian=True),
 }
 
 
@@ -192,7 +218,7 @@ def get(name: str) -> Rule:
         return RULES[name.lower()]
     except KeyError:
         allowed = ", ".join(RULES)
-        raise ValueError(f"optimizer must be one of {allowed}; got {name!r}.") from None
+        raise ValueError(f"optimizer must be one of {allowed}, got {name!r}.") from None
 
 
 def names() -> list[str]:
@@ -212,5 +238,7 @@ __all__ = [
     "get",
     "momentum",
     "names",
+    "newton",
+    "newton_direction",
     "rmsprop",
 ]

@@ -1,0 +1,344 @@
+"""Batched trajectories: any rule, any landscape, B starts × a grid of hyperparameters at once.
+
+Every configuration of the grid and every start point is one trajectory; all of them live in one
+tensor x of shape [C, B, d] (C configurations, B starts, d dimensions) and are updated by the
+same line of :mod:`firstorder.rules` that updates a network's weights, with each hyperparameter
+a tensor of shape [C, 1, 1]. There is no Python loop over configurations: 10,000 trajectories
+cost one tensor program per step.
+
+Each trajectory stops on its own: when it reaches the target (f − f* < tol_f, or ‖x − x*‖ <
+tol_x for the nearest global minimum x*), or when it diverges (a non-finite value, or |x| past
+``bound``). A stopped trajectory is frozen where it stopped while the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from firstorder import rules
+
+Grid = dict[str, float | Sequence[float] | Tensor]
+
+
+def grid(**hyper: float | bool | Sequence[float] | Tensor) -> tuple[dict[str, Tensor], int]:
+    """The Cartesian product of the hyperparameters that are lists, as flat tensors of length C.
+
+    A number is one value shared by every configuration; a list, tuple, range or 1-D tensor is
+    an axis of the grid. ``grid(lr=[0.1, 0.2], rho=[0.5, 0.9, 0.99])`` has C = 6.
+    """
+    axes = {}
+    for name, value in hyper.items():
+        if isinstance(value, Tensor):
+            value = value.flatten().tolist()
+        if isinstance(value, bool | int | float):
+            value = [value]
+        axes[name] = list(value)
+        if not axes[name]:
+            raise ValueError(f"{name} must have at least one value, got an empty list.")
+    combos = list(itertools.product(*axes.values()))
+    columns = {name: [c[i] for c in combos] for i, name in enumerate(axes)}
+    for name, values in columns.items():
+        for v in values:
+            rules.check(name, v)
+    return {n: v for n, v in columns.items()}, len(combos)  # type: ignore[return-value]
+
+
+@dataclass
+class Trajectories:
+    """The result of :func:`run`: trajectories of C configurations × B starts.
+
+    Tensors recorded per step have a leading time axis of length T+1 (the start included):
+    ``x`` [T+1, C, B, d], ``f`` and ``grad_norm`` [T+1, C, B], ``step_length`` [T, C, B] and,
+    for adaptive rules, ``effective_step`` α/(√r̂+ε) [T, C, B, d]. After a trajectory stops,
+    its recorded values stay at the values where it stopped.
+    ``steps_to_target`` and ``diverged_at`` are [C, B] step counts, −1 where it did not happen.
+    """
+
+    optimizer: str
+    landscape: str
+    hyper: dict[str, list]
+    starts: Tensor
+    steps: int
+    f: Tensor
+    grad_norm: Tensor
+    step_length: Tensor
+    x: Tensor | None
+    effective_step: Tensor | None
+    steps_to_target: Tensor
+    diverged_at: Tensor
+    final_x: Tensor
+    final_f: Tensor
+    f_star: float | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def configs(self) -> int:
+        return self.final_x.shape[0]
+
+    def config(self, c: int) -> dict[str, object]:
+        """The hyperparameters of configuration c."""
+        return {name: values[c] for name, values in self.hyper.items()}
+
+    def records(self) -> list[dict[str, object]]:
+        """A tidy table: one row per trajectory (configuration × start)."""
+        rows = []
+        for c in range(self.configs):
+            for b in range(self.starts.shape[0]):
+                reached = int(self.steps_to_target[c, b])
+                diverged = int(self.diverged_at[c, b])
+                rows.append(
+                    {
+                        "optimizer": self.optimizer,
+                        "landscape": self.landscape,
+                        **self.config(c),
+                        "start": b,
+                        **{f"x0_{i}": float(v) for i, v in enumerate(self.starts[b])},
+                        "final_f": float(self.final_f[c, b]),
+                        **{f"x_{i}": float(v) for i, v in enumerate(self.final_x[c, b])},
+                        "steps_to_target": reached if reached >= 0 else None,
+                        "diverged_at": diverged if diverged >= 0 else None,
+                    }
+                )
+        return rows
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the tidy table as CSV or JSON (by the file's suffix), atomically."""
+        path = Path(path)
+        rows = self.records()
+        if path.suffix == ".json":
+            text = json.dumps(rows, indent=1, allow_nan=True)
+        elif path.suffix == ".csv":
+            with tempfile.SpooledTemporaryFile(mode="w+", newline="") as buf:
+                writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+                buf.seek(0)
+                text = buf.read()
+        else:
+            raise ValueError(f"path must end in .csv or .json, got {str(path)!r}.")
+        return write_atomic(path, text)
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write text to a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def value_and_grad(f: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
+    """f(x) and ∇f(x) for a batch of points x [..., d] (each point's f depends on it alone)."""
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_()
+        fx = f(xr)
+        (g,) = torch.autograd.grad(fx.sum(), xr)
+    return fx.detach(), g
+
+
+def batched_hessian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """∇²f at every point of x [..., d] -> [..., d, d] (torch.func.hessian, vmapped)."""
+    flat = x.reshape(-1, x.shape[-1])
+    H = torch.func.vmap(torch.func.hessian(f))(flat)
+    return H.reshape(*x.shape, x.shape[-1])
+
+
+def run(
+    landscape: Callable[[Tensor], Tensor],
+    optimizer: str,
+    *,
+    starts: Tensor | Sequence[Sequence[float]] | None = None,
+    steps: int = 1000,
+    tol_f: float | None = None,
+    tol_x: float | None = None,
+    bound: float | None = None,
+    record: str = "full",
+    dtype: torch.dtype = torch.float64,
+    **hyper: float | bool | Sequence[float] | Tensor,
+) -> Trajectories:
+    """Run rule ``optimizer`` on ``landscape`` from every start, for every grid configuration.
+
+    ``hyper`` are the rule's hyperparameters (defaults from :mod:`firstorder.rules`); any of
+    them may be a list, which becomes an axis of the grid. ``record`` is ``"full"`` (x and the
+    effective steps at every step), ``"curves"`` (f, ‖g‖ and step length only) or ``"final"``.
+    """
+    rule = rules.get(optimizer)
+    if steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps}.")
+    if record not in ("full", "curves", "final"):
+        raise ValueError(f"record must be 'full', 'curves' or 'final', got {record!r}.")
+    unknown = set(hyper) - set(rule.hyper)
+    if unknown:
+        raise ValueError(
+            f"{sorted(unknown)[0]} is not a hyperparameter of {rule.name}; "
+            f"allowed: {', '.join(rule.hyper)}."
+        )
+    missing = [n for n, default in rule.hyper.items() if default is None and n not in hyper]
+    if missing:
+        raise ValueError(f"{missing[0]} must be given for {rule.name}, got nothing.")
+    # the grid's axes in the rule's order, defaults where the user gave nothing
+    values, C = grid(
+        **{n: hyper.get(n, d) for n, d in rule.hyper.items() if n in hyper or d is not None}
+    )
+
+    if starts is None:
+        starts = getattr(landscape, "starts", None)
+        if starts is None:
+            raise ValueError("starts must be given: this landscape lists no start points.")
+    x0 = torch.as_tensor(starts, dtype=dtype)
+    if x0.dim() == 1:
+        x0 = x0.unsqueeze(0)
+    B, d = x0.shape
+    x = x0.expand(C, B, d).clone()
+    if bound is None:
+        bound = getattr(landscape, "bound", None)  # surfaces unbounded below carry one
+
+    # hyperparameters as [C, 1, 1] tensors: the same rule line updates the whole block
+    hyper_t: dict[str, object] = {}
+    for name, column in values.items():
+        if name == "bias_correction":
+            if len(set(column)) > 1:
+                raise ValueError("bias_correction must be one value per run, got both.")
+            hyper_t[name] = bool(column[0])
+        else:
+            hyper_t[name] = torch.tensor(column, dtype=dtype).view(C, 1, 1)
+    state = {name: torch.zeros_like(x) for name in rule.state}
+
+    f_star = _f_star(landscape)
+    x_star = _global_minima(landscape, dtype)
+    keep_x, keep_curves = record == "full", record in ("full", "curves")
+    adaptive = rule.r_hat is not None and keep_x
+    fs, gnorms, lengths, xs, effs = [], [], [], [], []
+    steps_to_target = torch.full((C, B), -1, dtype=torch.long)
+    diverged_at = torch.full((C, B), -1, dtype=torch.long)
+    active = torch.ones(C, B, dtype=torch.bool)
+
+    for k in range(steps + 1):
+        fx, g = value_and_grad(landscape, x)
+        # stopping criteria, checked at every recorded point, the start included
+        finite = torch.isfinite(fx) & torch.isfinite(x).all(-1) & torch.isfinite(g).all(-1)
+        out = ~finite if bound is None else ~finite | (x.abs() > bound).any(-1)
+        newly_diverged = active & out
+        diverged_at[newly_diverged] = k
+        active &= ~out
+        reached = torch.zeros_like(active)
+        if tol_f is not None and f_star is not None:
+            reached |= fx - f_star < tol_f
+        if tol_x is not None and x_star is not None:
+            reached |= torch.cdist(x, x_star.expand(C, *x_star.shape)).min(-1).values < tol_x
+        newly_reached = active & reached
+        steps_to_target[newly_reached] = k
+        active &= ~reached
+        if keep_curves:
+            fs.append(fx)
+            gnorms.append(g.norm(dim=-1))
+        if keep_x:
+            xs.append(x.clone())
+        if k == steps or not active.any():
+            break
+
+        x_before = x.clone()
+        if rule.counts_steps:
+            rule.update(x, g, **state, k=k + 1, **hyper_t)
+        elif rule.needs_hessian:
+            rule.update(x, g, batched_hessian(landscape, x), **hyper_t)
+        else:
+            rule.update(x, g, **state, **hyper_t)
+        # a stopped trajectory stays where it stopped
+        x.copy_(torch.where(active.unsqueeze(-1), x, x_before))
+        if keep_curves:
+            lengths.append((x - x_before).norm(dim=-1))
+        if adaptive:
+            effs.append(rule.effective_step(state, hyper_t, k + 1).expand(C, B, d).clone())
+
+    fx, _ = value_and_grad(landscape, x)
+    return Trajectories(
+        optimizer=rule.name,
+        landscape=getattr(landscape, "name", type(landscape).__name__),
+        hyper={n: list(v) for n, v in values.items()},
+        starts=x0,
+        steps=k,
+        f=_stack(fs, (0, C, B), dtype),
+        grad_norm=_stack(gnorms, (0, C, B), dtype),
+        step_length=_stack(lengths, (0, C, B), dtype),
+        x=_stack(xs, (0, C, B, d), dtype) if keep_x else None,
+        effective_step=_stack(effs, (0, C, B, d), dtype) if adaptive else None,
+        steps_to_target=steps_to_target,
+        diverged_at=diverged_at,
+        final_x=x,
+        final_f=fx,
+        f_star=f_star,
+    )
+
+
+def _stack(items: list[Tensor], empty_shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    return torch.stack(items) if items else torch.empty(empty_shape, dtype=dtype)
+
+
+def _f_star(landscape: object) -> float | None:
+    minima = getattr(landscape, "minima", None) or []
+    values = [m.f for m in minima]
+    return min(values) if values else None
+
+
+def _global_minima(landscape: object, dtype: torch.dtype) -> Tensor | None:
+    """Every listed minimum whose value equals f* (Himmelblau has four) as [M, d]."""
+    minima = getattr(landscape, "minima", None) or []
+    if not minima:
+        return None
+    f_star = min(m.f for m in minima)
+    best = [m.x for m in minima if math.isclose(m.f, f_star, rel_tol=1e-9, abs_tol=1e-9)]
+    return torch.tensor(best, dtype=dtype)
+
+
+def final_gap(result: Trajectories) -> Tensor:
+    """f(x_T) − f* for every trajectory [C, B] (+inf where it diverged)."""
+    if result.f_star is None:
+        raise ValueError(
+            f"landscape must list its minima to measure a gap, got {result.landscape}."
+        )
+    gap = result.final_f - result.f_star
+    return torch.where(result.diverged_at >= 0, torch.inf, gap)
+
+
+def summarize(result: Trajectories) -> list[dict[str, object]]:
+    """One row per configuration: success rate, median steps to target, median final gap."""
+    rows = []
+    for c in range(result.configs):
+        reached = result.steps_to_target[c]
+        ok = reached >= 0
+        row = {
+            **result.config(c),
+            "success": float(ok.double().mean()),
+            "median_steps": float(reached[ok].double().median()) if ok.any() else None,
+            "diverged": float((result.diverged_at[c] >= 0).double().mean()),
+        }
+        if result.f_star is not None:
+            row["median_gap"] = float(final_gap(result)[c].median())
+        rows.append(row)
+    return rows
+
+
+__all__: Iterable[str] = [
+    "Trajectories",
+    "batched_hessian",
+    "final_gap",
+    "grid",
+    "run",
+    "summarize",
+    "value_and_grad",
+    "write_atomic",
+]

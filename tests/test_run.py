@@ -1,0 +1,151 @@
+"""The batched engine: known thresholds from theory, and agreement with firstorder.optim."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from firstorder import landscapes, optim
+from firstorder.run import grid, run, summarize
+
+
+def test_gd_threshold_on_d2l_canyon():
+    # f = 0.1 x1^2 + 2 x2^2 has lambda_max = 4: GD is stable iff lr < 2/4 = 0.5 (d2l: 0.4 vs 0.6)
+    f = landscapes.get("canyon")
+    r = run(f, "gd", starts=[[-5.0, -2.0]], steps=400, lr=[0.4, 0.49, 0.51, 0.6], bound=1e6)
+    gap = r.final_f[:, 0]
+    assert gap[0] < 1e-6 and gap[1] < 1e-3
+    assert (r.diverged_at[2:, 0] >= 0).all()  # both lrs above 2/lambda leave the bound
+
+
+@pytest.mark.parametrize("lam", [1.0, 10.0, 250.0])
+def test_gd_converges_below_two_over_lambda_and_diverges_above(lam):
+    f = landscapes.get("quadratic", eigenvalues=(lam / 50, lam))
+    r = run(f, "gd", starts=[[1.0, 1.0]], steps=3000, lr=[1.9 / lam, 2.1 / lam], bound=1e8)
+    assert r.final_f[0, 0] < 1e-10
+    assert r.diverged_at[1, 0] >= 0
+
+
+def test_momentum_with_goh_optimal_parameters_converges_at_the_predicted_rate():
+    # Goh, "Why Momentum Really Works" (2017): alpha* = (2/(sqrt(l_min)+sqrt(l_max)))^2,
+    # rho* = ((sqrt(k)-1)/(sqrt(k)+1))^2 gives the rate (sqrt(k)-1)/(sqrt(k)+1).
+    l_min, l_max = 0.01, 1.0
+    kappa = l_max / l_min
+    alpha = (2 / (math.sqrt(l_min) + math.sqrt(l_max))) ** 2
+    rho = ((math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)) ** 2
+    f = landscapes.get("quadratic", eigenvalues=(l_min, l_max), angle=30.0)
+    r = run(f, "momentum", starts=[[3.0, -2.0]], steps=150, lr=alpha, rho=rho)
+    err = (r.x[:, 0, 0] - torch.tensor(f.x_star, dtype=torch.float64)).norm(dim=-1)
+    measured = (err[150] / err[50]).item() ** (1 / 100)
+    predicted = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
+    assert measured == pytest.approx(predicted, rel=0.05)
+
+
+@pytest.mark.parametrize("kappa", [10.0, 1e3, 1e6])
+def test_newton_reaches_the_minimum_of_a_quadratic_in_one_step(kappa):
+    f = landscapes.get("quadratic", kappa=kappa, dim=4, seed=3, center=(1.0, -2.0, 0.5, 3.0))
+    r = run(f, "newton", starts=[[7.0, 7.0, -7.0, 2.0]], steps=1)
+    np.testing.assert_allclose(r.x[1, 0, 0].numpy(), [1.0, -2.0, 0.5, 3.0], atol=1e-6)
+
+
+def test_newton_lands_on_the_saddle_of_x2_minus_y2():
+    f = landscapes.get("saddle")
+    r = run(f, "newton", starts=[[1.0, 0.5], [-1.5, 1.0]], steps=1)
+    np.testing.assert_allclose(r.x[1, 0].numpy(), np.zeros((2, 2)), atol=1e-12)
+
+
+def test_newton_optimizer_matches_the_engine_and_strict_mode_refuses_a_saddle():
+    f = landscapes.get("rosenbrock")
+    theta = torch.tensor([-1.2, 1.0], dtype=torch.float64, requires_grad=True)
+    opt = optim.Newton([theta], lr=1.0)
+    for _ in range(3):
+        opt.step(lambda: f(theta))
+    r = run(f, "newton", starts=[[-1.2, 1.0]], steps=3)
+    torch.testing.assert_close(theta.detach(), r.final_x[0, 0], rtol=1e-12, atol=1e-12)
+
+    s = landscapes.get("saddle")
+    theta = torch.tensor([1.0, 0.5], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="positive definite"):
+        optim.Newton([theta], strict=True).step(lambda: s(theta))
+    optim.Newton([theta], strict=True, damping=3.0).step(lambda: s(theta))  # damped: allowed
+
+
+BATCH_CASES = [
+    ("gd", optim.GD, dict(lr=[1e-4, 5e-4])),
+    ("momentum", optim.Momentum, dict(lr=[1e-4, 5e-5], rho=[0.5, 0.9])),
+    ("adagrad", optim.AdaGrad, dict(lr=[0.1, 0.5], eps=1e-7)),
+    ("rmsprop", optim.RMSProp, dict(lr=[0.01, 0.05], rho=[0.9, 0.99])),
+    ("adam", optim.Adam, dict(lr=[0.01, 0.1], rho1=[0.0, 0.9], bias_correction=False)),
+    ("adam", optim.Adam, dict(lr=0.05, rho2=[0.9, 0.999])),
+]
+
+
+@pytest.mark.parametrize(("name", "cls", "hyper"), BATCH_CASES)
+def test_batched_engine_equals_optimizers_run_one_by_one(name, cls, hyper):
+    f = landscapes.get("rosenbrock")
+    starts = [[-1.2, 1.0], [0.5, -0.5], [1.2, 1.2]]
+    r = run(f, name, starts=starts, steps=40, **hyper)
+    # every combination of the lists is one configuration
+    _, n_configs = grid(**hyper)
+    assert r.configs == n_configs
+    seen = {tuple(r.config(c)[k] for k in hyper) for c in range(r.configs)}
+    assert len(seen) == n_configs
+    for c in range(r.configs):
+        kwargs = {k: r.config(c)[k] for k in hyper}
+        for b, x0 in enumerate(starts):
+            theta = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+            opt = cls([theta], **kwargs)
+            path = [theta.detach().clone()]
+            for _ in range(40):
+                opt.zero_grad()
+                f(theta).backward()
+                opt.step()
+                path.append(theta.detach().clone())
+            torch.testing.assert_close(r.x[:, c, b], torch.stack(path), rtol=1e-13, atol=1e-13)
+
+
+def test_each_trajectory_stops_on_its_own_and_divergence_is_a_result():
+    f = landscapes.get("canyon")
+    r = run(
+        f, "gd", starts=[[-5.0, -2.0]], steps=500, lr=[0.01, 0.4, 0.6, 0.45], tol_f=1e-8, bound=1e6
+    )
+    reached, diverged = r.steps_to_target[:, 0], r.diverged_at[:, 0]
+    assert reached[0] == -1 and diverged[0] == -1  # too slow for the budget: neither
+    assert reached[1] > 0 and reached[3] > 0 and reached[1] < reached[0].abs() + 500
+    # lr = 0.6 > 2/lambda: the x2 component grows as |1 - 0.6 * 4|^k = 1.4^k past the bound
+    assert diverged[2] > 0 and reached[2] == -1
+    # frozen after stopping: the recorded f stays at the value where it stopped
+    k = int(reached[1])
+    assert torch.equal(r.f[-1, 1, 0], r.f[k, 1, 0])
+    rows = summarize(r)
+    assert rows[1]["success"] == 1.0 and rows[2]["diverged"] == 1.0
+
+
+def test_tidy_table_and_files(tmp_path):
+    f = landscapes.get("himmelblau")
+    r = run(f, "adam", steps=300, lr=[0.05, 0.1], tol_x=1e-3)
+    rows = r.records()
+    assert len(rows) == 2 * len(f.starts)
+    assert {"lr", "rho1", "start", "final_f", "steps_to_target"} <= set(rows[0])
+    r.save(tmp_path / "r.csv")
+    r.save(tmp_path / "r.json")
+    assert (tmp_path / "r.csv").read_text().count("\n") == len(rows) + 1
+    with pytest.raises(ValueError, match="path must end in .csv or .json"):
+        r.save(tmp_path / "r.txt")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(optimizer="sgd", lr=0.1), "optimizer must be one of"),
+        (dict(optimizer="gd"), "lr must be given"),
+        (dict(optimizer="gd", lr=[0.1, -1.0]), r"lr must be a number >= 0, got -1.0"),
+        (dict(optimizer="momentum", lr=0.1, rho=[0.5, 1.0]), r"rho must be in \[0, 1\)"),
+        (dict(optimizer="gd", lr=0.1, rho=0.9), "rho is not a hyperparameter of gd"),
+        (dict(optimizer="gd", lr=0.1, steps=-1), "steps must be"),
+    ],
+)
+def test_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run(landscapes.get("canyon"), **kwargs)
