@@ -1,0 +1,173 @@
+"""What an experiment is, what it returns, and how one is run.
+
+An experiment follows CLAIMS.md, "What an experiment must do":
+
+1. it names the claim id and quotes it (``Experiment.id``, ``Experiment.claim``);
+2. it states its criterion before running (``Experiment.criterion``, words; ``judge``, code);
+3. ``measure(ctx)`` runs the real optimizers, seeded by ``ctx.seed``, and returns the numbers;
+4. ``judge(numbers)`` derives the verdict from those numbers alone;
+5. where the claim holds only under conditions, ``measure`` varies them and ``judge`` names
+   them in ``Judgement.conditions``;
+6. ``measure`` draws at least one figure with ``ctx.figure(name)`` and explains it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from firstorder import plots
+
+VERDICTS = ("holds", "partly", "fails")
+
+
+@dataclass
+class Judgement:
+    """The verdict, a one-line evidence for the table, and the conditions where ``partly``."""
+
+    verdict: str
+    evidence: str
+    conditions: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {self.verdict!r}.")
+
+
+@dataclass
+class Measurement:
+    """What ``measure`` returns: JSON-able numbers, the figures drawn, and an explanation of
+    the figures in two or three sentences."""
+
+    numbers: dict[str, Any]
+    figures: list[Path]
+    explanation: str
+
+
+@dataclass
+class Finding:
+    """One experiment's result: everything the report, the JSON and the cards show."""
+
+    id: str
+    kind: str
+    title: str
+    claim: str
+    criterion: str
+    verdict: str
+    evidence: str
+    conditions: str
+    explanation: str
+    numbers: dict[str, Any]
+    figures: list[str]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Context:
+    """What an experiment gets: the mode, the seed and where its figures go."""
+
+    quick: bool = True
+    seed: int = 0
+    out: Path = field(default_factory=lambda: Path("out"))
+    experiment_id: str = ""
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        """The quick-mode value or the full-mode value of a size (starts, steps, seeds)."""
+        return quick if self.quick else full
+
+    def figure(self, fig: plt.Figure, name: str) -> Path:
+        """Save ``fig`` as ``figures/<id>_<name>.png`` under the output folder, atomically."""
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{self.experiment_id}_{name}")
+        return plots.save(fig, self.out / "figures" / f"{slug}.png")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A claim (``kind="claim"``, id ``C1``…) or a published result (``kind="reproduction"``)."""
+
+    id: str
+    title: str
+    claim: str
+    criterion: str
+    measure: Callable[[Context], Measurement]
+    judge: Callable[[dict[str, Any]], Judgement]
+    kind: str = "claim"
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        m = re.fullmatch(r"C(\d+)([a-z]?)", self.id)
+        if m:
+            return (0, int(m.group(1)), m.group(2))
+        return (1, 0, self.id)
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add an experiment to the tour (ids are unique)."""
+    if experiment.id in EXPERIMENTS and EXPERIMENTS[experiment.id] is not experiment:
+        raise ValueError(f"experiment id must be unique, got {experiment.id!r} twice.")
+    if experiment.kind not in ("claim", "reproduction"):
+        raise ValueError(f"kind must be 'claim' or 'reproduction', got {experiment.kind!r}.")
+    EXPERIMENTS[experiment.id] = experiment
+    return experiment
+
+
+def run_experiment(experiment: Experiment, ctx: Context) -> Finding:
+    """Measure, then judge from the numbers alone, and package the finding."""
+    ctx = Context(quick=ctx.quick, seed=ctx.seed, out=ctx.out, experiment_id=experiment.id)
+    t0 = time.perf_counter()
+    m = experiment.measure(ctx)
+    numbers = _plain(json.loads(json.dumps(m.numbers, default=_jsonable)))  # plain JSON now
+    j = experiment.judge(numbers)
+    return Finding(
+        id=experiment.id,
+        kind=experiment.kind,
+        title=experiment.title,
+        claim=experiment.claim,
+        criterion=experiment.criterion,
+        verdict=j.verdict,
+        evidence=j.evidence,
+        conditions=j.conditions,
+        explanation=m.explanation,
+        numbers=numbers,
+        figures=[str(p) for p in m.figures],
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy and torch scalars and arrays as plain Python numbers and lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"numbers must be JSON-able, got {type(value).__name__}.")
+
+
+def _plain(value: Any) -> Any:
+    """Non-finite floats as the strings "inf", "-inf", "nan": results.json stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def number(value: Any) -> float:
+    """A number from results.json back as a float ("inf" and "nan" included)."""
+    return float(value)
