@@ -1,0 +1,114 @@
+"""The tour, its report and results, and the experiment contract every claim must meet."""
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from firstorder import experiments
+from firstorder.experiments import VERDICTS, Context, run_experiment
+from firstorder.tour import run_tour
+
+ALL = [e.id for e in experiments.all_experiments()]
+
+
+@pytest.mark.parametrize("experiment_id", ALL)
+def test_every_experiment_runs_quick_and_returns_a_complete_finding(experiment_id, tmp_path):
+    exp = experiments.get(experiment_id)
+    finding = run_experiment(exp, Context(quick=True, seed=0, out=tmp_path))
+    assert finding.verdict in VERDICTS
+    assert finding.id == exp.id and finding.claim and finding.criterion
+    assert finding.evidence and finding.explanation and finding.numbers
+    if finding.verdict == "partly":
+        assert finding.conditions, "a partly verdict must name its conditions"
+    assert finding.figures and all(Path(p).is_file() for p in finding.figures)
+    json.dumps(finding.numbers, allow_nan=False)  # strict JSON
+
+
+# the statements numbered in shared/CLAIMS.md
+CLAIM_IDS = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8a", "C8b", "C8c", "C8d", "C9"]
+CLAIM_IDS += ["C10", "C11", "C12", "C13", "C14"]
+
+
+def test_every_claim_of_claims_md_has_an_experiment():
+    missing = set(CLAIM_IDS) - set(ALL)
+    assert not missing, f"claims without an experiment: {sorted(missing)}"
+    claims_md = Path(__file__).parents[2] / "shared" / "CLAIMS.md"
+    if claims_md.exists():  # where the shared folder sits beside the checkout
+        ids = set(re.findall(r"^\| (C\d+[a-z]?) \|", claims_md.read_text(), flags=re.M))
+        assert ids == set(CLAIM_IDS)
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.stack, self.imgs, self.links, self.ids = [], [], [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag not in ("img", "meta", "br", "hr", "input", "link"):
+            self.stack.append(tag)
+        if tag == "img":
+            self.imgs.append(attrs.get("src", ""))
+        if tag in ("script", "link", "iframe"):
+            self.links.append(attrs.get("src") or attrs.get("href"))
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1:]}>"
+        self.stack.pop()
+
+
+def test_tour_writes_a_self_contained_report_and_json(tmp_path):
+    only = ["C1"]
+    findings = run_tour(tmp_path, quick=True, only=only, progress=False)
+    html = (tmp_path / "report.html").read_text()
+    parser = _Collect()
+    parser.feed(html)
+    assert parser.stack == ["html"] or parser.stack == [], parser.stack  # tags balance
+    assert html.startswith("<!DOCTYPE html>")
+    # every figure embedded, nothing fetched from elsewhere
+    n_figures = sum(len(f.figures) for f in findings)
+    assert len(parser.imgs) == n_figures and all(
+        s.startswith("data:image/png;base64,") for s in parser.imgs
+    )
+    assert not parser.links and "http://" not in html and "https://" not in html
+    for f in findings:
+        assert f.id in parser.ids
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert [f["id"] for f in data["findings"]] == only
+    for f in data["findings"]:
+        assert all((tmp_path / p).is_file() for p in f["figures"])
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a = run_tour(tmp_path / "a", quick=True, only=["C1"], progress=False)
+    b = run_tour(tmp_path / "b", quick=True, only=["C1"], progress=False)
+    assert [f.numbers for f in a] == [f.numbers for f in b]
+
+
+def test_an_experiment_that_raises_does_not_lose_the_tour(tmp_path, monkeypatch):
+    def broken(ctx):
+        raise RuntimeError("boom")
+
+    exp = experiments.get("C1")
+    bad = experiments.Experiment(
+        id="C1",
+        title=exp.title,
+        claim=exp.claim,
+        criterion=exp.criterion,
+        measure=broken,
+        judge=exp.judge,
+    )
+    monkeypatch.setitem(experiments.EXPERIMENTS, "C1", bad)
+    findings = run_tour(tmp_path, quick=True, only=["C1"], progress=False)
+    assert findings[0].verdict == "error" and "boom" in findings[0].evidence
+    assert "boom" in (tmp_path / "report.html").read_text()
+
+
+def test_unknown_experiment_id_is_a_clear_error():
+    with pytest.raises(ValueError, match="experiment must be one of C1"):
+        experiments.get("C99")
