@@ -86,7 +86,7 @@ def main() -> None:
 
     print(
         f"# step time, float32 CPU, {args.values:,} values in {args.tensors} tensors, "
-        f"{args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}"
+        f"{args.threads} threads, torch {torch.__version__}, {platform.machine()}"
     )
     print(f"{'method':<10} {'implementation':<22} {'ms/step':>9} {'ours/this':>10}")
     for name in args.only.split(","):

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from firstorder import rules
+from firstorder import curvature, rules
 
 Grid = dict[str, float | Sequence[float] | Tensor]
 
@@ -149,13 +149,6 @@ def value_and_grad(f: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Te
     return fx.detach(), g
 
 
-def batched_hessian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """∇²f at every point of x [..., d] -> [..., d, d] (torch.func.hessian, vmapped)."""
-    flat = x.reshape(-1, x.shape[-1])
-    H = torch.func.vmap(torch.func.hessian(f))(flat)
-    return H.reshape(*x.shape, x.shape[-1])
-
-
 def run(
     landscape: Callable[[Tensor], Tensor],
     optimizer: str,
@@ -254,7 +247,7 @@ def run(
         if rule.counts_steps:
             rule.update(x, g, **state, k=k + 1, **hyper_t)
         elif rule.needs_hessian:
-            rule.update(x, g, batched_hessian(landscape, x), **hyper_t)
+            rule.update(x, g, curvature.batch_hessian(landscape, x), **hyper_t)
         else:
             rule.update(x, g, **state, **hyper_t)
         # a stopped trajectory stays where it stopped
@@ -334,7 +327,6 @@ def summarize(result: Trajectories) -> list[dict[str, object]]:
 
 __all__: Iterable[str] = [
     "Trajectories",
-    "batched_hessian",
     "final_gap",
     "grid",
     "run",
