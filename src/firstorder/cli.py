@@ -6,6 +6,7 @@
     firstorder run LANDSCAPE --optimizer NAME [--lr A] [--rho R] ... [--plot FILE] [--json]
     firstorder sweep LANDSCAPE --optimizer NAME --lr A:B:N [--rho A:B:N] [--plot FILE] [--json]
     firstorder train --data NAME --layers 64,128,10 --activation relu --optimizer NAME [...]
+    firstorder cards [--quick] [--out DIR] [--format obsidian|apkg|both] [--from results.json]
 
 A user's mistake (an unknown name, a value out of range, a malformed range) prints one line
 and exits with status 2, never a traceback.
@@ -265,6 +266,25 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_cards(args: argparse.Namespace, console: Console) -> int:
+    from firstorder import cards
+    from firstorder.tour import load, run_tour
+
+    out = Path(args.out)
+    if args.from_results:
+        results = Path(args.from_results)
+        findings, results_dir = load(results), results.parent
+    else:
+        results_dir = out / "tour"
+        run_tour(results_dir, quick=args.quick, seed=args.seed, only=_only(args))
+        findings = load(results_dir / "results.json")
+    if not findings:
+        raise UsageError("results must hold at least one finding, got none.")
+    for path in cards.write_cards(findings, results_dir, out, args.format):
+        console.print(f"{len(findings)} cards: {path}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from firstorder import train_cli
 
@@ -324,6 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--plot", help="draw to this PNG file")
         r.add_argument("--json", action="store_true")
         r.set_defaults(func=func)
+
+    ca = sub.add_parser("cards", help="Anki cards of the findings, in the notes' format")
+    ca.add_argument("--quick", action="store_true")
+    ca.add_argument("--out", default="cards", help="output folder (default: cards)")
+    ca.add_argument("--format", default="both", help="obsidian, apkg or both (default)")
+    ca.add_argument("--from", dest="from_results", help="an existing results.json of a tour")
+    ca.add_argument("--only", help="comma-separated ids, for example C6,C8a")
+    ca.add_argument("--seed", type=int, default=0)
+    ca.set_defaults(func=cmd_cards)
 
     tr = sub.add_parser("train", help="train the notes' network on an offline data set")
     tr.add_argument("--data", default="digits", help="digits, mnist1d, xor, spirals, teacher")
