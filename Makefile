@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint format bench clean
+.PHONY: demo test test-all lint format bench clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "firstorder needs Python 3.11 or newer, found " + sys.version.split()[0]'
@@ -15,10 +15,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/firstorder tour --quick --out out
 
-test: $(STAMP)
+# The playground's browser test drives Debian's chromium (Playwright never downloads a browser):
+# installed here when missing and apt-get exists; where it cannot be, that test skips.
+chromium:
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium could not be installed: the browser test will skip"
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n 2 -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) chromium
 	$(BIN)/python -m pytest -n 2 -q -m ''
 
 lint: $(STAMP)

@@ -7,6 +7,7 @@
     firstorder sweep LANDSCAPE --optimizer NAME --lr A:B:N [--rho A:B:N] [--plot FILE] [--json]
     firstorder train --data NAME --layers 64,128,10 --activation relu --optimizer NAME [...]
     firstorder cards [--quick] [--out DIR] [--format obsidian|apkg|both] [--from results.json]
+    firstorder serve [--port 8765] [--open]
 
 A user's mistake (an unknown name, a value out of range, a malformed range) prints one line
 and exits with status 2, never a traceback.
@@ -285,6 +286,13 @@ def cmd_cards(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from firstorder.serve import serve
+
+    serve(args.port, open_browser=args.open)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from firstorder import train_cli
 
@@ -353,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--only", help="comma-separated ids, for example C6,C8a")
     ca.add_argument("--seed", type=int, default=0)
     ca.set_defaults(func=cmd_cards)
+
+    se = sub.add_parser("serve", help="the playground: watch the optimizers in the browser")
+    se.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765)")
+    se.add_argument("--open", action="store_true", help="open the page in the web browser")
+    se.set_defaults(func=cmd_serve)
 
     tr = sub.add_parser("train", help="train the notes' network on an offline data set")
     tr.add_argument("--data", default="digits", help="digits, mnist1d, xor, spirals, teacher")

@@ -1,0 +1,303 @@
+"""The playground's JSON API and page: trajectories computed by :func:`firstorder.run.run`.
+
+The page never re-implements an update rule: it draws what ``POST /api/run`` returns, and that
+is exactly what ``firstorder.run.run`` computes (one configuration, float64, ``record="full"``).
+
+Endpoints (every body is JSON; every non-finite number in a result is ``null``)::
+
+    GET  /                         the page (static/index.html, playground.js, playground.css)
+    GET  /api/landscapes           {"landscapes": [{"name", "description", "obstacles", "dim"}],
+                                    "optimizers": [{"name", "hyper": {name: default or null}}],
+                                    "limits": {"starts", "steps", "optimizers", "grid"}}
+    GET  /api/landscape/{name}?n=120
+                                   {"name", "description", "obstacles", "dim", "bound",
+                                    "window": [[x0, x1], [y0, y1]], "f_star",
+                                    "minima" | "saddles" | "maxima": [{"x": [x, y], "f", "kind"}],
+                                    "starts": [[x, y], ...],
+                                    "grid": {"n", "x": [n], "y": [n], "f": [n rows (y)][n (x)]},
+                                    "levels": [L increasing contour levels],
+                                    "contours": [{"level", "lines": [[[x, y], ...], ...]}]}
+    POST /api/run                  request:
+                                   {"landscape": "rosenbrock",
+                                    "optimizers": [{"name": "adam", "lr": 0.05, "rho1": 0.9, ...}],
+                                    "starts": [[x, y], ...],
+                                    "steps": 500,
+                                    "tol_f": 1e-10}           (optional: stop at f − f* < tol_f)
+                                   response:
+                                   {"landscape", "steps", "starts", "f_star", "seconds",
+                                    "runs": [one per optimizer, in request order:
+                                      {"name", "hyper": {every hyperparameter, defaults included},
+                                       "steps": steps taken (< the budget if all stopped early),
+                                       "x": [B starts][T+1][2], "f": [B][T+1],
+                                       "step_length": [B][T]      ‖x_{k+1} − x_k‖ (= ‖s_k‖ for
+                                                                  momentum),
+                                       "effective_step": [B][T][2] α/(√r̂+ε) per coordinate for
+                                                                  adagrad, rmsprop, adam; else null,
+                                       "diverged_at": [B] step or null,
+                                       "steps_to_target": [B] step or null,
+                                       "seconds": server time of this run (0 when cached)}]}
+
+An optimizer's hyperparameters are those of ``firstorder.rules.RULES[name].hyper`` (lr for α,
+rho for ρ, rho1/rho2 for ρ₁/ρ₂, eps for ε, damping for λ, bias_correction for Adam); the ones
+left out take the rule's default. A request that is not valid gets a 4xx answer
+``{"error": one sentence, "field": "optimizers[1].rho"}``: 400 for a body that is not a JSON
+object (NaN and Infinity are not JSON), 404 for an unknown path or landscape in a GET, 405 for
+a wrong method, 413 for a body over 64 KiB, 422 for a value out of range (an unknown landscape
+or optimizer, a hyperparameter outside its domain, more than 20 starts, 2000 steps or 6
+optimizers, a number that is not finite, a field that does not exist, n outside [10, 300]).
+The checks are in :mod:`firstorder.serve.validate`; user text is only compared with the
+registries' names, never evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from firstorder import landscapes, rules
+from firstorder.run import run
+from firstorder.serve import validate
+from firstorder.serve.validate import RequestError, show
+
+CACHE_SIZE = 64  # finished runs kept, so that moving one optimizer's slider reruns only that one
+STATIC = resources.files("firstorder.serve") / "static"
+STATIC_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "playground.js": "text/javascript; charset=utf-8",
+    "playground.css": "text/css; charset=utf-8",
+}
+
+
+def _dumps(payload: object) -> str:
+    # json.dumps directly: FastAPI's encoder is slow on long lists; NaN is not JSON
+    return json.dumps(payload, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(_dumps(payload), status_code=status, media_type="application/json")
+
+
+def _error(status: int, field: str, message: str) -> Response:
+    return _json({"error": message, "field": field}, status)
+
+
+def _plain(t: torch.Tensor | np.ndarray) -> list:
+    """A tensor as nested lists, every non-finite value (a diverged run) as None."""
+    a = t.numpy() if isinstance(t, torch.Tensor) else t
+    if np.isfinite(a).all():
+        return a.tolist()
+    return np.where(np.isfinite(a), a, None).tolist()
+
+
+# --- the contour map ------------------------------------------------------------------------------
+
+
+def _point(p: landscapes.Point) -> dict[str, object]:
+    return {"x": list(p.x[:2]), "f": p.f, "kind": p.kind}
+
+
+def landscape_grid(name: str, n: int) -> dict[str, object]:
+    """The contour map of ``name``: values on an n × n grid over its window, levels, lines."""
+    import contourpy
+
+    f = validate.landscape(name, "name", 404)
+    (x0, x1), (y0, y1) = f.window
+    xs = torch.linspace(x0, x1, n, dtype=torch.float64)
+    ys = torch.linspace(y0, y1, n, dtype=torch.float64)
+    X, Y = torch.meshgrid(xs, ys, indexing="xy")  # row j holds y_j
+    with torch.no_grad():
+        Z = f(torch.stack([X, Y], dim=-1)).numpy()
+    # log-spaced levels above the lowest value show canyons, plateaus and wells alike
+    lo = float(np.nanmin(Z))
+    hi = float(np.nanpercentile(Z - lo, 98))
+    levels = (lo + np.geomspace(max(hi * 1e-5, 1e-12), hi, 18)).tolist()
+    gen = contourpy.contour_generator(X.numpy(), Y.numpy(), Z, line_type="Separate")
+    contours = [
+        {"level": lv, "lines": [np.round(line, 5).tolist() for line in gen.lines(lv)]}
+        for lv in levels
+    ]
+    return {
+        "name": f.name,
+        "description": f.description,
+        "obstacles": list(f.obstacles),
+        "dim": f.dim,
+        "bound": f.bound,
+        "window": [list(f.window[0]), list(f.window[1])],
+        "f_star": f.f_star if f.minima else None,
+        "minima": [_point(p) for p in f.minima],
+        "saddles": [_point(p) for p in f.saddles],
+        "maxima": [_point(p) for p in f.maxima],
+        "starts": [list(s[:2]) for s in f.starts],
+        "grid": {"n": n, "x": xs.tolist(), "y": ys.tolist(), "f": _plain(Z)},
+        "levels": levels,
+        "contours": contours,
+    }
+
+
+# --- running -----------------------------------------------------------------------------------
+
+_cache: OrderedDict[tuple, str] = OrderedDict()
+_lock = threading.Lock()
+_running = threading.Lock()
+
+
+def run_one(landscape: str, name: str, hyper: dict, starts: list, steps: int, tol_f) -> str:
+    """One optimizer from every start, as a JSON object: firstorder.run's result, [B] first.
+
+    Finished runs are kept as JSON text: moving one optimizer's slider reruns that optimizer
+    only, and the others cost neither a run nor a second encoding.
+    """
+    key = (landscape, name, tuple(sorted(hyper.items())), json.dumps(starts), steps, tol_f)
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return '{"seconds":0,' + _cache[key][1:]
+    with _running:  # one run at a time: parallel runs only slow each other down on few cores
+        t0 = time.perf_counter()
+        r = run(
+            validate.landscape(landscape),
+            name,
+            starts=starts,
+            steps=steps,
+            tol_f=tol_f,
+            record="full",
+            **hyper,
+        )
+        seconds = time.perf_counter() - t0
+    eff = r.effective_step
+    text = _dumps(
+        {
+            "name": name,
+            "hyper": {k: v[0] for k, v in r.hyper.items()},
+            "steps": r.steps,
+            # run's [T+1, C=1, B, d] -> [B, T+1, d]: one path per start
+            "x": _plain(r.x[:, 0].transpose(0, 1)),
+            "f": _plain(r.f[:, 0].T),
+            "step_length": _plain(r.step_length[:, 0].T),
+            "effective_step": None if eff is None else _plain(eff[:, 0].transpose(0, 1)),
+            "diverged_at": [v if v >= 0 else None for v in r.diverged_at[0].tolist()],
+            "steps_to_target": [v if v >= 0 else None for v in r.steps_to_target[0].tolist()],
+        }
+    )
+    with _lock:
+        _cache[key] = text
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return f'{{"seconds":{seconds:.6f},' + text[1:]
+
+
+def run_request(req: dict[str, Any]) -> str:
+    """Every optimizer of a parsed request, in order, as the JSON text of the response."""
+    t0 = time.perf_counter()
+    runs = [
+        run_one(req["landscape"], name, hyper, req["starts"], req["steps"], req["tol_f"])
+        for name, hyper in req["optimizers"]
+    ]
+    f = validate.landscape(req["landscape"])
+    head = _dumps(
+        {
+            "landscape": req["landscape"],
+            "steps": req["steps"],
+            "starts": req["starts"],
+            "f_star": f.f_star if f.minima else None,
+            "seconds": time.perf_counter() - t0,
+        }
+    )
+    return head[:-1] + ',"runs":[' + ",".join(runs) + "]}"
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, read no further than MAX_BODY + 1 bytes (a huge body is refused, not stored)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > validate.MAX_BODY:
+            break
+    return body
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+
+def create_app() -> FastAPI:
+    """The playground: the page at / and the JSON API under /api."""
+    app = FastAPI(
+        title="firstorder playground",
+        docs_url=None,  # the interactive docs load scripts from a CDN; the schema is documented
+        redoc_url=None,  # in this module's docstring and the README instead
+        openapi_url=None,
+    )
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, err: RequestError) -> Response:
+        return _error(err.status, err.field, str(err))
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, err: Exception) -> Response:
+        return _error(
+            404,
+            "path",
+            f"path must be /, /api/landscapes, /api/landscape/NAME or "
+            f"/api/run, got {show(request.url.path)}.",
+        )
+
+    @app.exception_handler(405)
+    async def bad_method(request: Request, err: Exception) -> Response:
+        return _error(405, "method", f"method {request.method} is not allowed on this path.")
+
+    @app.get("/")
+    def index() -> Response:
+        return page("index.html")
+
+    @app.get("/static/{name}")
+    def page(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise RequestError(
+                404, "path", f"static file must be one of {', '.join(STATIC_FILES)}."
+            )
+        return FileResponse(str(STATIC / name), media_type=STATIC_FILES[name])
+
+    @app.get("/api/landscapes")
+    def list_landscapes() -> Response:
+        items = []
+        for name in validate.names():
+            f = validate.landscape(name)
+            items.append(
+                {
+                    "name": name,
+                    "description": f.description,
+                    "obstacles": list(f.obstacles),
+                    "dim": f.dim,
+                }
+            )
+        optimizers = [{"name": n, "hyper": dict(r.hyper)} for n, r in rules.RULES.items()]
+        limits = {
+            "starts": validate.MAX_STARTS,
+            "steps": validate.MAX_STEPS,
+            "optimizers": validate.MAX_OPTIMIZERS,
+            "grid": list(validate.GRID),
+        }
+        return _json({"landscapes": items, "optimizers": optimizers, "limits": limits})
+
+    @app.get("/api/landscape/{name}")
+    def get_landscape(name: str, n: str = "120") -> Response:
+        return _json(landscape_grid(name, validate.grid_size(n)))
+
+    @app.post("/api/run")
+    async def post_run(request: Request) -> Response:
+        req = validate.parse_run(await _read_body(request))
+        # torch works in a thread, so the server stays responsive while it runs
+        text = await run_in_threadpool(run_request, req)
+        return Response(text, media_type="application/json")
+
+    return app

@@ -1,0 +1,697 @@
+// The firstorder playground. It draws what the server's firstorder.run returns; it never
+// computes an update rule itself. All text from the server or the URL goes in by textContent.
+"use strict";
+
+// --- the optimizers the page offers: how each hyperparameter is shown -----------------------
+const COLORS = {
+  gd: "#1f6fc4", momentum: "#d62728", adagrad: "#2a9d3a",
+  rmsprop: "#8c4fc9", adam: "#f07800", newton: "#6b4a2e",
+};
+const EQUATIONS = {
+  gd: "θ ← θ − αg",
+  momentum: "s ← ρs − αg; θ ← θ + s",
+  adagrad: "θ ← θ − α/(√r+ε) g",
+  rmsprop: "θ ← θ − α/(√r+ε) g",
+  adam: "θ ← θ − α/(√r̂+ε) ŝ",
+  newton: "θ ← θ − α(H+λI)⁻¹g",
+};
+const LABELS = { gd: "GD", momentum: "Momentum", adagrad: "AdaGrad", rmsprop: "RMSProp",
+  adam: "Adam", newton: "Newton" };
+// the page's starting α (rules.py leaves α without default for four rules)
+const START_LR = { gd: 1e-3, momentum: 1e-3, adagrad: 0.5, rmsprop: 0.01, adam: 0.05, newton: 1 };
+const START_ON = ["gd", "momentum", "rmsprop", "adam"];
+const SYMBOL = { lr: "α", rho: "ρ", rho1: "ρ₁", rho2: "ρ₂", eps: "ε", damping: "λ" };
+// slider position v <-> value: α and ε on a log scale, ρ as 1 − 10^(−v) (0, 0.9, 0.99, ...)
+const SCALES = {
+  lr: { min: -5, max: 1, step: 0.01, to: (v) => sig(10 ** v, 3), from: (x) => Math.log10(x) },
+  eps: { min: -10, max: 0, step: 0.1, to: (v) => sig(10 ** v, 2), from: (x) => Math.log10(x) },
+  rho: { min: 0, max: 3, step: 0.01, to: (v) => sig(1 - 10 ** -v, 4), from: (x) => -Math.log10(1 - x) },
+  rho1: { min: 0, max: 3, step: 0.01, to: (v) => sig(1 - 10 ** -v, 4), from: (x) => -Math.log10(1 - x) },
+  rho2: { min: 0, max: 4, step: 0.01, to: (v) => sig(1 - 10 ** -v, 4), from: (x) => -Math.log10(1 - x) },
+  damping: { min: 0, max: 5, step: 0.05, to: (v) => sig(v, 3), from: (x) => x },
+};
+const TOL_F = 1e-10;
+
+function power(e) {  // 10 to the integer e, as a student writes it: 10⁻³
+  const sup = { "-": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
+  return e === 0 ? "1" : e === 1 ? "10" : "10" + [...String(e)].map((c) => sup[c]).join("");
+}
+function sig(x, digits) { return Number(x.toPrecision(digits)); }
+function fmt(x) {
+  if (x === null || x === undefined) return "—";
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  return a >= 1e4 || a < 1e-3 ? sig(x, 3).toExponential() : String(sig(x, 3));
+}
+const $ = (id) => document.getElementById(id);
+function el(tag, attrs = {}, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// --- state: everything a link has to carry -----------------------------------------------
+const state = {
+  landscape: "rosenbrock",
+  steps: 500,
+  opts: {},     // name -> {on, hyper: {lr, rho, ...}}
+  starts: [],   // [[x, y], ...]
+  k: null,      // scrubbed step (null: the last)
+};
+let meta = null;          // /api/landscapes
+let land = null;          // /api/landscape/NAME
+let result = null;        // /api/run
+let background = null;    // offscreen canvas: bands, contours, critical points
+
+function initialOpts() {
+  for (const o of meta.optimizers) {
+    const hyper = {};
+    for (const [k, d] of Object.entries(o.hyper)) hyper[k] = d === null ? START_LR[o.name] : d;
+    if ("lr" in hyper && START_LR[o.name] !== undefined) hyper.lr = START_LR[o.name];
+    state.opts[o.name] = { on: START_ON.includes(o.name), hyper };
+  }
+}
+
+// The query string: ?landscape=NAME&steps=T&opt=adam,lr=0.05,rho1=0.9&start=x,y&start=...
+function readURL() {
+  const q = new URLSearchParams(location.search);
+  const names = meta.landscapes.map((l) => l.name);
+  if (names.includes(q.get("landscape"))) state.landscape = q.get("landscape");
+  const T = Number(q.get("steps"));
+  if (Number.isInteger(T) && T >= 1 && T <= meta.limits.steps) state.steps = T;
+  const opts = q.getAll("opt");
+  if (opts.length) {
+    for (const o of Object.values(state.opts)) o.on = false;
+    for (const text of opts) {
+      const [name, ...pairs] = text.split(",");
+      const o = state.opts[name];
+      if (!o) continue;
+      o.on = true;
+      for (const p of pairs) {
+        const [k, v] = p.split("=");
+        if (!(k in o.hyper)) continue;
+        if (k === "bias_correction") o.hyper[k] = v === "1" || v === "true";
+        else if (v !== "" && Number.isFinite(Number(v))) o.hyper[k] = Number(v);
+      }
+    }
+  }
+  const starts = q.getAll("start").map((s) => s.split(",").map(Number))
+    .filter((p) => p.length === 2 && p.every(Number.isFinite));
+  return starts.slice(0, meta.limits.starts);
+}
+
+function writeURL() {
+  const q = new URLSearchParams();
+  q.set("landscape", state.landscape);
+  q.set("steps", String(state.steps));
+  for (const [name, o] of Object.entries(state.opts)) {
+    if (!o.on) continue;
+    const pairs = Object.entries(o.hyper)
+      .map(([k, v]) => `${k}=${k === "bias_correction" ? (v ? 1 : 0) : v}`);
+    q.append("opt", [name, ...pairs].join(","));
+  }
+  for (const p of state.starts) q.append("start", p.join(","));
+  history.replaceState(null, "", "?" + q.toString().replaceAll("%2C", ",").replaceAll("%3D", "="));
+}
+
+// --- controls ----------------------------------------------------------------------------
+function buildControls() {
+  const select = $("landscape");
+  for (const l of meta.landscapes) {
+    select.append(el("option", { value: l.name }, `${l.name} (${l.obstacles.join(", ") || "—"})`));
+  }
+  select.value = state.landscape;
+  select.addEventListener("change", async () => {
+    state.landscape = select.value;
+    await loadLandscape(true);
+  });
+
+  const box = $("optimizers");
+  for (const o of meta.optimizers) {
+    const s = state.opts[o.name];
+    const div = el("div", { class: "opt" + (s.on ? " on" : ""), "data-name": o.name });
+    const title = el("label", { class: "title" });
+    const cb = el("input", { type: "checkbox", id: `${o.name}-on` });
+    cb.checked = s.on;
+    cb.addEventListener("change", () => {
+      s.on = cb.checked;
+      div.classList.toggle("on", s.on);
+      changed(true);
+    });
+    const sw = el("span", { class: "swatch" });
+    sw.style.background = COLORS[o.name] || "#333";
+    title.append(cb, sw, el("b", {}, LABELS[o.name] || o.name), el("span", { class: "eq" }, EQUATIONS[o.name] || ""));
+    const params = el("div", { class: "params" });
+    for (const k of Object.keys(o.hyper)) {
+      if (k === "bias_correction") {
+        const lab = el("label", { class: "check" });
+        const c = el("input", { type: "checkbox", id: `${o.name}-${k}` });
+        c.checked = !!s.hyper[k];
+        c.addEventListener("change", () => { s.hyper[k] = c.checked; changed(false); });
+        lab.append(c, document.createTextNode(" bias correction (ŝ, r̂)"));
+        params.append(lab);
+        continue;
+      }
+      const sc = SCALES[k];
+      if (!sc) continue;
+      const lab = el("label", { class: "slider" });
+      const input = el("input", { type: "range", id: `${o.name}-${k}`, min: sc.min, max: sc.max, step: sc.step });
+      const out = el("output", {}, fmt(s.hyper[k]));
+      input.value = String(clamp(sc.from(s.hyper[k]), sc.min, sc.max));
+      input.addEventListener("input", () => {
+        s.hyper[k] = sc.to(Number(input.value));
+        out.textContent = fmt(s.hyper[k]);
+        changed(false);
+      });
+      lab.append(el("span", { class: "name" }, SYMBOL[k] || k), input, out);
+      params.append(lab);
+    }
+    div.append(title, params);
+    box.append(div);
+  }
+
+  const steps = $("steps");
+  steps.value = String(state.steps);
+  $("steps-out").textContent = String(state.steps);
+  steps.addEventListener("input", () => {
+    state.steps = Number(steps.value);
+    $("steps-out").textContent = String(state.steps);
+    changed(false);
+  });
+  $("scrub").addEventListener("input", () => {
+    state.k = Number($("scrub").value);
+    $("scrub-out").textContent = String(state.k);
+    drawAll();
+  });
+  $("starts-default").addEventListener("click", () => {
+    state.starts = land.starts.map((p) => p.slice());
+    changed(false);
+  });
+  $("starts-clear").addEventListener("click", () => { state.starts = []; changed(false); });
+  $("copy-link").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(location.href); $("timing").textContent = "link copied"; }
+    catch { $("timing").textContent = "copy the address bar: it holds the state"; }
+  });
+  const map = $("map");
+  map.addEventListener("click", (ev) => clickMap(ev, ev.shiftKey));
+  map.addEventListener("contextmenu", (ev) => { ev.preventDefault(); clickMap(ev, true); });
+}
+
+function clamp(x, lo, hi) { return Math.min(hi, Math.max(lo, Number.isFinite(x) ? x : lo)); }
+
+function clickMap(ev, remove) {
+  if (!land) return;
+  const r = ev.target.getBoundingClientRect();
+  const px = ((ev.clientX - r.left) / r.width) * MAP.w;
+  const py = ((ev.clientY - r.top) / r.height) * MAP.h;
+  const [x, y] = toWorld(px, py);
+  if (remove) {
+    if (!state.starts.length) return;
+    let best = 0;
+    state.starts.forEach((p, i) => {
+      if (dist2(p, [x, y]) < dist2(state.starts[best], [x, y])) best = i;
+    });
+    state.starts.splice(best, 1);
+  } else {
+    if (state.starts.length >= meta.limits.starts) {
+      showError(`At most ${meta.limits.starts} start points; shift+click removes one.`);
+      return;
+    }
+    const [[x0, x1], [y0, y1]] = land.window;
+    const dx = (x1 - x0) / 1000, dy = (y1 - y0) / 1000;
+    state.starts.push([sig(Math.round(x / dx) * dx, 6), sig(Math.round(y / dy) * dy, 6)]);
+  }
+  changed(false);
+}
+function dist2(a, b) { return (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2; }
+
+// --- talking to the server ---------------------------------------------------------------
+async function getJSON(url, options) {
+  const res = await fetch(url, options);
+  let data = null;
+  try { data = await res.json(); } catch { /* not JSON */ }
+  if (!res.ok) throw new Error(data && data.error ? data.error : `${url}: HTTP ${res.status}`);
+  return data;
+}
+
+async function loadLandscape(resetStarts) {
+  land = await getJSON(`/api/landscape/${encodeURIComponent(state.landscape)}?n=140`);
+  if (resetStarts) state.starts = land.starts.map((p) => p.slice());
+  $("landscape-desc").textContent = land.description;
+  const chips = $("landscape-obstacles");
+  chips.replaceChildren(...land.obstacles.map((o) => el("span", {}, o)));
+  sizeMap();
+  background = null;
+  result = null;
+  changed(false);
+}
+
+let timer = null, inflight = false, pending = false, changedAt = 0;
+function changed(immediate) {
+  writeURL();
+  changedAt = changedAt || performance.now();
+  clearTimeout(timer);
+  drawAll();
+  timer = setTimeout(sendRun, immediate ? 0 : 40);   // debounce the sliders
+}
+
+// One request at a time; while one runs, the newest state waits and goes next (the sliders
+// may move faster than the server answers, and old states are never worth computing).
+async function sendRun() {
+  if (inflight) { pending = true; return; }
+  const on = Object.entries(state.opts).filter(([, o]) => o.on);
+  if (!on.length || !state.starts.length || !land) {
+    result = null;
+    showError(!on.length ? "Choose an optimizer." : !state.starts.length ? "Click the map to add a start point." : "");
+    drawAll();
+    finish();
+    return;
+  }
+  const body = {
+    landscape: state.landscape,
+    optimizers: on.map(([name, o]) => ({ name, ...o.hyper })),
+    starts: state.starts,
+    steps: state.steps,
+    tol_f: TOL_F,
+  };
+  inflight = true;
+  const t0 = changedAt || performance.now();
+  changedAt = 0;
+  try {
+    const data = await getJSON("/api/run", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    if (data.landscape === state.landscape) {
+      result = data;
+      showError("");
+      drawAll();
+      document.body.dataset.runs = String(Number(document.body.dataset.runs || 0) + 1);
+      const ms = performance.now() - t0;
+      const fresh = data.runs.filter((r) => r.seconds > 0).length;
+      $("timing").textContent = `updated ${Math.round(ms)} ms after the change (server: ` + (fresh
+        ? `firstorder.run took ${Math.round(1000 * data.seconds)} ms for ` +
+          (fresh === data.runs.length ? `all ${fresh} optimizers)` : `${fresh} of ${data.runs.length} optimizers, the others were cached)`)
+        : "every run was cached)");
+      document.body.dataset.lastMs = String(Math.round(ms));
+    }
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    inflight = false;
+    if (pending) { pending = false; sendRun(); } else finish();
+  }
+}
+function finish() { document.body.dataset.status = "ready"; }
+function showError(text) { $("error").textContent = text; }
+
+// --- the map ----------------------------------------------------------------------------
+const MAP = { w: 640, h: 560, pad: 0, scale: 1 };
+function sizeMap() {
+  const [[x0, x1], [y0, y1]] = land.window;
+  const ratio = clamp((y1 - y0) / (x1 - x0), 0.5, 1.05);
+  MAP.w = 640;
+  MAP.h = Math.round(640 * ratio);
+  setupCanvas($("map"), MAP.w, MAP.h);
+}
+function setupCanvas(c, w, h) {
+  const dpr = window.devicePixelRatio || 1;
+  c.width = Math.round(w * dpr);
+  c.height = Math.round(h * dpr);
+  c.style.aspectRatio = `${w} / ${h}`;
+  const ctx = c.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return ctx;
+}
+function toPx(x, y) {
+  const [[x0, x1], [y0, y1]] = land.window;
+  return [((x - x0) / (x1 - x0)) * MAP.w, MAP.h - ((y - y0) / (y1 - y0)) * MAP.h];
+}
+function toWorld(px, py) {
+  const [[x0, x1], [y0, y1]] = land.window;
+  return [x0 + (px / MAP.w) * (x1 - x0), y0 + ((MAP.h - py) / MAP.h) * (y1 - y0)];
+}
+
+// light bands (low) to slate (high): quiet enough that the paths stand out
+function bandColor(t) {
+  const a = [255, 251, 232], b = [214, 226, 238], c = [150, 168, 198];
+  const [p, q, s] = t < 0.5 ? [a, b, t / 0.5] : [b, c, (t - 0.5) / 0.5];
+  return p.map((v, i) => Math.round(v + (q[i] - v) * s));
+}
+
+function drawBackground() {
+  const dpr = window.devicePixelRatio || 1;
+  const bg = document.createElement("canvas");
+  bg.width = Math.round(MAP.w * dpr);
+  bg.height = Math.round(MAP.h * dpr);
+  const ctx = bg.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  // shaded by rank (each shade covers the same area), one pixel per grid point, smoothed
+  const n = land.grid.n, F = land.grid.f;
+  const sorted = F.flat().filter((v) => v !== null).sort((a, b) => a - b);
+  const rank = (v) => {
+    let lo = 0, hi = sorted.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (sorted[mid] < v) lo = mid + 1; else hi = mid; }
+    return lo / Math.max(1, sorted.length - 1);
+  };
+  const img = document.createElement("canvas");
+  img.width = n; img.height = n;
+  const ictx = img.getContext("2d");
+  const data = ictx.createImageData(n, n);
+  for (let j = 0; j < n; j++) {
+    for (let i = 0; i < n; i++) {
+      const v = F[j][i];
+      const [r, g, b] = bandColor(v === null ? 1 : rank(v));
+      const o = 4 * ((n - 1 - j) * n + i);
+      data.data[o] = r; data.data[o + 1] = g; data.data[o + 2] = b; data.data[o + 3] = 255;
+    }
+  }
+  ictx.putImageData(data, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(img, 0, 0, MAP.w, MAP.h);
+  // contour lines
+  ctx.lineWidth = 0.8;
+  ctx.strokeStyle = "rgba(40, 55, 80, 0.35)";
+  for (const c of land.contours) {
+    for (const line of c.lines) {
+      ctx.beginPath();
+      line.forEach(([x, y], i) => { const [px, py] = toPx(x, y); i ? ctx.lineTo(px, py) : ctx.moveTo(px, py); });
+      ctx.stroke();
+    }
+  }
+  // axes ticks
+  ctx.fillStyle = "rgba(30,35,48,0.8)";
+  ctx.font = "11px system-ui, sans-serif";
+  const [[x0, x1], [y0, y1]] = land.window;
+  for (const t of ticks(x0, x1, 6)) {
+    const [px] = toPx(t, y0);
+    if (px < 24 || px > MAP.w - 50) continue;  // the corners hold the axes' names
+    ctx.fillRect(px, MAP.h - 5, 1, 5);
+    ctx.fillText(fmt(t), px + 2, MAP.h - 7);
+  }
+  for (const t of ticks(y0, y1, 6)) {
+    const [, py] = toPx(x0, t);
+    if (py < 24 || py > MAP.h - 24) continue;
+    ctx.fillRect(0, py, 5, 1);
+    ctx.fillText(fmt(t), 7, py - 2);
+  }
+  ctx.font = "italic 12px system-ui, sans-serif";
+  ctx.fillText("θ₁ →", MAP.w - 40, MAP.h - 20);
+  ctx.fillText("θ₂ ↑", 8, 16);
+  background = bg;
+}
+
+function marker(ctx, x, kind) {
+  const [px, py] = toPx(x[0], x[1]);
+  ctx.save();
+  ctx.lineWidth = 1.2;
+  if (kind === "min") {
+    star(ctx, px, py, 8, 3.5);
+    ctx.fillStyle = "#ffc400"; ctx.strokeStyle = "#1d2330"; ctx.fill(); ctx.stroke();
+  } else if (kind === "saddle") {
+    ctx.strokeStyle = "#1d2330"; ctx.lineWidth = 2;
+    ctx.beginPath(); ctx.moveTo(px - 5, py - 5); ctx.lineTo(px + 5, py + 5);
+    ctx.moveTo(px + 5, py - 5); ctx.lineTo(px - 5, py + 5); ctx.stroke();
+  } else {
+    ctx.beginPath(); ctx.moveTo(px, py - 6); ctx.lineTo(px + 5, py + 4); ctx.lineTo(px - 5, py + 4);
+    ctx.closePath(); ctx.fillStyle = "#1d2330"; ctx.fill();
+  }
+  ctx.restore();
+}
+function star(ctx, x, y, R, r) {
+  ctx.beginPath();
+  for (let i = 0; i < 10; i++) {
+    const a = -Math.PI / 2 + (i * Math.PI) / 5, q = i % 2 ? r : R;
+    ctx.lineTo(x + q * Math.cos(a), y + q * Math.sin(a));
+  }
+  ctx.closePath();
+}
+
+function drawMap() {
+  const c = $("map");
+  const ctx = c.getContext("2d");
+  const dpr = window.devicePixelRatio || 1;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, c.width, c.height);
+  if (!land) return;
+  if (!background) drawBackground();
+  ctx.drawImage(background, 0, 0);
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  let total = 0;
+  const k = currentK();
+  if (result) {
+    for (const run of result.runs) {
+      const color = COLORS[run.name] || "#333";
+      run.x.forEach((path, b) => {
+        total += drawPath(ctx, path, color, run.diverged_at[b], k);
+      });
+    }
+  }
+  // critical points and starts on top, the starts numbered as in the table
+  for (const p of land.maxima) marker(ctx, p.x, "max");
+  for (const p of land.saddles) marker(ctx, p.x, "saddle");
+  for (const p of land.minima) marker(ctx, p.x, "min");
+  ctx.font = "bold 11px system-ui, sans-serif";
+  state.starts.forEach((p, i) => {
+    const [px, py] = toPx(p[0], p[1]);
+    ctx.beginPath(); ctx.arc(px, py, 5, 0, 2 * Math.PI);
+    ctx.fillStyle = "#fff"; ctx.fill(); ctx.lineWidth = 1.5; ctx.strokeStyle = "#1d2330"; ctx.stroke();
+    ctx.fillStyle = "#1d2330";
+    ctx.fillText(String(i + 1), px + 7, py - 6);
+  });
+  c.dataset.pathLength = total.toFixed(6);
+  c.dataset.paths = String(result ? result.runs.reduce((s, r) => s + r.x.length, 0) : 0);
+}
+
+function drawPath(ctx, path, color, divergedAt, k) {
+  // the iterates θ_0 .. θ_k that are finite; a diverged run ends in ✕ at its last finite point
+  let length = 0, last = null;
+  ctx.save();
+  ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 1.8; ctx.globalAlpha = 0.95;
+  ctx.beginPath();
+  const end = Math.min(path.length - 1, k);
+  const pts = [];
+  for (let t = 0; t <= end; t++) {
+    const p = path[t];
+    if (!p || p[0] === null || p[1] === null) break;
+    const q = toPx(p[0], p[1]);
+    if (!Number.isFinite(q[0]) || !Number.isFinite(q[1]) || Math.abs(q[0]) > 1e6 || Math.abs(q[1]) > 1e6) break;
+    if (last) { ctx.lineTo(q[0], q[1]); length += Math.hypot(p[0] - last[0], p[1] - last[1]); }
+    else ctx.moveTo(q[0], q[1]);
+    last = p; pts.push(q);
+  }
+  ctx.stroke();
+  // one dot per iterate: their spacing is the step length along the path
+  const dots = pts.length > 600 ? Math.ceil(pts.length / 600) : 1;
+  for (let t = 0; t < pts.length; t += dots) {
+    ctx.beginPath(); ctx.arc(pts[t][0], pts[t][1], 1.7, 0, 2 * Math.PI); ctx.fill();
+  }
+  if (pts.length) {
+    const [px, py] = pts[pts.length - 1];
+    if (divergedAt !== null && divergedAt <= k) {
+      ctx.lineWidth = 2.5; ctx.beginPath();
+      ctx.moveTo(px - 6, py - 6); ctx.lineTo(px + 6, py + 6); ctx.moveTo(px + 6, py - 6); ctx.lineTo(px - 6, py + 6);
+      ctx.stroke();
+    } else {
+      ctx.beginPath(); ctx.arc(px, py, 4, 0, 2 * Math.PI); ctx.fill();
+      ctx.strokeStyle = "#fff"; ctx.lineWidth = 1.2; ctx.stroke();
+    }
+  }
+  ctx.restore();
+  return length;
+}
+
+function currentK() {
+  const T = result ? Math.max(...result.runs.map((r) => r.steps)) : state.steps;
+  const scrub = $("scrub");
+  if (Number(scrub.max) !== T) {
+    scrub.max = String(T);
+    if (state.k === null || state.k > T) { scrub.value = String(T); $("scrub-out").textContent = String(T); }
+  }
+  return state.k === null ? T : Math.min(state.k, T);
+}
+
+// --- the plots ----------------------------------------------------------------------------
+function ticks(lo, hi, n) {
+  const span = hi - lo;
+  if (!(span > 0)) return [lo];
+  const raw = span / n, mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const out = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9 * span; t += step) out.push(Math.abs(t) < 1e-12 * span ? 0 : t);
+  return out;
+}
+
+// series: [{color, dash, values: [number|null]}]; log: y on a log scale (values <= 0 dropped)
+function plot(canvas, { title, xlabel, log, series, k, note }) {
+  const W = 440, H = 210, m = { l: 50, r: 16, t: 24, b: 30 };
+  const ctx = setupCanvas(canvas, W, H);
+  ctx.clearRect(0, 0, W, H);
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
+  ctx.fillStyle = "#1d2330"; ctx.font = "600 12px system-ui, sans-serif";
+  ctx.fillText(title, 8, 15);
+  const tr = (v) => (log ? (v > 0 ? Math.log10(v) : null) : v);
+  let xmax = 1, lo = Infinity, hi = -Infinity;
+  const all = [];
+  for (const s of series) {
+    xmax = Math.max(xmax, s.values.length - 1 + (s.offset || 0));
+    for (const v of s.values) {
+      const y = v === null ? null : tr(v);
+      if (y !== null && Number.isFinite(y)) { lo = Math.min(lo, y); hi = Math.max(hi, y); all.push(y); }
+    }
+  }
+  if (log && all.length) {
+    // a diverging run climbs to 1e300: keep the scale of the others, let it leave the top
+    all.sort((a, b) => a - b);
+    hi = Math.min(hi, all[Math.floor(0.9 * (all.length - 1))] + 3);
+  }
+  const pw = W - m.l - m.r, ph = H - m.t - m.b;
+  ctx.strokeStyle = "#c9cfda"; ctx.strokeRect(m.l, m.t, pw, ph);
+  ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#5b6475";
+  ctx.fillText(xlabel, m.l + pw / 2 - 20, H - 4);
+  canvas.dataset.series = String(series.length);
+  if (!(hi >= lo)) {
+    ctx.fillText(note || "nothing to show", m.l + 10, m.t + 20);
+    return;
+  }
+  if (hi - lo < 1e-12) { lo -= log ? 1 : Math.abs(lo) * 0.1 + 1e-9; hi += log ? 1 : Math.abs(hi) * 0.1 + 1e-9; }
+  const pad = 0.06 * (hi - lo);  // lines on the frame would hide
+  lo -= pad; hi += pad;
+  const X = (t) => m.l + (t / xmax) * pw, Y = (y) => m.t + ph - ((y - lo) / (hi - lo)) * ph;
+  // grid and ticks
+  ctx.strokeStyle = "#eef0f4"; ctx.fillStyle = "#5b6475";
+  const yt = log ? ticks(Math.floor(lo), Math.ceil(hi), Math.min(6, Math.ceil(hi) - Math.floor(lo))).filter((t) => Number.isInteger(t)) : ticks(lo, hi, 5);
+  for (const t of yt) {
+    if (t < lo - 1e-9 || t > hi + 1e-9) continue;
+    ctx.beginPath(); ctx.moveTo(m.l, Y(t)); ctx.lineTo(m.l + pw, Y(t)); ctx.stroke();
+    ctx.fillText(log ? power(t) : fmt(t), 4, Y(t) + 4);
+  }
+  for (const t of ticks(0, xmax, 5)) {
+    ctx.beginPath(); ctx.moveTo(X(t), m.t); ctx.lineTo(X(t), m.t + ph); ctx.stroke();
+    ctx.fillText(String(t), X(t) - 6, m.t + ph + 13);
+  }
+  ctx.save();
+  ctx.beginPath(); ctx.rect(m.l, m.t, pw, ph); ctx.clip();
+  for (const s of series) {
+    ctx.strokeStyle = s.color; ctx.lineWidth = s.width || 1.4; ctx.globalAlpha = s.alpha || 0.85;
+    ctx.setLineDash(s.dash || []);
+    ctx.beginPath();
+    let up = false;
+    s.values.forEach((v, t) => {
+      const y = v === null ? null : tr(v);
+      if (y === null || !Number.isFinite(y)) { up = false; return; }
+      const px = X(t + (s.offset || 0)), py = Y(y);
+      if (up) ctx.lineTo(px, py); else ctx.moveTo(px, py);
+      up = true;
+    });
+    ctx.stroke();
+  }
+  ctx.restore();
+  ctx.setLineDash([]);
+  if (k !== null && k < xmax) {
+    ctx.strokeStyle = "rgba(29,35,48,0.5)"; ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.moveTo(X(k), m.t); ctx.lineTo(X(k), m.t + ph); ctx.stroke();
+  }
+  if (note) { ctx.fillStyle = "#5b6475"; ctx.fillText(note, m.l + 6, m.t + 13); }
+}
+
+function drawPlots() {
+  const runs = result ? result.runs : [];
+  const k = result ? currentK() : null;
+  const fstar = result ? result.f_star : null;
+  const loss = [], steps = [], eff = [];
+  for (const run of runs) {
+    const color = COLORS[run.name] || "#333";
+    for (const f of run.f) {
+      loss.push({ color, values: f.map((v) => (v === null ? null : fstar === null ? v : Math.max(v - fstar, 1e-16))) });
+    }
+    for (const s of run.step_length) steps.push({ color, values: s, offset: 1 });
+    if (run.effective_step) {
+      for (const e of run.effective_step) {
+        eff.push({ color, values: e.map((p) => (p ? p[0] : null)), offset: 1 });
+        eff.push({ color, dash: [4, 3], values: e.map((p) => (p ? p[1] : null)), offset: 1 });
+      }
+    } else if (run.name === "gd" || run.name === "momentum") {
+      // the rule's step size is the constant α: drawn for comparison, nothing computed
+      eff.push({ color, dash: [1, 3], width: 1.6, values: [run.hyper.lr, run.hyper.lr], scaleTo: run.steps });
+    }
+  }
+  for (const s of eff) {
+    if (s.scaleTo) s.values = Array.from({ length: s.scaleTo }, () => s.values[0]), s.offset = 1;
+  }
+  plot($("plot-loss"), {
+    title: fstar === null ? "loss f(θ_k)" : "loss f(θ_k) − f*",
+    xlabel: "step k", log: fstar !== null, series: loss, k,
+    note: fstar === null ? "f is unbounded below here" : "",
+  });
+  plot($("plot-step"), {
+    title: "step length ‖θ_k − θ_k₋₁‖  (for momentum: the velocity ‖s_k‖)",
+    xlabel: "step k", log: true, series: steps, k,
+  });
+  plot($("plot-eff"), {
+    title: "effective step size α/(√r̂ + ε) per coordinate: θ₁ solid, θ₂ dashed",
+    xlabel: "step k", log: true, series: eff, k,
+    note: eff.length ? "GD, momentum: the constant α, dotted" : "adaptive rules only (AdaGrad, RMSProp, Adam)",
+  });
+}
+
+// --- the outcome table: diverged, reached, or where each run ended ------------------------------
+function drawTable() {
+  // one row per start, one column per optimizer: how each run ended
+  const table = $("outcomes");
+  table.replaceChildren();
+  if (!result) return;
+  const what = result.f_star === null ? "f" : "f − f*";
+  const caption = el("caption", {},
+    `${what} after ${result.steps} steps; ✓ k: ${what} < ${TOL_F} reached at step k`);
+  const head = el("tr");
+  head.append(el("th", {}, "start θ₀"));
+  for (const run of result.runs) {
+    const th = el("th");
+    const sw = el("span", { class: "swatch" });
+    sw.style.background = COLORS[run.name] || "#333";
+    const hyper = Object.entries(run.hyper).filter(([k]) => k in SYMBOL)
+      .map(([k, v]) => `${SYMBOL[k]}=${fmt(v)}`).join(" ");
+    th.append(sw, el("b", {}, LABELS[run.name] || run.name), el("span", { class: "hyper" }, hyper));
+    head.append(th);
+  }
+  table.append(caption, head);
+  result.starts.forEach((p, b) => {
+    const tr = el("tr");
+    tr.append(el("td", {}, `${b + 1}  (${fmt(p[0])}, ${fmt(p[1])})`));
+    for (const run of result.runs) {
+      const d = run.diverged_at[b], reached = run.steps_to_target[b];
+      let td;
+      if (d !== null) td = el("td", { class: "div" }, `diverged at step ${d}`);
+      else if (reached !== null) td = el("td", { class: "ok" }, `✓ ${reached}`);
+      else {
+        const f = run.f[b][run.f[b].length - 1];
+        td = el("td", {}, fmt(result.f_star === null ? f : f - result.f_star));
+      }
+      tr.append(td);
+    }
+    table.append(tr);
+  });
+}
+
+function drawAll() {
+  drawMap();
+  drawPlots();
+  drawTable();
+}
+
+// --- start ------------------------------------------------------------------------------
+async function main() {
+  try {
+    meta = await getJSON("/api/landscapes");
+    initialOpts();
+    const starts = readURL();
+    buildControls();
+    await loadLandscape(true);
+    if (starts.length) { state.starts = starts; changed(true); }
+  } catch (err) {
+    showError(err.message);
+    finish();
+  }
+}
+main();

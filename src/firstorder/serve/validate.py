@@ -1,0 +1,189 @@
+"""Checking a request to the playground's API before anything runs.
+
+Every check raises :class:`RequestError` with the HTTP status, the offending field (as
+``optimizers[1].rho``) and one sentence naming the field, the value and what is allowed. The
+limits bound the work one request can ask for: at most 6 optimizers × 20 starts × 2000 steps.
+User text is only compared with the registries' names (``landscapes.names()``,
+``rules.RULES``), never evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from typing import Any
+
+from firstorder import landscapes, rules
+
+MAX_STARTS = 20
+MAX_STEPS = 2000
+MAX_OPTIMIZERS = 6
+GRID = (10, 300)  # allowed n of the contour grid
+MAX_BODY = 64 * 1024  # bytes of a request body
+RUN_FIELDS = ("landscape", "optimizers", "starts", "steps", "tol_f")
+
+
+class RequestError(ValueError):
+    """A bad request: the HTTP status, the offending field and one sentence."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+def show(value: object, limit: int = 40) -> str:
+    """The user's value for an error message, cut short (it is data, shown, never run)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- the landscapes -----------------------------------------------------------------------------
+
+_landscapes: dict[str, landscapes.Landscape] = {}
+_lock = threading.Lock()
+
+
+def landscape(name: object, field: str = "landscape", status: int = 422):
+    """The 2-D surface ``name`` of the obstacle course, built once per process."""
+    if not isinstance(name, str) or name not in names():
+        raise RequestError(
+            status, field, f"{field} must be one of {', '.join(names())}; got {show(name)}."
+        )
+    with _lock:
+        if name not in _landscapes:
+            _landscapes[name] = landscapes.get(name)
+    return _landscapes[name]
+
+
+def names() -> list[str]:
+    """The surfaces the playground offers: all of them (each is 2-D with its defaults)."""
+    return landscapes.names()
+
+
+# --- a run request ------------------------------------------------------------------------------
+
+
+def _number(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RequestError(422, field, f"{field} must be a number, got {show(value)}.")
+    if not math.isfinite(value):
+        raise RequestError(422, field, f"{field} must be a finite number, got {value}.")
+    return float(value)
+
+
+def _integer(value: object, field: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    ):
+        raise RequestError(422, field, f"{field} must be an integer, got {show(value)}.")
+    if not lo <= value <= hi:
+        raise RequestError(422, field, f"{field} must be between {lo} and {hi}, got {show(value)}.")
+    return int(value)
+
+
+def _optimizer(spec: object, field: str) -> tuple[str, dict[str, object]]:
+    if not isinstance(spec, dict):
+        raise RequestError(422, field, f"{field} must be an object, got {show(spec)}.")
+    name = spec.get("name")
+    if not isinstance(name, str) or name not in rules.RULES:
+        raise RequestError(
+            422,
+            f"{field}.name",
+            f"{field}.name must be one of {', '.join(rules.RULES)}; got {show(name)}.",
+        )
+    rule = rules.RULES[name]
+    hyper: dict[str, object] = {}
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        where = f"{field}.{key}"
+        if key not in rule.hyper:
+            raise RequestError(
+                422,
+                where,
+                f"{where} is not a hyperparameter of {name}; allowed: {', '.join(rule.hyper)}.",
+            )
+        if key == "bias_correction":
+            if not isinstance(value, bool):
+                raise RequestError(422, where, f"{where} must be true or false, got {show(value)}.")
+            hyper[key] = value
+            continue
+        hyper[key] = _number(value, where)
+        try:
+            rules.check(key, hyper[key])
+        except (ValueError, TypeError) as err:
+            raise RequestError(422, where, f"{field}.{err}") from None
+    for key, default in rule.hyper.items():
+        if default is None and key not in hyper:
+            raise RequestError(422, f"{field}.{key}", f"{field}.{key} must be given for {name}.")
+    return name, hyper
+
+
+def grid_size(text: str) -> int:
+    """The n of ``GET /api/landscape/NAME?n=...``: an integer in GRID."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise RequestError(422, "n", f"n must be an integer, got {show(text)}.") from None
+    return _integer(n, "n", *GRID)
+
+
+def parse_run(body: bytes) -> dict[str, Any]:
+    """The run request in ``body``, validated: raise RequestError naming the first bad field."""
+    if len(body) > MAX_BODY:
+        raise RequestError(413, "body", f"body must be at most {MAX_BODY} bytes, got more.")
+
+    def no_constants(word: str) -> float:
+        raise ValueError(f"{word} is not a JSON number")
+
+    try:
+        data = json.loads(body, parse_constant=no_constants)
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError too
+        raise RequestError(400, "body", f"body must be valid JSON: {str(err)[:80]}.") from None
+    if not isinstance(data, dict):
+        raise RequestError(400, "body", f"body must be a JSON object, got {type(data).__name__}.")
+    for key in data:
+        if key not in RUN_FIELDS:
+            raise RequestError(
+                422,
+                str(key)[:30],
+                f"{show(key, 30)} is not a field; allowed: {', '.join(RUN_FIELDS)}.",
+            )
+    f = landscape(data.get("landscape"))
+
+    opts = data.get("optimizers")
+    if not isinstance(opts, list) or not 1 <= len(opts) <= MAX_OPTIMIZERS:
+        got = f"{len(opts)} of them" if isinstance(opts, list) else show(opts)
+        raise RequestError(
+            422, "optimizers", f"optimizers must be a list of 1 to {MAX_OPTIMIZERS}, got {got}."
+        )
+    optimizers = [_optimizer(o, f"optimizers[{i}]") for i, o in enumerate(opts)]
+
+    starts = data.get("starts")
+    if not isinstance(starts, list) or not 1 <= len(starts) <= MAX_STARTS:
+        got = f"{len(starts)} of them" if isinstance(starts, list) else show(starts)
+        raise RequestError(
+            422, "starts", f"starts must be a list of 1 to {MAX_STARTS} points [x, y], got {got}."
+        )
+    points = []
+    for i, p in enumerate(starts):
+        if not isinstance(p, list) or len(p) != f.dim:
+            raise RequestError(
+                422, f"starts[{i}]", f"starts[{i}] must be [x, y] (2 numbers), got {show(p)}."
+            )
+        points.append([_number(v, f"starts[{i}][{j}]") for j, v in enumerate(p)])
+
+    steps = _integer(data.get("steps", 500), "steps", 1, MAX_STEPS)
+    tol_f = data.get("tol_f")
+    if tol_f is not None:
+        tol_f = _number(tol_f, "tol_f")
+        if tol_f <= 0:
+            raise RequestError(422, "tol_f", f"tol_f must be a number > 0, got {tol_f}.")
+    return {
+        "landscape": f.name,
+        "optimizers": optimizers,
+        "starts": points,
+        "steps": steps,
+        "tol_f": tol_f,
+    }
