@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from firstorder import landscapes, optim
-from firstorder.run import grid, run, summarize
+from firstorder.run import grid, run, run_many, summarize
 
 
 def test_gd_threshold_on_d2l_canyon():
@@ -149,3 +149,23 @@ def test_tidy_table_and_files(tmp_path):
 def test_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         run(landscapes.get("canyon"), **kwargs)
+
+
+def test_run_many_equals_each_rule_run_alone():
+    f = landscapes.get("six_hump_camel")
+    specs = [
+        ("gd", dict(lr=[0.01, 0.05])),
+        ("adam", dict(lr=0.05, rho1=[0.5, 0.9])),
+        ("newton", dict(damping=1.0)),
+        ("rmsprop", dict(lr=0.01)),
+    ]
+    together = run_many(f, specs, steps=60, tol_f=1e-9, bound=10.0)
+    for (name, hyper), got in zip(specs, together):
+        alone = run(f, name, steps=60, tol_f=1e-9, bound=10.0, **hyper)
+        assert got.optimizer == alone.optimizer and got.hyper == alone.hyper
+        torch.testing.assert_close(got.x, alone.x, rtol=0, atol=0)
+        torch.testing.assert_close(got.f, alone.f, rtol=0, atol=0)
+        assert torch.equal(got.steps_to_target, alone.steps_to_target)
+        assert torch.equal(got.diverged_at, alone.diverged_at)
+        if alone.effective_step is not None:
+            torch.testing.assert_close(got.effective_step, alone.effective_step, rtol=0, atol=0)

@@ -168,11 +168,35 @@ def run(
     them may be a list, which becomes an axis of the grid. ``record`` is ``"full"`` (x and the
     effective steps at every step), ``"curves"`` (f, ‖g‖ and step length only) or ``"final"``.
     """
+    (result,) = run_many(
+        landscape,
+        [(optimizer, hyper)],
+        starts=starts,
+        steps=steps,
+        tol_f=tol_f,
+        tol_x=tol_x,
+        bound=bound,
+        record=record,
+        dtype=dtype,
+    )
+    return result
+
+
+@dataclass
+class _Block:
+    """One rule's slice x[c0:c1] of the shared trajectory tensor, with its state."""
+
+    rule: rules.Rule
+    values: dict[str, list]
+    c0: int
+    c1: int
+    hyper: dict[str, object]
+    state: dict[str, Tensor]
+    effs: list[Tensor] = field(default_factory=list)
+
+
+def _block(optimizer: str, hyper: dict, c0: int, B: int, d: int, dtype: torch.dtype) -> _Block:
     rule = rules.get(optimizer)
-    if steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps}.")
-    if record not in ("full", "curves", "final"):
-        raise ValueError(f"record must be 'full', 'curves' or 'final', got {record!r}.")
     unknown = set(hyper) - set(rule.hyper)
     if unknown:
         raise ValueError(
@@ -186,19 +210,6 @@ def run(
     values, C = grid(
         **{n: hyper.get(n, d) for n, d in rule.hyper.items() if n in hyper or d is not None}
     )
-
-    if starts is None:
-        starts = getattr(landscape, "starts", None)
-        if starts is None:
-            raise ValueError("starts must be given: this landscape lists no start points.")
-    x0 = torch.as_tensor(starts, dtype=dtype)
-    if x0.dim() == 1:
-        x0 = x0.unsqueeze(0)
-    B, d = x0.shape
-    x = x0.expand(C, B, d).clone()
-    if bound is None:
-        bound = getattr(landscape, "bound", None)  # surfaces unbounded below carry one
-
     # hyperparameters as [C, 1, 1] tensors: the same rule line updates the whole block
     hyper_t: dict[str, object] = {}
     for name, column in values.items():
@@ -208,73 +219,136 @@ def run(
             hyper_t[name] = bool(column[0])
         else:
             hyper_t[name] = torch.tensor(column, dtype=dtype).view(C, 1, 1)
-    state = {name: torch.zeros_like(x) for name in rule.state}
+    state = {name: torch.zeros(C, B, d, dtype=dtype) for name in rule.state}
+    return _Block(rule, values, c0, c0 + C, hyper_t, state)
+
+
+def run_many(
+    landscape: Callable[[Tensor], Tensor],
+    optimizers: Sequence[tuple[str, dict]],
+    *,
+    starts: Tensor | Sequence[Sequence[float]] | None = None,
+    steps: int = 1000,
+    tol_f: float | None = None,
+    tol_x: float | None = None,
+    bound: float | None = None,
+    record: str = "full",
+    dtype: torch.dtype = torch.float64,
+) -> list[Trajectories]:
+    """Several rules at once, ``[(optimizer, hyper), ...]``, from the same starts.
+
+    Every rule's grid is a slice of one trajectory tensor, so f and ∇f are evaluated once per
+    step for all of them; each rule then updates its own slice in place. The trajectories are
+    those of :func:`run` called once per rule; the recording runs until the last one stops.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps}.")
+    if record not in ("full", "curves", "final"):
+        raise ValueError(f"record must be 'full', 'curves' or 'final', got {record!r}.")
+    if starts is None:
+        starts = getattr(landscape, "starts", None)
+        if starts is None:
+            raise ValueError("starts must be given: this landscape lists no start points.")
+    x0 = torch.as_tensor(starts, dtype=dtype)
+    if x0.dim() == 1:
+        x0 = x0.unsqueeze(0)
+    B, d = x0.shape
+    blocks: list[_Block] = []
+    for optimizer, hyper in optimizers:
+        blocks.append(_block(optimizer, dict(hyper), blocks[-1].c1 if blocks else 0, B, d, dtype))
+    C = blocks[-1].c1
+    x = x0.expand(C, B, d).clone()
+    if bound is None:
+        bound = getattr(landscape, "bound", None)  # surfaces unbounded below carry one
 
     f_star = _f_star(landscape)
     x_star = _global_minima(landscape, dtype)
+    check_f = tol_f is not None and f_star is not None
+    check_x = tol_x is not None and x_star is not None
     keep_x, keep_curves = record == "full", record in ("full", "curves")
-    adaptive = rule.r_hat is not None and keep_x
-    fs, gnorms, lengths, xs, effs = [], [], [], [], []
+    fs, gnorms, lengths, xs = [], [], [], []
     steps_to_target = torch.full((C, B), -1, dtype=torch.long)
     diverged_at = torch.full((C, B), -1, dtype=torch.long)
     active = torch.ones(C, B, dtype=torch.bool)
+    all_active = True
 
     for k in range(steps + 1):
         fx, g = value_and_grad(landscape, x)
         # stopping criteria, checked at every recorded point, the start included
-        finite = torch.isfinite(fx) & torch.isfinite(x).all(-1) & torch.isfinite(g).all(-1)
-        out = ~finite if bound is None else ~finite | (x.abs() > bound).any(-1)
-        newly_diverged = active & out
-        diverged_at[newly_diverged] = k
-        active &= ~out
-        reached = torch.zeros_like(active)
-        if tol_f is not None and f_star is not None:
-            reached |= fx - f_star < tol_f
-        if tol_x is not None and x_star is not None:
-            reached |= torch.cdist(x, x_star.expand(C, *x_star.shape)).min(-1).values < tol_x
-        newly_reached = active & reached
-        steps_to_target[newly_reached] = k
-        active &= ~reached
+        out = ~(torch.isfinite(fx) & torch.isfinite(g).all(-1))  # a non-finite x gives both
+        if bound is not None:
+            out |= (x.abs() > bound).any(-1)
+        if check_f or check_x:
+            reached = torch.zeros_like(active)
+            if check_f:
+                reached |= fx - f_star < tol_f
+            if check_x:
+                reached |= torch.cdist(x, x_star.expand(C, *x_star.shape)).min(-1).values < tol_x
+            out |= reached
+        stopped = active & out
+        if stopped.any():
+            diverged_at[stopped & ~reached if check_f or check_x else stopped] = k
+            if check_f or check_x:
+                steps_to_target[stopped & reached] = k
+            active &= ~out
+            all_active = False
         if keep_curves:
             fs.append(fx)
             gnorms.append(g.norm(dim=-1))
         if keep_x:
             xs.append(x.clone())
-        if k == steps or not active.any():
+        if k == steps or (not all_active and not active.any()):
             break
 
-        x_before = x.clone()
-        if rule.counts_steps:
-            rule.update(x, g, **state, k=k + 1, **hyper_t)
-        elif rule.needs_hessian:
-            rule.update(x, g, curvature.batch_hessian(landscape, x), **hyper_t)
-        else:
-            rule.update(x, g, **state, **hyper_t)
-        # a stopped trajectory stays where it stopped
-        x.copy_(torch.where(active.unsqueeze(-1), x, x_before))
+        x_before = x.clone() if keep_curves or not all_active else None
+        for blk in blocks:
+            xb, gb = x[blk.c0 : blk.c1], g[blk.c0 : blk.c1]  # views: the rule updates x itself
+            if blk.rule.counts_steps:
+                blk.rule.update(xb, gb, **blk.state, k=k + 1, **blk.hyper)
+            elif blk.rule.needs_hessian:
+                blk.rule.update(xb, gb, curvature.batch_hessian(landscape, xb), **blk.hyper)
+            else:
+                blk.rule.update(xb, gb, **blk.state, **blk.hyper)
+            if keep_x and blk.rule.r_hat is not None:
+                eff = blk.rule.effective_step(blk.state, blk.hyper, k + 1)
+                blk.effs.append(eff.expand(blk.c1 - blk.c0, B, d).clone())
+        if not all_active:  # a stopped trajectory stays where it stopped
+            x.copy_(torch.where(active.unsqueeze(-1), x, x_before))
         if keep_curves:
             lengths.append((x - x_before).norm(dim=-1))
-        if adaptive:
-            effs.append(rule.effective_step(state, hyper_t, k + 1).expand(C, B, d).clone())
 
     fx, _ = value_and_grad(landscape, x)
-    return Trajectories(
-        optimizer=rule.name,
-        landscape=getattr(landscape, "name", type(landscape).__name__),
-        hyper={n: list(v) for n, v in values.items()},
-        starts=x0,
-        steps=k,
-        f=_stack(fs, (0, C, B), dtype),
-        grad_norm=_stack(gnorms, (0, C, B), dtype),
-        step_length=_stack(lengths, (0, C, B), dtype),
-        x=_stack(xs, (0, C, B, d), dtype) if keep_x else None,
-        effective_step=_stack(effs, (0, C, B, d), dtype) if adaptive else None,
-        steps_to_target=steps_to_target,
-        diverged_at=diverged_at,
-        final_x=x,
-        final_f=fx,
-        f_star=f_star,
-    )
+    f = _stack(fs, (0, C, B), dtype)
+    grad_norm = _stack(gnorms, (0, C, B), dtype)
+    step_length = _stack(lengths, (0, C, B), dtype)
+    x_all = _stack(xs, (0, C, B, d), dtype) if keep_x else None
+    name = getattr(landscape, "name", type(landscape).__name__)
+    results = []
+    for blk in blocks:
+        s = slice(blk.c0, blk.c1)
+        adaptive = keep_x and blk.rule.r_hat is not None
+        results.append(
+            Trajectories(
+                optimizer=blk.rule.name,
+                landscape=name,
+                hyper={n: list(v) for n, v in blk.values.items()},
+                starts=x0,
+                steps=k,
+                f=f[:, s],
+                grad_norm=grad_norm[:, s],
+                step_length=step_length[:, s],
+                x=x_all[:, s] if keep_x else None,
+                effective_step=_stack(blk.effs, (0, blk.c1 - blk.c0, B, d), dtype)
+                if adaptive
+                else None,
+                steps_to_target=steps_to_target[s],
+                diverged_at=diverged_at[s],
+                final_x=x[s],
+                final_f=fx[s],
+                f_star=f_star,
+            )
+        )
+    return results
 
 
 def _stack(items: list[Tensor], empty_shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
@@ -330,6 +404,7 @@ __all__: Iterable[str] = [
     "final_gap",
     "grid",
     "run",
+    "run_many",
     "summarize",
     "value_and_grad",
     "write_atomic",

@@ -65,7 +65,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from firstorder import landscapes, rules
-from firstorder.run import run
+from firstorder.run import Trajectories, run_many
 from firstorder.serve import validate
 from firstorder.serve.validate import RequestError, show
 
@@ -151,31 +151,10 @@ _lock = threading.Lock()
 _running = threading.Lock()
 
 
-def run_one(landscape: str, name: str, hyper: dict, starts: list, steps: int, tol_f) -> str:
-    """One optimizer from every start, as a JSON object: firstorder.run's result, [B] first.
-
-    Finished runs are kept as JSON text: moving one optimizer's slider reruns that optimizer
-    only, and the others cost neither a run nor a second encoding.
-    """
-    key = (landscape, name, tuple(sorted(hyper.items())), json.dumps(starts), steps, tol_f)
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return '{"seconds":0,' + _cache[key][1:]
-    with _running:  # one run at a time: parallel runs only slow each other down on few cores
-        t0 = time.perf_counter()
-        r = run(
-            validate.landscape(landscape),
-            name,
-            starts=starts,
-            steps=steps,
-            tol_f=tol_f,
-            record="full",
-            **hyper,
-        )
-        seconds = time.perf_counter() - t0
+def _encode(name: str, r: Trajectories) -> str:
+    """One optimizer's run as a JSON object: firstorder.run's result with starts [B] first."""
     eff = r.effective_step
-    text = _dumps(
+    return _dumps(
         {
             "name": name,
             "hyper": {k: v[0] for k, v in r.hyper.items()},
@@ -189,20 +168,44 @@ def run_one(landscape: str, name: str, hyper: dict, starts: list, steps: int, to
             "steps_to_target": [v if v >= 0 else None for v in r.steps_to_target[0].tolist()],
         }
     )
-    with _lock:
-        _cache[key] = text
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return f'{{"seconds":{seconds:.6f},' + text[1:]
 
 
 def run_request(req: dict[str, Any]) -> str:
-    """Every optimizer of a parsed request, in order, as the JSON text of the response."""
+    """Every optimizer of a parsed request, in order, as the JSON text of the response.
+
+    Finished runs are kept as JSON text: moving one optimizer's slider reruns that optimizer
+    only. The optimizers not in the cache run together (firstorder.run_many: one gradient
+    evaluation per step for all of them) and their time is split evenly between them.
+    """
     t0 = time.perf_counter()
-    runs = [
-        run_one(req["landscape"], name, hyper, req["starts"], req["steps"], req["tol_f"])
-        for name, hyper in req["optimizers"]
-    ]
+    common = (req["landscape"], json.dumps(req["starts"]), req["steps"], req["tol_f"])
+    keys = [(name, tuple(sorted(hyper.items())), *common) for name, hyper in req["optimizers"]]
+    with _lock:
+        texts = {key: _cache[key] for key in keys if key in _cache}
+    missing = [(key, opt) for key, opt in zip(keys, req["optimizers"]) if key not in texts]
+    seconds: dict[tuple, float] = {}
+    if missing:
+        with _running:  # one run at a time: parallel runs only slow each other down
+            t1 = time.perf_counter()
+            results = run_many(
+                validate.landscape(req["landscape"]),
+                [opt for _, opt in missing],
+                starts=req["starts"],
+                steps=req["steps"],
+                tol_f=req["tol_f"],
+                record="full",
+            )
+            share = (time.perf_counter() - t1) / len(missing)
+        for (key, (name, _)), r in zip(missing, results):
+            texts[key] = _encode(name, r)
+            seconds[key] = share
+        with _lock:
+            for key, _ in missing:
+                _cache[key] = texts[key]
+                _cache.move_to_end(key)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    runs = [f'{{"seconds":{seconds.get(key, 0.0):.6f},' + texts[key][1:] for key in keys]
     f = validate.landscape(req["landscape"])
     head = _dumps(
         {
