@@ -17,12 +17,14 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import torch
 
 from firstorder import plots
 
@@ -129,7 +131,8 @@ def run_experiment(experiment: Experiment, ctx: Context) -> Finding:
     """Measure, then judge from the numbers alone, and package the finding."""
     ctx = Context(quick=ctx.quick, seed=ctx.seed, out=ctx.out, experiment_id=experiment.id)
     t0 = time.perf_counter()
-    m = experiment.measure(ctx)
+    with one_thread():
+        m = experiment.measure(ctx)
     numbers = _plain(json.loads(json.dumps(m.numbers, default=_jsonable)))  # plain JSON now
     j = experiment.judge(numbers)
     return Finding(
@@ -146,6 +149,22 @@ def run_experiment(experiment: Experiment, ctx: Context) -> Finding:
         figures=[str(p) for p in m.figures],
         seconds=time.perf_counter() - t0,
     )
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread, then restore the setting.
+
+    The experiments' tensors are small: a thread pool only adds hand-offs (ten times slower on
+    a busy 2-core machine), and a fixed thread count keeps the reductions, hence the numbers,
+    the same from run to run.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _jsonable(value: Any) -> Any:

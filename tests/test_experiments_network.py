@@ -1,0 +1,144 @@
+"""The reproductions on networks: R3 (edge of stability) and R4 (Kingma & Ba, fig. 2).
+
+Each runs in quick mode and returns a complete finding; each judge turns numbers that agree
+with the paper into "holds" and numbers that contradict it into "fails", so the verdict is
+earned by the measurement and not fixed by the code.
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from firstorder import experiments
+from firstorder.experiments import VERDICTS, Context, run_experiment
+from firstorder.experiments import r3_edge_of_stability as r3
+from firstorder.experiments import r4_kingma_ba as r4
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small networks: one thread is faster than OpenMP threads competing for busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("experiment_id", ["R3", "R4"])
+def test_quick_run_returns_a_complete_finding_with_a_figure(experiment_id, tmp_path):
+    exp = experiments.get(experiment_id)
+    assert exp.kind == "reproduction"
+    finding = run_experiment(exp, Context(quick=True, seed=0, out=tmp_path))
+    assert finding.verdict in VERDICTS
+    assert finding.claim and finding.criterion and finding.evidence and finding.explanation
+    if finding.verdict == "partly":
+        assert finding.conditions
+    assert finding.figures and all(Path(p).is_file() for p in finding.figures)
+    assert all(Path(p).parent == tmp_path / "figures" for p in finding.figures)
+    json.dumps(finding.numbers, allow_nan=False)
+    # the verdict is a function of the recorded numbers alone
+    assert exp.judge(json.loads(json.dumps(finding.numbers))).verdict == finding.verdict
+
+
+# --- R3: edge of stability ---------------------------------------------------------------------
+
+
+def r3_run(lr, start, top, ratio, loss_end=0.03, diverged_at=None):
+    return {
+        "lr": lr,
+        "edge": 2 / lr,
+        "lambda_start": start,
+        "lambda_max": top,
+        "step_reached": 120 if top >= r3.REACH * 2 / lr else None,
+        "median_ratio_last_third": ratio,
+        "loss_start": 0.8,
+        "loss_end": loss_end,
+        "loss_increases_after_edge": 12,
+        "diverged_at": diverged_at,
+    }
+
+
+R3_AT_EDGE = {"runs": {"0.4": r3_run(0.4, 2.9, 5.8, 1.03), "0.5": r3_run(0.5, 2.9, 5.2, 1.05)}}
+
+
+def test_r3_judge_holds_when_sharpness_rises_to_two_over_alpha_and_stays():
+    assert r3.judge(R3_AT_EDGE).verdict == "holds"
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        r3_run(0.4, 2.9, 3.1, 0.6),  # no progressive sharpening: λ_max stays far below 2/α
+        r3_run(0.4, 2.9, 12.0, 2.3),  # λ_max shoots past 2/α and stays there
+        r3_run(0.4, 5.5, 5.8, 1.1),  # already at the edge at initialization: nothing rose
+        r3_run(0.4, 2.9, 5.8, 1.03, loss_end=0.9),  # the loss did not decrease
+        r3_run(0.4, 2.9, 5.8, "nan", diverged_at=57),  # diverged
+    ],
+)
+def test_r3_judge_fails_on_contradicting_numbers(run):
+    numbers = {"runs": {"0.4": run, "0.5": copy.deepcopy(run) | {"lr": 0.5}}}
+    numbers["runs"]["0.5"]["edge"] = run["edge"] * 0.4 / 0.5
+    numbers["runs"]["0.5"]["lambda_start"] = run["lambda_start"] * 0.4 / 0.5
+    numbers["runs"]["0.5"]["lambda_max"] = run["lambda_max"] * 0.4 / 0.5
+    assert r3.judge(numbers).verdict == "fails"
+
+
+def test_r3_judge_is_partly_when_only_some_step_sizes_reach_the_edge():
+    numbers = copy.deepcopy(R3_AT_EDGE)
+    numbers["runs"]["0.3"] = r3_run(0.3, 2.9, 5.6, 0.84)  # still climbing at the end
+    j = r3.judge(numbers)
+    assert j.verdict == "partly" and "0.4" in j.conditions and "0.3" not in j.conditions
+
+
+# --- R4: Kingma & Ba, fig. 2 ---------------------------------------------------------------------
+
+
+def r4_numbers(final: dict, epochs: dict) -> dict:
+    return {
+        "target": r4.TARGET,
+        "optimizers": {
+            n: {
+                "lr": 0.01,
+                "final_mean": final[n],
+                "epochs_to_target_mean": epochs[n],
+            }
+            for n in r4.OPTIMIZERS
+        },
+    }
+
+
+FAST = {"gd": 4.0, "momentum": 3.0, "adagrad": 2.5, "rmsprop": 2.5, "adam": 2.0}
+
+
+def test_r4_judge_holds_when_adam_is_lowest_and_fastest():
+    final = {"gd": 0.05, "momentum": 0.02, "adagrad": 0.011, "rmsprop": 0.015, "adam": 0.0105}
+    assert r4.judge(r4_numbers(final, FAST)).verdict == "holds"
+
+
+def test_r4_judge_fails_when_adam_is_worst_and_slowest():
+    final = {"gd": 0.05, "momentum": 0.02, "adagrad": 0.01, "rmsprop": 0.015, "adam": 0.3}
+    slow = FAST | {"adam": None}  # never reached the target loss
+    assert r4.judge(r4_numbers(final, slow)).verdict == "fails"
+    slower = FAST | {"adam": 5.0}
+    assert r4.judge(r4_numbers(final, slower)).verdict == "fails"
+
+
+def test_r4_judge_is_partly_when_only_one_half_holds():
+    behind = {"gd": 0.05, "momentum": 0.02, "adagrad": 0.006, "rmsprop": 0.2, "adam": 0.02}
+    j = r4.judge(r4_numbers(behind, FAST))
+    assert j.verdict == "partly" and "final loss" in j.conditions
+    lowest = behind | {"adam": 0.005}
+    j = r4.judge(r4_numbers(lowest, FAST | {"adam": 3.5}))
+    assert j.verdict == "partly" and "momentum" in j.conditions
+    # a diverged optimizer (inf, as results.json writes it) is never the lowest
+    assert r4.judge(r4_numbers(lowest | {"gd": "inf"}, FAST)).verdict == "holds"
+
+
+def test_r4_lr_grid_is_shared_and_log_spaced():
+    assert r4.lr_grid(True) == [0.001, 0.01, 0.1, 1.0]
+    full = r4.lr_grid(False)
+    assert len(full) == 9 and full[0] == pytest.approx(10**-3.5, rel=1e-3)
+    assert set(r4.lr_grid(True)) <= set(full)
