@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, grad, vjp, vmap
 
+from firstorder import rules
 from firstorder.curvature import top_eigenvalues
 
 __all__ = [
@@ -200,8 +201,8 @@ def _step_of(optimizer: torch.optim.Optimizer, group: dict, state: dict) -> Tens
     if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
         # PyTorch's Adam: denom = √v / √(1 − β₂ᵗ) + ε, the notes' √r̂ + ε with r = v.
         v = state["max_exp_avg_sq" if group["amsgrad"] else "exp_avg_sq"]
-        r_hat = v / (1 - group["betas"][1] ** float(state["step"]))
-        return group["lr"] / (r_hat.sqrt() + group["eps"])
+        r_hat = rules.bias_corrected(v, group["betas"][1], int(state["step"]))
+        return rules.adaptive_step(group["lr"], r_hat, group["eps"])
     hyper = {name: group[name] for name in optimizer.rule.hyper}
     return optimizer.rule.effective_step(state, hyper, state.get("k", 0))
 
