@@ -64,10 +64,9 @@ def all_experiments() -> list[Experiment]:
 def get(experiment_id: str) -> Experiment:
     """The experiment registered under ``experiment_id`` (for example ``"C6"``)."""
     _discover()
+    by_lower = {e.lower(): e for e in EXPERIMENTS}  # "c8a", "C8a" and "C8A" all name C8a
     try:
-        return EXPERIMENTS[
-            experiment_id.upper() if experiment_id[:1].lower() == "c" else experiment_id
-        ]
+        return EXPERIMENTS[by_lower[experiment_id.strip().lower()]]
     except KeyError:
         known = ", ".join(e.id for e in all_experiments())
         raise ValueError(f"experiment must be one of {known}; got {experiment_id!r}.") from None

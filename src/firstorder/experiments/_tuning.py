@@ -1,0 +1,382 @@
+"""Fair learning-rate tuning, DeepOBS style, and the figures the obstacle experiments share.
+
+An optimizer compared at somebody's favourite α says more about the α than the optimizer. The
+protocol here follows DeepOBS (Schneider, Balles & Hennig, ICLR 2019):
+
+1. every optimizer gets the same log grid of α and the same step budget;
+2. each α runs from the same *tuning* starts; the tuning score picks one α per problem:
+   the fraction of tuning starts that reach the target within the budget (higher is better),
+   ties broken by the mean steps to target with a miss counted as budget + 1, then by the
+   fraction of runs that diverged, then by the median final f (lower is better), then by the
+   smaller α;
+3. what is reported comes from *fresh* seeded starts that played no part in the choice.
+
+The other hyperparameters stay at the defaults of :mod:`firstorder.rules` (ρ = 0.9 for momentum
+and RMSProp, ρ₁ = 0.9, ρ₂ = 0.999 for Adam) unless an experiment says otherwise. Newton has no α
+to tune: E7 is θ ← θ − H⁻¹g, α = 1.
+
+Several 2-D problems run in one call of :func:`firstorder.run.run`: :func:`side_by_side` puts
+start block p of the batch on landscape p, so one tensor program steps every problem, every α and
+every start at once. Each trajectory still sees only its own landscape; a problem's target is a
+level of f (reached when f < level), which is how minima, "escaped the saddle" and "left the
+plateau" are all counted by the engine's own stopping rule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
+from torch import Tensor
+
+from firstorder.landscapes import Landscape, Point
+from firstorder.run import run
+
+FIRST_ORDER = ("gd", "momentum", "adagrad", "rmsprop", "adam")
+ALL = (*FIRST_ORDER, "newton")
+COLORS = {
+    "gd": "tab:blue",
+    "momentum": "tab:orange",
+    "adagrad": "tab:green",
+    "rmsprop": "tab:red",
+    "adam": "tab:purple",
+    "newton": "tab:brown",
+}
+LABELS = {
+    "gd": "GD",
+    "momentum": "momentum",
+    "adagrad": "AdaGrad",
+    "rmsprop": "RMSProp",
+    "adam": "Adam",
+    "newton": "Newton",
+}
+
+
+def lr_grid(lo: float = 1e-4, hi: float = 10.0) -> list[float]:
+    """The log grid of α every optimizer is tuned on, 6 points a decade in both modes: a run's
+    cost hardly grows with the number of configurations, and a coarse grid decides verdicts."""
+    n = round(math.log10(hi / lo) * 6) + 1
+    return [float(v) for v in np.logspace(math.log10(lo), math.log10(hi), n)]
+
+
+def generator(seed: int, *salt: object) -> torch.Generator:
+    """A torch generator seeded by the experiment's seed and a label (tuning, fresh, …)."""
+    text = ":".join(str(s) for s in (seed, *salt))
+    return torch.Generator().manual_seed(int.from_bytes(text.encode(), "little") % (2**63 - 1))
+
+
+def uniform_starts(window, n: int, gen: torch.Generator) -> Tensor:
+    """n start points uniform in the box ``window`` = ((x₁ lo, hi), (x₂ lo, hi)), float64."""
+    lo = torch.tensor([w[0] for w in window], dtype=torch.float64)
+    hi = torch.tensor([w[1] for w in window], dtype=torch.float64)
+    return lo + (hi - lo) * torch.rand(n, len(window), generator=gen, dtype=torch.float64)
+
+
+@dataclass
+class Problem:
+    """A landscape, its three sets of starts, and the level of f that counts as reached."""
+
+    name: str
+    landscape: Landscape
+    tuning: Tensor  # [n_tune, d]
+    fresh: Tensor  # [n_fresh, d]
+    target: float  # reached once f < target
+    show: Tensor | None = None  # [n_show, d] starts drawn in the figures
+
+
+@dataclass
+class Tuned:
+    """One optimizer on one problem at its tuned α, measured on the fresh starts.
+
+    ``grid_steps`` keeps the fresh starts' steps to target at every α of the grid ([n_lr,
+    n_fresh]), so an experiment can also compare two optimizers at the *same* α.
+    """
+
+    optimizer: str
+    problem: str
+    lr: float
+    lrs: list[float]
+    tuning_success: list[float]  # per α of the grid
+    budget: int
+    steps: Tensor  # [n_fresh] steps to target (−1: not reached)
+    diverged: Tensor  # [n_fresh] bool
+    final_x: Tensor  # [n_fresh, d]
+    final_f: Tensor  # [n_fresh]
+    curves: Tensor  # [T+1, n_fresh] f along the way (stays put once a run stopped)
+    grid_steps: Tensor  # [n_lr, n_fresh]
+    grid_curves: Tensor  # [T+1, n_lr, n_fresh]
+    shown: Tensor | None = None  # [T+1, n_show, d]
+
+    @property
+    def success(self) -> float:
+        """Fraction of fresh starts that reached the target within the budget."""
+        return float((self.steps >= 0).double().mean())
+
+    @property
+    def mean_steps(self) -> float:
+        """Mean steps to target over the fresh starts, a miss counted as budget + 1."""
+        return capped_mean(self.steps, self.budget)
+
+    @property
+    def median_steps(self) -> float | None:
+        ok = self.steps >= 0
+        return float(self.steps[ok].double().median()) if ok.any() else None
+
+    def index(self, lr: float) -> int:
+        """The position in the grid of the α nearest to ``lr`` (on a log scale)."""
+        return int(np.argmin([abs(math.log(a / lr)) for a in self.lrs]))
+
+
+def first_below(curves: Tensor, level: float) -> Tensor:
+    """The first step k at which f < level, per column of curves [T+1, ...]; −1 if never."""
+    below = curves < level
+    k = below.double().argmax(0)
+    return torch.where(below.any(0), k, -1)
+
+
+def capped_mean(steps: Tensor, budget: int) -> float:
+    """Mean of steps to target, a miss (−1) counted as budget + 1."""
+    s = torch.where(steps >= 0, steps, budget + 1).double()
+    return float(s.mean())
+
+
+def side_by_side(problems: list[Problem], counts: list[int], bound: float) -> Landscape:
+    """One landscape for run(): start block p (``counts[p]`` starts) lives on problem p.
+
+    f is shifted by each problem's target level (a constant: gradients are untouched), so the
+    engine's rule "reached once f − f* < tol_f", with f* = 0 and tol_f = 0, fires exactly when
+    f < target on that trajectory's own landscape. run() evaluates f on blocks shaped [C, B, d],
+    which is all this relies on; Newton (which vmaps single points) runs one problem at a time.
+    """
+    dims = {p.landscape.dim for p in problems}
+    if len(dims) != 1:
+        raise ValueError(f"problems must share one dimension, got {sorted(dims)}.")
+    (d,) = dims
+    levels = [p.target for p in problems]
+
+    def fn(x: Tensor) -> Tensor:
+        parts = x.split(counts, dim=-2)
+        return torch.cat(
+            [p.landscape(part) - lvl for p, part, lvl in zip(problems, parts, levels)], dim=-1
+        )
+
+    return replace(
+        problems[0].landscape,
+        name="+".join(p.name for p in problems),
+        fn=fn,
+        minima=[Point((0.0,) * d, 0.0, "minimum")],
+        saddles=[],
+        maxima=[],
+        bound=bound,
+    )
+
+
+def tune(
+    problems: list[Problem],
+    optimizer: str,
+    *,
+    steps: int,
+    lrs: list[float],
+    bound: float = 1e3,
+    **hyper: object,
+) -> list[Tuned]:
+    """Tune α for ``optimizer`` on each problem and measure it on the fresh starts (see top)."""
+    if optimizer == "newton":
+        return [_newton(p, steps=steps, bound=bound, **hyper) for p in problems]
+    blocks = [[p.tuning, p.fresh] + ([p.show] if p.show is not None else []) for p in problems]
+    counts = [sum(len(b) for b in bl) for bl in blocks]
+    starts = torch.cat([b for bl in blocks for b in bl])
+    show_any = any(p.show is not None for p in problems)
+    res = run(
+        side_by_side(problems, counts, bound),
+        optimizer,
+        starts=starts,
+        steps=steps,
+        tol_f=0.0,
+        record="full" if show_any else "curves",
+        lr=lrs,
+        **hyper,
+    )
+    out, offset = [], 0
+    for p, n in zip(problems, counts):
+        nt, nf = len(p.tuning), len(p.fresh)
+        ts = slice(offset, offset + nt)
+        fr = slice(offset + nt, offset + nt + nf)
+        sh = slice(offset + nt + nf, offset + n)
+        offset += n
+        f_fresh = res.f[:, :, fr] + p.target  # [T+1, C, n_fresh] on the problem's own scale
+        score = []
+        for c in range(len(lrs)):
+            st = res.steps_to_target[c, ts]
+            fin = res.final_f[c, ts] + p.target
+            gone = ~torch.isfinite(fin) | (res.diverged_at[c, ts] >= 0)
+            fin = torch.where(gone, math.inf, fin)
+            score.append(
+                (
+                    float((st >= 0).double().mean()),
+                    -capped_mean(st, steps),
+                    -float(gone.double().mean()),
+                    -float(fin.median()),
+                    -lrs[c],
+                )
+            )
+        best = max(range(len(lrs)), key=lambda c: score[c])
+        out.append(
+            Tuned(
+                optimizer=optimizer,
+                problem=p.name,
+                lr=lrs[best],
+                lrs=list(lrs),
+                tuning_success=[s[0] for s in score],
+                budget=steps,
+                steps=res.steps_to_target[best, fr].clone(),
+                diverged=res.diverged_at[best, fr] >= 0,
+                final_x=res.final_x[best, fr].clone(),
+                final_f=res.final_f[best, fr] + p.target,
+                curves=f_fresh[:, best].clone(),
+                grid_steps=res.steps_to_target[:, fr].clone(),
+                grid_curves=f_fresh,
+                shown=res.x[:, best, sh].clone() if p.show is not None else None,
+            )
+        )
+    return out
+
+
+def _newton(p: Problem, *, steps: int, bound: float, **hyper: object) -> Tuned:
+    """Newton (E7, α = 1) on one problem: nothing to tune, fresh and shown starts only."""
+    land = replace(p.landscape, minima=[Point((0.0,) * p.landscape.dim, p.target, "minimum")])
+    starts = torch.cat([p.fresh] + ([p.show] if p.show is not None else []))
+    res = run(land, "newton", starts=starts, steps=steps, tol_f=0.0, bound=bound, **hyper)
+    nf = len(p.fresh)
+    return Tuned(
+        optimizer="newton",
+        problem=p.name,
+        lr=1.0,
+        lrs=[1.0],
+        tuning_success=[],
+        budget=steps,
+        steps=res.steps_to_target[0, :nf].clone(),
+        diverged=res.diverged_at[0, :nf] >= 0,
+        final_x=res.final_x[0, :nf].clone(),
+        final_f=res.final_f[0, :nf].clone(),
+        curves=res.f[:, 0, :nf].clone(),
+        grid_steps=res.steps_to_target[:, :nf].clone(),
+        grid_curves=res.f[:, :, :nf].clone(),
+        shown=res.x[:, 0, nf:].clone() if p.show is not None else None,
+    )
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def log_axis(ax, which: str = "y", subs: tuple[float, ...] = (1.0,)) -> None:
+    """Log scale on ``which`` ("x", "y" or "xy") with a few ticks labelled (at ``subs`` × 10ⁿ)
+    and no minor ticks: matplotlib lays out every minor tick of a log axis, most of a
+    figure's drawing time."""
+    for name in which:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        (ax.set_xscale if name == "x" else ax.set_yscale)("log")
+        axis.set_major_locator(LogLocator(subs=subs, numticks=7))
+        axis.set_minor_locator(NullLocator())
+
+
+def contour(ax, landscape: Landscape, window=None, levels: int = 16) -> None:
+    """Contour lines of f over ``window`` (the landscape's own by default).
+
+    Where f has a minimum the levels are log-spaced in f − min f, so a narrow canyon floor and a
+    flat plain (few lines: little slope) both read right; surfaces unbounded below get evenly
+    spaced levels.
+    """
+    (x0, x1), (y0, y1) = window or landscape.window
+    xs, ys = np.linspace(x0, x1, 160), np.linspace(y0, y1, 160)
+    X, Y = np.meshgrid(xs, ys)
+    pts = torch.tensor(np.stack([X, Y], -1), dtype=torch.float64)
+    if landscape.dim > 2:
+        rest = torch.zeros(*pts.shape[:-1], landscape.dim - 2, dtype=torch.float64)
+        pts = torch.cat([pts, rest], -1)
+    with torch.no_grad():
+        Z = landscape(pts).numpy()
+    if landscape.minima:
+        Z = Z - Z.min()
+        top = Z.max()
+        qs = np.geomspace(max(top * 1e-5, np.quantile(Z, 0.002)), top, levels + 1)[:-1]
+    else:
+        qs = np.linspace(Z.min(), Z.max(), levels + 2)[1:-1]
+    shade = np.searchsorted(qs, Z)  # the level band of each pixel
+    ax.imshow(
+        shade,
+        origin="lower",
+        extent=(x0, x1, y0, y1),
+        aspect="auto",
+        cmap="Greys_r",
+        alpha=0.35,
+        interpolation="bilinear",
+    )
+    lines = ax.contour(X, Y, Z, levels=qs, colors="0.45", linewidths=0.6)
+    lines.set_in_layout(False)  # bbox_inches="tight" need not measure every contour path
+    for m in landscape.minima:
+        ax.plot(m.x[0], m.x[1], "*", color="gold", mec="k", ms=11, zorder=5)
+    for s in landscape.saddles:
+        ax.plot(s.x[0], s.x[1], "X", color="w", mec="k", ms=8, zorder=5)
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="θ₁", ylabel="θ₂")
+    ax.xaxis.set_major_locator(MaxNLocator(4, prune="both"))  # neighbours' labels never touch
+    ax.yaxis.set_major_locator(MaxNLocator(4, prune="both"))
+
+
+def trajectory_panels(rows, row_labels, title: str, window=None):
+    """One row per landscape, one panel per optimizer, the same shown starts in every panel.
+
+    ``rows`` is a list of (landscape, {optimizer: Tuned}); returns the figure.
+    """
+    n_opt = max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(
+        len(rows), n_opt, figsize=(2.5 * n_opt, 2.6 * len(rows) + 0.4), squeeze=False
+    )
+    for i, ((land, by_opt), label) in enumerate(zip(rows, row_labels)):
+        for j, (opt, t) in enumerate(by_opt.items()):
+            ax = axes[i, j]
+            contour(ax, land, window)
+            xy = t.shown.numpy()
+            for b in range(xy.shape[1]):
+                ok = np.isfinite(xy[:, b]).all(-1)
+                ax.plot(xy[ok, b, 0], xy[ok, b, 1], ".-", color=COLORS[opt], ms=2.5, lw=1)
+                ax.plot(xy[0, b, 0], xy[0, b, 1], "o", color=COLORS[opt], mec="k", ms=5)
+            ax.set_title(f"{LABELS[opt]}, α = {t.lr:.3g}\n{label}", fontsize=9)
+            # ticks on the outer panels only: tick labels are most of matplotlib's drawing time
+            if j:
+                ax.set(ylabel="", yticks=[])
+            if i < len(rows) - 1 and land.window == rows[i + 1][0].window:
+                ax.set(xlabel="", xticks=[])
+        for j in range(len(by_opt), n_opt):
+            axes[i, j].axis("off")
+    # fixed spacing, not tight_layout(): that costs a full extra draw (ctx.figure crops anyway)
+    fig.subplots_adjust(wspace=0.08, hspace=0.45, top=1 - 0.85 / fig.get_figheight())
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def loss_curves(ax, by_opt: dict, f_star: float, title: str, target: float | None = None) -> None:
+    """Median over the fresh starts of f − f* against the step k, log scale, one line each.
+
+    A run stops where it reaches the target, so its curve stays there: the dotted line."""
+    floor = target / 100 if target else 1e-16
+    for opt, t in by_opt.items():
+        gap = (t.curves - f_star).clamp_min(floor)
+        gap = torch.where(torch.isfinite(gap), gap, torch.tensor(np.nan, dtype=gap.dtype))
+        med = np.nanmedian(gap.numpy(), axis=1)
+        ax.plot(
+            np.arange(len(med)),
+            med,
+            color=COLORS[opt],
+            lw=1.6,
+            label=f"{LABELS[opt]} (α = {t.lr:.2g})",
+        )
+    if target:
+        ax.axhline(target, color="k", ls=":", lw=1, label="target: runs stop here")
+    log_axis(ax, "y")
+    ax.set(xlabel="step k", ylabel="median f(θ_k) − f*", title=title)
+    ax.legend(fontsize=7)

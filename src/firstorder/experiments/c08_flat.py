@@ -1,0 +1,143 @@
+"""C8b: "flat areas → momentum helps to escape"."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from firstorder import landscapes
+from firstorder.experiments import _tuning as tu
+from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.c08_canyons import HELPS, ring
+from firstorder.run import value_and_grad
+
+TARGET = 1e-3  # the minimum: f − f* < 1e-3 (f ranges over [0, 1))
+ESCAPED = 0.5  # left the plateau: f < 0.5, halfway down the well (radius < 1.18σ)
+R_LO, R_HI = 3.5, 5.0  # starts on the plain: ‖g‖ from 7.6e-3 down to 1.9e-5
+
+
+def measure(ctx: Context) -> Measurement:
+    steps = ctx.pick(300, 1000)
+    n_tune, n_fresh = ctx.pick((6, 24), (16, 128))
+    lrs = tu.lr_grid(1e-2, 100.0)
+    land = landscapes.get("plateau")
+    problem = tu.Problem(
+        "plateau",
+        land,
+        ring(n_tune, tu.generator(ctx.seed, "tune"), R_LO, R_HI),
+        ring(n_fresh, tu.generator(ctx.seed, "fresh"), R_LO, R_HI),
+        TARGET,
+        show=ring(3, tu.generator(ctx.seed, "show"), 4.5, 5.0),
+    )
+    res = {opt: tu.tune([problem], opt, steps=steps, lrs=lrs)[0] for opt in tu.FIRST_ORDER}
+    grad0 = value_and_grad(land, problem.fresh)[1].norm(dim=-1).tolist()
+
+    def escape(t: tu.Tuned, i: int | None = None) -> float:
+        curves = t.curves if i is None else t.grid_curves[:, i]
+        return tu.capped_mean(tu.first_below(curves, ESCAPED), steps)
+
+    gd, mom = res["gd"], res["momentum"]
+    same = mom.index(gd.lr)
+    grid_escape = {opt: [escape(t, i) for i in range(len(lrs))] for opt, t in res.items()}
+    # every α of the grid at which GD or momentum leaves the plateau: is momentum faster there?
+    moving = [
+        i for i in range(len(lrs)) if min(grid_escape["gd"][i], grid_escape["momentum"][i]) <= steps
+    ]
+    faster = [i for i in moving if grid_escape["gd"][i] / grid_escape["momentum"][i] >= HELPS]
+    numbers = {
+        "budget": steps,
+        "fresh_starts": n_fresh,
+        "start_grad_norm": [min(grad0), float(np.median(grad0)), max(grad0)],
+        "lr": {o: t.lr for o, t in res.items()},
+        "success": {o: t.success for o, t in res.items()},
+        "mean_steps_to_min": {o: t.mean_steps for o, t in res.items()},
+        "mean_steps_to_escape": {o: escape(t) for o, t in res.items()},
+        "momentum_escape_at_gd_lr": escape(mom, same),
+        "momentum_success_at_gd_lr": float((mom.grid_steps[same] >= 0).double().mean()),
+        "grid_lrs": lrs,
+        "grid_escape": grid_escape,
+        "grid_alphas_compared": [lrs[i] for i in moving],
+        "grid_alphas_momentum_faster": [lrs[i] for i in faster],
+    }
+
+    fig = tu.trajectory_panels(
+        [(land, res)],
+        ["plateau 1 − exp(−‖θ‖²/2)"],
+        f"flat plain: three starts 4.5–5 from the well, tuned α, {steps} steps at most",
+    )
+    figures = [ctx.figure(fig, "trajectories")]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
+    ax = axes[0]
+    for opt in tu.FIRST_ORDER:
+        y = np.array(grid_escape[opt], dtype=float)
+        y[y > steps] = np.nan  # never left the plateau at this α
+        ax.plot(lrs, y, "o-", ms=4, color=tu.COLORS[opt], label=tu.LABELS[opt])
+        ax.plot(res[opt].lr, escape(res[opt]), "*", ms=14, color=tu.COLORS[opt], mec="k")
+    tu.log_axis(ax, "xy")
+    ax.set(
+        xlabel="learning rate α",
+        ylabel=f"mean steps k until f < {ESCAPED}",
+        title="leaving the plateau at every α (★: tuned α)",
+    )
+    ax.legend(fontsize=8)
+    tu.loss_curves(axes[1], res, 0.0, "loss from the plateau (median of fresh starts)", TARGET)
+    fig.subplots_adjust(wspace=0.28)
+    figures.append(ctx.figure(fig, "escape"))
+    return Measurement(
+        numbers=numbers,
+        figures=figures,
+        explanation=(
+            f"Starts {R_LO:g}–{R_HI:g} from a Gaussian well, where ‖g‖ is 1e-5 to 1e-2. Left: "
+            "steps needed to get halfway down the well at each α; momentum beats GD at the same "
+            "α because its velocity grows to α‖g‖/(1−ρ), but GD at a larger α moves as fast. "
+            "The rules that divide by √r (AdaGrad, RMSProp, Adam) turn a tiny gradient into a "
+            "step of about α and leave the plateau in a handful of steps."
+        ),
+    )
+
+
+def judge(numbers: dict) -> Judgement:
+    esc = {k: float(v) for k, v in numbers["mean_steps_to_escape"].items()}
+    same = esc["gd"] / float(numbers["momentum_escape_at_gd_lr"])
+    tuned = esc["gd"] / esc["momentum"]
+    lr = numbers["lr"]
+    faster = [float(a) for a in numbers["grid_alphas_momentum_faster"]]
+    best_adaptive = min(("adagrad", "rmsprop", "adam"), key=lambda o: esc[o])
+    evidence = (
+        f"mean steps to leave the plateau, tuned α: GD {esc['gd']:.0f} (α={float(lr['gd']):.2g}), "
+        f"momentum {esc['momentum']:.0f} (α={float(lr['momentum']):.2g}): {tuned:.2g}×; momentum "
+        f"at GD's α {same:.2g}×; momentum ≥ {HELPS}× faster at {len(faster)} of "
+        f"{len(numbers['grid_alphas_compared'])} α of the grid; {best_adaptive} "
+        f"{esc[best_adaptive]:.0f} steps"
+    )
+    if tuned >= HELPS:
+        return Judgement("holds", evidence)
+    if not faster:
+        return Judgement("fails", evidence)
+    return Judgement(
+        "partly",
+        evidence,
+        f"momentum escapes ≥ {HELPS}× faster only when both use the same α (at {len(faster)} "
+        f"of {len(numbers['grid_alphas_compared'])} α between {min(faster):.2g} and "
+        f"{max(faster):.2g}); with α tuned for each, GD takes a larger α and the gain is "
+        f"{tuned:.2g}×. Dividing by √r helps far more ({best_adaptive})",
+    )
+
+
+register(
+    Experiment(
+        id="C8b",
+        title="Flat areas: does momentum help to escape?",
+        claim="flat areas → momentum helps to escape",
+        criterion=(
+            f"from random starts {R_LO:g}–{R_HI:g} out on the plateau 1 − exp(−‖θ‖²/2) (‖g‖ ≤ "
+            f"7.6e-3), with α tuned for reaching the minimum (f < {TARGET:g}) on the same grid "
+            f"and budget for every optimizer, count the steps until f < {ESCAPED} (a miss counts "
+            f"as budget + 1). Momentum helps if it needs ≥ {HELPS}× fewer steps than GD. Holds if "
+            "it does with each optimizer at its own tuned α; partly if it does only at some equal "
+            "α of the grid (named); fails if at no α"
+        ),
+        measure=measure,
+        judge=judge,
+    )
+)

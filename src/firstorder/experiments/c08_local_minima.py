@@ -1,0 +1,261 @@
+"""C8d: "only local minima that are much worse than the global minimum are problematic" (and:
+"the adam optimizer can deal with most geometric obstacles")."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from firstorder import curvature, landscapes
+from firstorder.experiments import _tuning as tu
+from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.c08_canyons import ring
+from firstorder.experiments.c08_flat import R_HI, R_LO
+from firstorder.experiments.c08_saddles import SADDLES, near_manifold
+from firstorder.run import value_and_grad
+
+TOL = 1e-3  # reached: f − f* < 1e-3 (or below the escape level on surfaces without a minimum)
+SETTLED = 1e-2  # a run "ended in a minimum" where ‖g‖ < 1 % of the median ‖g‖ at the starts
+MUCH_WORSE = 0.1  # much worse: f(min) − f* ≥ 10 % of the typical start's gap f(θ₀) − f*
+DEALS = 0.8  # Adam deals with an obstacle when ≥ 80 % of its fresh starts reach the target
+ONLY = 0.8  # "only much worse minima are problematic": they carry ≥ 80 % of the excess loss
+LOCAL = ("two_wells", "himmelblau", "rastrigin", "styblinski_tang", "six_hump_camel")
+QUICK_LOCAL = LOCAL[:3]  # a much worse well, four equal minima, a grid of minima
+OTHER = (
+    "canyon", "rotated_canyon", "rosenbrock", "beale", "booth",
+    "plateau", "saddle", "monkey_saddle", "double_well",
+)  # fmt: skip
+OUTCOMES = ("reached", "slightly worse minimum", "much worse minimum", "elsewhere")
+
+
+def problem(name: str, n_tune: int, n_fresh: int, seed: int) -> tu.Problem:
+    """The landscape with the starts its obstacle calls for (as in C8a–C8c)."""
+    land = landscapes.get(name)
+    g = [tu.generator(seed, kind, name) for kind in ("tune", "fresh")]
+    if name == "plateau":
+        starts = [ring(n, gen, R_LO, R_HI) for n, gen in zip((n_tune, n_fresh), g)]
+        target = land.f_star + TOL
+    elif name in SADDLES:
+        x_range, both, level = SADDLES[name]
+        starts = [near_manifold(n, gen, x_range, both) for n, gen in zip((n_tune, n_fresh), g)]
+        target = level
+    else:
+        starts = [tu.uniform_starts(land.window, n, gen) for n, gen in zip((n_tune, n_fresh), g)]
+        target = land.f_star + TOL
+    show = torch.tensor(land.starts[:2], dtype=torch.float64) if name in LOCAL else None
+    return tu.Problem(name, land, starts[0], starts[1], target, show=show)
+
+
+def outcomes(p: tu.Problem, t: tu.Tuned) -> dict:
+    """Where each fresh run ended: reached, in a slightly or much worse minimum (‖g‖ small, H
+    positive definite, whether the landscape lists that minimum or not), or elsewhere (still
+    moving, diverged, stuck on a plain or at a saddle)."""
+    land = p.landscape
+    if not land.minima:  # a surface unbounded below: escaped or not
+        reached = float((t.steps >= 0).double().mean())
+        return {"fractions": [reached, 0.0, 0.0, 1 - reached], "gaps": []}
+    f_star = land.f_star
+    scale = float((land(p.fresh) - f_star).median())
+    x = t.final_x
+    g = value_and_grad(land, x)[1].norm(dim=-1)
+    g0 = value_and_grad(land, p.fresh)[1].norm(dim=-1).median()
+    lam_min = torch.linalg.eigvalsh(curvature.batch_hessian(land, x))[:, 0]
+    rel = (t.final_f - f_star) / scale
+    kind = torch.full_like(t.steps, 3)
+    settled = (g < SETTLED * g0) & (lam_min > 0) & ~t.diverged
+    kind[settled & (rel < MUCH_WORSE)] = 1
+    kind[settled & (rel >= MUCH_WORSE)] = 2
+    kind[t.steps >= 0] = 0
+    return {
+        "fractions": [float((kind == i).double().mean()) for i in range(4)],
+        "gaps": rel[(kind == 1) | (kind == 2)].tolist(),  # every worse minimum a run ended in
+        "start_gap": scale,
+    }
+
+
+def measure(ctx: Context) -> Measurement:
+    steps = ctx.pick(200, 1000)
+    n_tune, n_fresh = ctx.pick((6, 24), (16, 96))
+    lrs = tu.lr_grid(1e-3, 10.0)
+    local = [problem(n, n_tune, n_fresh, ctx.seed) for n in ctx.pick(QUICK_LOCAL, LOCAL)]
+    other = [problem(n, n_tune, n_fresh, ctx.seed) for n in OTHER]
+    res = {opt: tu.tune(local, opt, steps=steps, lrs=lrs) for opt in tu.FIRST_ORDER}
+    adam_other = tu.tune(other, "adam", steps=steps, lrs=lrs)
+
+    table = {}
+    for i, p in enumerate(local):
+        table[p.name] = {
+            opt: {"lr": res[opt][i].lr, **outcomes(p, res[opt][i])} for opt in tu.FIRST_ORDER
+        }
+    adam = {p.name: outcomes(p, res["adam"][i]) for i, p in enumerate(local)}
+    adam.update({p.name: outcomes(p, t) for p, t in zip(other, adam_other)})
+    obstacle = {n: landscapes.get(n).obstacles[0] for n in adam}
+    adam_lr = {p.name: t.lr for p, t in zip(local + other, res["adam"] + adam_other)}
+
+    names_local = [p.name for p in local]
+    fig = plt.figure(figsize=(16, 8.2))
+    grid = fig.add_gridspec(2, 2 * len(local), height_ratios=[1, 1.15], hspace=0.45, wspace=0.6)
+    for i, p in enumerate(local):
+        ax = fig.add_subplot(grid[0, 2 * i : 2 * i + 2])
+        tu.contour(ax, p.landscape)
+        for opt in tu.FIRST_ORDER:
+            xy = res[opt][i].shown.numpy()
+            for b in range(xy.shape[1]):
+                ax.plot(
+                    xy[:, b, 0],
+                    xy[:, b, 1],
+                    "-",
+                    color=tu.COLORS[opt],
+                    lw=1.2,
+                    label=tu.LABELS[opt] if b == 0 else None,
+                )
+                ax.plot(xy[-1, b, 0], xy[-1, b, 1], "o", color=tu.COLORS[opt], ms=4, mec="k")
+        ax.plot(*p.show.numpy().T, "o", color="w", mec="k", ms=6)
+        ax.set_title(p.name, fontsize=10)
+        if i:
+            ax.set_ylabel("")
+        if i == 0:
+            ax.legend(fontsize=6, loc="lower left")
+    ax = fig.add_subplot(grid[1, : len(local) + 1])
+    colors = ("tab:green", "gold", "tab:red", "0.6")
+    width = 0.8 / len(tu.FIRST_ORDER)
+    for j, opt in enumerate(tu.FIRST_ORDER):
+        x = np.arange(len(local)) + (j - 2) * width
+        bottom = np.zeros(len(local))
+        for k, (label, col) in enumerate(zip(OUTCOMES, colors)):
+            h = np.array([table[n][opt]["fractions"][k] for n in names_local])
+            ax.bar(
+                x,
+                h,
+                width * 0.95,
+                bottom=bottom,
+                color=col,
+                edgecolor="k",
+                lw=0.3,
+                label=label if j == 0 else None,
+            )
+            bottom += h
+        for xi in x:
+            ax.text(xi, 1.02, tu.LABELS[opt][:4], rotation=90, ha="center", va="bottom", fontsize=6)
+    ax.set_xticks(np.arange(len(local)), names_local, fontsize=8)
+    ax.set(
+        ylabel="fraction of fresh starts",
+        ylim=(0, 1.25),
+        title=f"where the runs end, tuned α, {steps} steps",
+    )
+    ax.legend(fontsize=7, loc="upper center", ncol=4, bbox_to_anchor=(0.5, -0.1))
+    ax = fig.add_subplot(grid[1, len(local) + 2 :])
+    names = list(adam)
+    kinds = list(dict.fromkeys(obstacle.values()))
+    cmap = dict(zip(kinds, ("tab:red", "tab:blue", "tab:orange", "tab:purple")))
+    ax.barh(
+        np.arange(len(names)),
+        [adam[n]["fractions"][0] for n in names],
+        color=[cmap[obstacle[n]] for n in names],
+    )
+    ax.axvline(DEALS, color="k", ls=":", lw=1)
+    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    for k in kinds:
+        ax.barh([0], [0], color=cmap[k], label=k)
+    ax.set(
+        xlabel="fraction reaching the target",
+        xlim=(0, 1),
+        title=f"Adam on every obstacle, tuned α, {steps} steps",
+    )
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    figures = [ctx.figure(fig, "outcomes")]
+
+    return Measurement(
+        numbers={
+            "budget": steps,
+            "fresh_starts": n_fresh,
+            "much_worse": MUCH_WORSE,
+            "local": table,
+            "adam": adam,
+            "adam_lr": adam_lr,
+            "obstacle": obstacle,
+        },
+        figures=figures,
+        explanation=(
+            "Top: every optimizer at its tuned α from the same two starts (white) on five surfaces "
+            "with local minima; mostly each settles in the basin it starts in. Bottom left: where "
+            "the fresh runs end: at the global minimum (or one as good, like Himmelblau's four), "
+            "in a minimum slightly or much worse, or elsewhere. Bottom right: Adam's success on "
+            "every obstacle surface, coloured by obstacle."
+        ),
+    )
+
+
+def judge(numbers: dict) -> Judgement:
+    # 1. local minima: of the excess loss of runs that ended in a worse minimum (every
+    #    optimizer, every surface with local minima), how much sits in much worse minima?
+    much = slight = 0.0
+    trapped = runs = 0
+    for per_opt in numbers["local"].values():
+        for out in per_opt.values():
+            gaps = [float(g) for g in out["gaps"]]
+            much += sum(g for g in gaps if g >= MUCH_WORSE)
+            slight += sum(g for g in gaps if g < MUCH_WORSE)
+            trapped += sum(g >= MUCH_WORSE for g in gaps)
+            runs += 1
+    share = much / (much + slight) if much + slight > 0 else 1.0
+    only = share >= ONLY and trapped > 0
+    # 2. Adam on every obstacle: mean success over the surfaces of each obstacle
+    by_kind: dict[str, list[float]] = {}
+    for name, out in numbers["adam"].items():
+        by_kind.setdefault(numbers["obstacle"][name], []).append(float(out["fractions"][0]))
+    dealt = {k: float(np.mean(v)) for k, v in by_kind.items()}
+    ok = [k for k, v in dealt.items() if v >= DEALS]
+    most = len(ok) > len(dealt) / 2
+    adam_local = [numbers["local"][n]["adam"]["fractions"] for n in numbers["local"]]
+    evidence = (
+        f"much worse minima carry {share:.0%} of the excess loss of trapped runs (all "
+        f"optimizers); Adam ends in a much worse minimum on "
+        f"{np.mean([float(f[2]) for f in adam_local]):.0%} of starts on surfaces with local "
+        "minima; Adam's success by obstacle: "
+        + ", ".join(f"{k} {v:.0%}" for k, v in dealt.items())
+        + f" ({numbers['budget']} steps)"
+    )
+    if only and most:
+        return Judgement("holds", evidence)
+    if not only and not most:
+        return Judgement("fails", evidence)
+    if only:
+        cond = (
+            "the harm of local minima is in the much worse ones, but within "
+            f"{numbers['budget']} steps Adam deals only with " + (", ".join(ok) or "no obstacle")
+        )
+    else:
+        cond = (
+            f"Adam deals with {', '.join(ok)}, but slightly worse minima carry "
+            f"{1 - share:.0%} of the excess loss"
+        )
+    return Judgement("partly", evidence, cond)
+
+
+register(
+    Experiment(
+        id="C8d",
+        title="Local minima, and does Adam deal with most obstacles?",
+        claim=(
+            "only local minima that are much worse than the global minimum are problematic "
+            "(and: the adam optimizer can deal with most geometric obstacles)"
+        ),
+        criterion=(
+            "every optimizer, α tuned on the same grid and budget, from fresh random starts on "
+            "five surfaces with local minima; Adam also on the canyon, flat and saddle surfaces "
+            "(starts as in C8a–C8c). A run reaches the target at f − f* < 1e-3 (or below the "
+            "escape level); otherwise it ends in a minimum (‖g‖ < 1e-2, H positive definite) that "
+            f"is much worse (f − f* ≥ {MUCH_WORSE:.0%} of the median start gap) or slightly worse, "
+            "or elsewhere. Only much worse minima are problematic if they carry ≥ "
+            f"{ONLY:.0%} of the excess loss of all runs that ended in a worse minimum. Adam deals "
+            f"with an obstacle (canyon, flat, saddle, local minima) when its surfaces average ≥ "
+            f"{DEALS:.0%} success. Holds if both, with Adam dealing with more than half the "
+            "obstacles; fails if neither; partly if one"
+        ),
+        measure=measure,
+        judge=judge,
+    )
+)

@@ -1,0 +1,186 @@
+"""C8c: "saddle points → momentum helps to escape"."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from firstorder import landscapes
+from firstorder.experiments import _tuning as tu
+from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.c08_canyons import HELPS
+
+DEPTH = (-8.0, -3.0)  # |θ₂| at the start: 10^-8 … 10^-3 off the stable manifold θ₂ = 0
+# landscape, range of |θ₁| at the start, both signs of θ₁?, level of f that counts as escaped
+SADDLES = {
+    "saddle": ((0.5, 1.5), True, -1.0),  # x² − y²: f < −1 means |θ₂| ≳ 1, well down the slope
+    "monkey_saddle": ((0.5, 1.5), False, -1.0),  # x³ − 3xy²: θ₁ > 0 flows into the saddle
+    "double_well": ((0.5, 2.0), True, -0.125),  # halfway down from the saddle (0) to a min (−¼)
+}
+NEWTON_STEPS = 20  # Newton runs its own short budget: it settles at once (the Hessian is exact)
+
+
+def near_manifold(n: int, gen: torch.Generator, x_range, both: bool) -> torch.Tensor:
+    """Starts close to the saddle's stable manifold θ₂ = 0: θ₁ in ±x_range, |θ₂| log-uniform
+    over DEPTH with a random sign."""
+    u = torch.rand(n, 4, generator=gen, dtype=torch.float64)
+    x = x_range[0] + (x_range[1] - x_range[0]) * u[:, 0]
+    if both:
+        x = torch.where(u[:, 1] < 0.5, -x, x)
+    y = 10 ** (DEPTH[0] + (DEPTH[1] - DEPTH[0]) * u[:, 2])
+    y = torch.where(u[:, 3] < 0.5, -y, y)
+    return torch.stack([x, y], -1)
+
+
+def measure(ctx: Context) -> Measurement:
+    steps = ctx.pick(100, 1000)
+    n_tune, n_fresh = ctx.pick((6, 24), (16, 128))
+    lrs = tu.lr_grid(1e-3, 10.0)
+    problems = []
+    for name, (x_range, both, level) in SADDLES.items():
+        land = landscapes.get(name)
+        show = torch.tensor([[1.0, 1e-3], [1.2, -1e-6], [0.7, 1e-8]], dtype=torch.float64)
+        problems.append(
+            tu.Problem(
+                name,
+                land,
+                near_manifold(n_tune, tu.generator(ctx.seed, "tune", name), x_range, both),
+                near_manifold(n_fresh, tu.generator(ctx.seed, "fresh", name), x_range, both),
+                level,
+                show=show,
+            )
+        )
+    res = {opt: tu.tune(problems, opt, steps=steps, lrs=lrs) for opt in tu.FIRST_ORDER}
+    res["newton"] = tu.tune(problems, "newton", steps=NEWTON_STEPS, lrs=[1.0])
+    table = {}
+    for i, p in enumerate(problems):
+        row = {opt: res[opt][i] for opt in tu.ALL}
+        gd, mom = row["gd"], row["momentum"]
+        grid_gd = [tu.capped_mean(s, steps) for s in gd.grid_steps]
+        grid_mom = [tu.capped_mean(s, steps) for s in mom.grid_steps]
+        compared = [i for i in range(len(lrs)) if min(grid_gd[i], grid_mom[i]) <= steps]
+        table[p.name] = {
+            "lr": {o: t.lr for o, t in row.items()},
+            "success": {o: t.success for o, t in row.items()},
+            "mean_steps": {o: t.mean_steps for o, t in row.items()},
+            "grid_alphas_compared": [lrs[i] for i in compared],
+            "grid_alphas_momentum_faster": [
+                lrs[i] for i in compared if grid_gd[i] / grid_mom[i] >= HELPS
+            ],
+            "newton_final_dist_to_saddle": float(row["newton"].final_x.norm(dim=-1).median()),
+        }
+
+    rows = [(p.landscape, {o: res[o][i] for o in tu.ALL}) for i, p in enumerate(problems)]
+    fig = tu.trajectory_panels(
+        rows,
+        list(SADDLES),
+        "starts 1e-3, 1e-6, 1e-8 off the stable manifold θ₂ = 0; tuned α "
+        f"(Newton: {NEWTON_STEPS} steps)",
+    )
+    figures = [ctx.figure(fig, "trajectories")]
+
+    # steps to escape against the depth of the start (the monkey saddle, jumped over at the
+    # tuned α, shows nothing more), one panel each
+    plotted = [(i, p) for i, p in enumerate(problems) if p.name != "monkey_saddle"]
+    fig, axes = plt.subplots(1, len(plotted), figsize=(5.2 * len(plotted), 4.2), sharey=True)
+    for ax, (i, p) in zip(axes, plotted):
+        depth = np.log10(p.fresh[:, 1].abs().numpy())
+        for opt in tu.FIRST_ORDER:
+            t = res[opt][i]
+            k = t.steps.double().numpy()
+            k[k < 0] = np.nan
+            ax.plot(
+                depth,
+                k,
+                "o",
+                ms=4,
+                color=tu.COLORS[opt],
+                alpha=0.8,
+                label=f"{tu.LABELS[opt]} (α = {t.lr:.2g}), {t.success:.0%}",
+            )
+        ax.set(xlabel="log₁₀ |θ₂| at the start", title=f"{p.name}: steps to escape")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("steps k until f < escape level")
+    fig.subplots_adjust(wspace=0.08)
+    figures.append(ctx.figure(fig, "escape"))
+    return Measurement(
+        numbers={
+            "budget": steps,
+            "newton_budget": NEWTON_STEPS,
+            "fresh_starts": n_fresh,
+            "depth_log10": list(DEPTH),
+            "escape_level": {k: v[2] for k, v in SADDLES.items()},
+            "problems": table,
+        },
+        figures=figures,
+        explanation=(
+            "Starts sit 1e-8 to 1e-3 off the direction that flows into the saddle. First figure: "
+            "GD and momentum slide towards the saddle and leave only once the tiny θ₂ has grown, "
+            "the rules that divide by √r blow θ₂ up at once, and Newton jumps onto the saddle "
+            "and stays (on the monkey saddle the tuned α is so large that GD and momentum jump "
+            "over it). Second: the steps to escape grow linearly in log(1/|θ₂|) for GD and "
+            "momentum, momentum barely ahead at its tuned α, while AdaGrad, RMSProp and Adam "
+            "need a handful."
+        ),
+    )
+
+
+def judge(numbers: dict) -> Judgement:
+    tuned_ok, grid_ok, parts = [], {}, []
+    for name, row in numbers["problems"].items():
+        steps = {k: float(v) for k, v in row["mean_steps"].items()}
+        tuned = steps["gd"] / steps["momentum"]
+        faster = [float(a) for a in row["grid_alphas_momentum_faster"]]
+        if tuned >= HELPS:
+            tuned_ok.append(name)
+        if faster:
+            grid_ok[name] = faster
+        best = min(("adagrad", "rmsprop", "adam"), key=lambda o: steps[o])
+        parts.append(
+            f"{name}: GD {steps['gd']:.0f}, momentum {steps['momentum']:.0f} ({tuned:.2g}×), "
+            f"{best} {steps[best]:.0f}; momentum ≥ {HELPS}× faster at {len(faster)} of "
+            f"{len(row['grid_alphas_compared'])} equal α"
+        )
+    names = list(numbers["problems"])
+    evidence = "mean steps to escape, tuned α — " + "; ".join(parts)
+    if len(tuned_ok) == len(names):
+        return Judgement("holds", evidence)
+    if not tuned_ok and not grid_ok:
+        return Judgement("fails", evidence)
+    where = []
+    if tuned_ok:
+        where.append("with tuned α on " + ", ".join(tuned_ok))
+    where += [
+        f"on {n} only at equal α = {min(a):.2g}…{max(a):.2g}"
+        for n, a in grid_ok.items()
+        if n not in tuned_ok
+    ]
+    rest = [n for n in names if n not in tuned_ok and n not in grid_ok]
+    return Judgement(
+        "partly",
+        evidence,
+        f"momentum escapes ≥ {HELPS}× faster "
+        + "; ".join(where)
+        + ("; at no α on " + ", ".join(rest) if rest else ""),
+    )
+
+
+register(
+    Experiment(
+        id="C8c",
+        title="Saddle points: does momentum help to escape?",
+        claim="saddle points → momentum helps to escape",
+        criterion=(
+            "from random starts 1e-8 to 1e-3 off the stable manifold of the saddles of x² − y², "
+            "the monkey saddle x³ − 3xy² and the double well, every optimizer with α tuned on the "
+            "same grid and budget to escape (f below the saddle by 1, resp. halfway to the "
+            "minima), compare the mean steps to escape on fresh starts (a miss counts as budget "
+            f"+ 1). Momentum helps on a saddle if GD needs ≥ {HELPS}× more steps. Holds if it "
+            "helps on every saddle with each optimizer at its tuned α; fails if it helps nowhere, "
+            "not even at one equal α of the grid; partly otherwise (naming where)"
+        ),
+        measure=measure,
+        judge=judge,
+    )
+)

@@ -1,0 +1,275 @@
+"""C12: "second order methods like the newton methode would not suffer from this problem because
+… the step size is scaled in each direction individually based on its curvature"."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from firstorder import landscapes
+from firstorder.experiments import _tuning as tu
+from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.c08_canyons import ring
+from firstorder.run import run
+
+TARGET = 1e-10  # quadratics: f − f* < 1e-10
+ROSEN_TARGET = 1e-8
+FEW = 2  # Newton "does not suffer": median ≤ 2 steps on every quadratic canyon, whatever κ
+FASTER = 5.0  # and ≥ 5× fewer steps than the best tuned first-order method on Rosenbrock
+AT_SADDLE = 1e-6  # a run "converged to the saddle" when it ends within 1e-6 of it
+ATTRACTED = 0.1  # Newton fails where ≥ 10 % of random starts converge to a saddle
+NEWTON_STEPS = 30
+
+
+def measure(ctx: Context) -> Measurement:
+    kappas = ctx.pick([10, 1e3, 1e6], [10, 100, 1e3, 1e4, 1e5, 1e6])
+    steps = ctx.pick(200, 1000)
+    n_tune, n_fresh = ctx.pick((6, 16), (16, 64))
+    # 1. quadratic canyons, axis-aligned and rotated: Newton against GD with a tuned α
+    problems = []
+    for angle in (0.0, 30.0):
+        for kappa in kappas:
+            name = f"κ={kappa:g}, θ={angle:g}°"
+            problems.append(tu.Problem(
+                name, landscapes.get("quadratic", eigenvalues=(1 / kappa, 1.0), angle=angle),
+                ring(n_tune, tu.generator(ctx.seed, "tune", name)),
+                ring(n_fresh, tu.generator(ctx.seed, "fresh", name)),
+                TARGET,
+            ))  # fmt: skip
+    lrs_fine = [float(v) for v in np.logspace(-3, 1, 4 * 12 + 1)]
+    gd = tu.tune(problems, "gd", steps=steps, lrs=lrs_fine)
+    newton = tu.tune(problems, "newton", steps=NEWTON_STEPS, lrs=[1.0])
+    quad = {
+        p.name: {
+            "kappa": p.landscape.params["kappa"],
+            "newton_median_steps": n.median_steps,
+            "newton_success": n.success,
+            "gd_lr": g.lr,
+            "gd_mean_steps": g.mean_steps,
+            "gd_success": g.success,
+        }
+        for p, g, n in zip(problems, gd, newton)
+    }
+
+    # 2. Rosenbrock's curved canyon: Newton against every first-order method, tuned
+    rosen = landscapes.get("rosenbrock")
+    rp = tu.Problem(
+        "rosenbrock", rosen,
+        tu.uniform_starts(rosen.window, n_tune, tu.generator(ctx.seed, "tune", "rosen")),
+        tu.uniform_starts(rosen.window, n_fresh, tu.generator(ctx.seed, "fresh", "rosen")),
+        ROSEN_TARGET, show=torch.tensor([[-1.2, 1.0], [1.5, -0.5]], dtype=torch.float64),
+    )  # fmt: skip
+    r_res = {
+        o: tu.tune([rp], o, steps=steps, lrs=tu.lr_grid(1e-4, 10.0))[0] for o in tu.FIRST_ORDER
+    }
+    r_res["newton"] = tu.tune([rp], "newton", steps=NEWTON_STEPS, lrs=[1.0])[0]
+    rosen_row = {
+        o: {
+            "lr": t.lr,
+            "success": t.success,
+            "mean_steps": t.mean_steps,
+            "median_steps": t.median_steps,
+        }
+        for o, t in r_res.items()
+    }
+
+    # 3. where H is indefinite: x² − y² and the double well, random starts
+    fail = {}
+    for name in ("saddle", "double_well"):
+        land = landscapes.get(name)
+        x0 = tu.uniform_starts(land.window, n_fresh * 4, tu.generator(ctx.seed, "fail", name))
+        nt = run(land, "newton", starts=x0, steps=NEWTON_STEPS, record="final", bound=1e3)
+        g = run(land, "gd", starts=x0, steps=100, lr=0.1, record="final", bound=1e3)
+        saddle = torch.tensor(land.saddles[0].x, dtype=torch.float64)
+        fail[name] = {
+            "newton_at_saddle": float(
+                ((nt.final_x[0] - saddle).norm(dim=-1) < AT_SADDLE).double().mean()
+            ),
+            "gd_at_saddle": float(
+                ((g.final_x[0] - saddle).norm(dim=-1) < AT_SADDLE).double().mean()
+            ),
+        }
+    dw = landscapes.get("double_well")
+    side = ctx.pick(31, 81)
+    u = np.linspace(-2, 2, side)
+    U, V = np.meshgrid(u, u)
+    grid = torch.tensor(np.stack([U.ravel(), V.ravel()], -1), dtype=torch.float64)
+    basin = run(dw, "newton", starts=grid, steps=NEWTON_STEPS, record="final").final_x[0]
+    # indefinite band of the double well: f_yy = 3y² − 1 < 0 for |y| < 1/√3
+    band = grid[:, 1].abs() < 3**-0.5
+    at_s = basin.norm(dim=-1) < AT_SADDLE
+    fail["double_well"]["indefinite_start_fraction_to_saddle"] = float(at_s[band].double().mean())
+    fail["double_well"]["definite_start_fraction_to_saddle"] = float(at_s[~band].double().mean())
+
+    fig, axes = plt.subplots(2, 3, figsize=(15.5, 9))
+    ax = axes[0, 0]
+    for angle, mk in ((0.0, "o"), (30.0, "s")):
+        ks = [quad[f"κ={k:g}, θ={angle:g}°"] for k in kappas]
+        ax.plot(
+            kappas,
+            [q["gd_mean_steps"] for q in ks],
+            mk + "-",
+            color=tu.COLORS["gd"],
+            label=f"GD, tuned α, θ = {angle:g}°",
+        )
+        ax.plot(
+            kappas,
+            [max(q["newton_median_steps"] or np.nan, 0.8) for q in ks],
+            mk + "-",
+            color=tu.COLORS["newton"],
+            label=f"Newton, θ = {angle:g}°",
+        )
+    tu.log_axis(ax, "xy")
+    ax.axhline(steps + 1, color="k", ls=":", lw=1, label="GD budget (missed)")
+    ax.set(
+        xlabel="κ",
+        ylabel=f"steps k to f − f* < {TARGET:g}",
+        title="quadratic canyons: Newton needs one step",
+    )
+    ax.legend(fontsize=7)
+    ax = axes[0, 1]
+    tu.contour(ax, rosen)
+    for o in ("gd", "adam", "newton"):
+        xy = r_res[o].shown.numpy()
+        for b in range(xy.shape[1]):
+            ax.plot(
+                xy[:, b, 0],
+                xy[:, b, 1],
+                ".-",
+                ms=3,
+                lw=1,
+                color=tu.COLORS[o],
+                label=f"{tu.LABELS[o]} (α = {r_res[o].lr:.2g})" if b == 0 else None,
+            )
+    ax.set_title("Rosenbrock: Newton, GD and Adam from two starts", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    tu.loss_curves(
+        axes[0, 2], r_res, 0.0, "Rosenbrock: loss (median of fresh starts)", ROSEN_TARGET
+    )
+    ax = axes[1, 0]
+    code = np.where(
+        at_s.numpy(),
+        0,
+        np.where(basin[:, 1].numpy() > 0.5, 1, np.where(basin[:, 1].numpy() < -0.5, 2, 3)),
+    )
+    ax.imshow(
+        code.reshape(side, side),
+        origin="lower",
+        extent=(-2, 2, -2, 2),
+        cmap="Set2",
+        vmin=0,
+        vmax=7,
+        interpolation="nearest",
+    )
+    ax.axhline(3**-0.5, color="k", ls="--", lw=1)
+    ax.axhline(-(3**-0.5), color="k", ls="--", lw=1, label="|θ₂| = 1/√3: H indefinite inside")
+    ax.set(xlabel="θ₁", ylabel="θ₂", title="double well: where Newton ends from each start")
+    for c, lab in ((0, "the saddle (0, 0)"), (1, "minimum (0, 1)"), (2, "minimum (0, −1)")):
+        ax.plot([], [], "s", color=plt.cm.Set2(c / 7), ms=9, label=lab)
+    ax.legend(fontsize=7, loc="upper right")
+    for ax, name in ((axes[1, 1], "double_well"), (axes[1, 2], "saddle")):
+        land = landscapes.get(name)
+        tu.contour(ax, land)
+        shown = torch.tensor([[1.5, 0.4], [-1.0, -0.3], [0.5, 1.5]], dtype=torch.float64)
+        for o, lr, n in (("gd", 0.1, 40), ("newton", 1.0, 10)):
+            xy = run(land, o, starts=shown, steps=n, lr=lr, bound=1e3).x[:, 0].numpy()
+            for b in range(xy.shape[1]):
+                ax.plot(
+                    xy[:, b, 0],
+                    xy[:, b, 1],
+                    ".-",
+                    ms=4,
+                    lw=1,
+                    color=tu.COLORS[o],
+                    label=f"{tu.LABELS[o]} (α = {lr:g})" if b == 0 else None,
+                )
+            ax.plot(*shown.numpy().T, "o", color="w", mec="k")
+        ax.set_title(f"{name}: Newton runs to the saddle, GD away", fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.subplots_adjust(hspace=0.32, wspace=0.3)
+    figures = [ctx.figure(fig, "newton")]
+
+    return Measurement(
+        numbers={
+            "budget": steps,
+            "newton_budget": NEWTON_STEPS,
+            "kappas": kappas,
+            "quadratic": quad,
+            "rosenbrock": rosen_row,
+            "indefinite": fail,
+        },
+        figures=figures,
+        explanation=(
+            "Top left: Newton's step −H⁻¹g lands on the minimum of any quadratic canyon in one "
+            "step, whatever κ and orientation, while tuned GD needs ever more steps as κ grows. "
+            "Top middle and right: on Rosenbrock's curved canyon Newton arrives in a handful of "
+            "steps. Bottom: where H has a negative eigenvalue, the same step scaling sends "
+            "Newton towards the saddle: every start in the band |θ₂| < 1/√3 of the double well "
+            "converges to it, and on x² − y² Newton jumps onto it at once."
+        ),
+    )
+
+
+def judge(numbers: dict) -> Judgement:
+    quad = numbers["quadratic"]
+    newton_few = all(
+        q["newton_median_steps"] is not None and float(q["newton_median_steps"]) <= FEW
+        for q in quad.values()
+    )
+    big = max(quad.values(), key=lambda q: (float(q["kappa"]), float(q["gd_mean_steps"])))
+    r = numbers["rosenbrock"]
+    best = min(tu.FIRST_ORDER, key=lambda o: (float(r[o]["mean_steps"]), -float(r[o]["success"])))
+    r_ratio = float(r[best]["mean_steps"]) / float(r["newton"]["mean_steps"])
+    canyon_ok = newton_few and r_ratio >= FASTER and float(r["newton"]["success"]) >= 0.9
+    ind = numbers["indefinite"]
+    attracted = float(ind["double_well"]["newton_at_saddle"])
+    band = float(ind["double_well"]["indefinite_start_fraction_to_saddle"])
+    evidence = (
+        f"Newton: median ≤ {max(float(q['newton_median_steps'] or 1e9) for q in quad.values()):g}"
+        f" step(s) on every quadratic canyon (κ up to {float(big['kappa']):g}), tuned GD "
+        f"{float(big['gd_mean_steps']):.0f} at κ = {float(big['kappa']):g}; Rosenbrock: Newton "
+        f"{float(r['newton']['mean_steps']):.1f} steps ({float(r['newton']['success']):.0%}), "
+        f"best tuned first-order method {best} {float(r[best]['mean_steps']):.0f} (reaching "
+        f"{float(r[best]['success']):.0%}; a miss counts as the budget + 1), {r_ratio:.0f}× more; "
+        f"double well: Newton converges to the saddle from {attracted:.0%} of random starts "
+        f"(GD {float(ind['double_well']['gd_at_saddle']):.0%}), on x² − y² from "
+        f"{float(ind['saddle']['newton_at_saddle']):.0%}"
+    )
+    if not canyon_ok:
+        return Judgement("fails", evidence)
+    if attracted < ATTRACTED:
+        return Judgement("holds", evidence)
+    return Judgement(
+        "partly",
+        evidence,
+        "Newton is immune to ill-conditioning only where H is positive definite; where H has "
+        "a negative eigenvalue the curvature scaling reverses the step along it and Newton "
+        f"converges to the saddle ({band:.0%} of double-well starts in the indefinite band "
+        "|θ₂| < 1/√3)",
+    )
+
+
+register(
+    Experiment(
+        id="C12",
+        title="Newton's method in canyons, and where it fails",
+        claim=(
+            "second order methods like the newton methode would not suffer from this problem "
+            "because … the step size is scaled in each direction individually based on its "
+            "curvature"
+        ),
+        criterion=(
+            f"Newton (E7, α = 1) does not suffer from ill-conditioning if its median steps to "
+            f"f − f* < {TARGET:g} are ≤ {FEW} on every quadratic canyon (κ from 10 up, "
+            "axis-aligned and rotated), and on Rosenbrock it reaches f < "
+            f"{ROSEN_TARGET:g} from ≥ 90 % of random starts in ≥ {FASTER:g}× fewer steps than "
+            "the best tuned first-order method. Holds if so and Newton is not attracted to "
+            f"saddles (< {ATTRACTED:.0%} of random double-well starts end on the saddle); "
+            "partly if it is (the claim then holds only where H is positive definite); fails "
+            "if Newton suffers in the canyons"
+        ),
+        measure=measure,
+        judge=judge,
+    )
+)
