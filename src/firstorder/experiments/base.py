@@ -114,6 +114,25 @@ class Experiment:
         return (1, 0, self.id)
 
 
+def updates(
+    optimizer: type[torch.optim.Optimizer], grads: torch.Tensor, **hyper: Any
+) -> torch.Tensor:
+    """Δθ_k [K, ...] of a real optimizer from θ = 0, fed the gradient sequence ``grads`` [K, ...].
+
+    A controlled gradient sequence isolates an optimizer's mechanics from any landscape.
+    Hyperparameters may be tensors broadcasting against θ, one setting per row.
+    """
+    theta = torch.zeros(grads.shape[1:], dtype=grads.dtype)
+    opt = optimizer([theta], **hyper)
+    out = torch.empty_like(grads)
+    for k, g in enumerate(grads):
+        before = theta.clone()
+        theta.grad = g
+        opt.step()
+        out[k] = theta - before
+    return out
+
+
 EXPERIMENTS: dict[str, Experiment] = {}
 
 

@@ -6,23 +6,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    register,
+    updates,
+)
 from firstorder.optim import AdaGrad, Adam
 
 TOLERANCE = 1e-12  # float64 rounding of a few operations
-
-
-def steps_of(cls, hyper: dict, grads: list[torch.Tensor], theta0: torch.Tensor) -> list:
-    """The update Δθ of each step of optimizer ``cls(**hyper)`` fed the given gradients."""
-    theta = theta0.clone().requires_grad_()
-    opt = cls([theta], **hyper)
-    out = []
-    for g in grads:
-        before = theta.detach().clone()
-        theta.grad = g.clone()
-        opt.step()
-        out.append(theta.detach() - before)
-    return out
 
 
 def measure(ctx: Context) -> Measurement:
@@ -32,15 +26,15 @@ def measure(ctx: Context) -> Measurement:
     g1 = torch.randn(n, generator=gen, dtype=torch.float64) * 10 ** (
         torch.rand(n, generator=gen, dtype=torch.float64) * 14 - 10
     )
-    theta0 = torch.zeros(n, dtype=torch.float64)
     later = [torch.randn(n, generator=gen, dtype=torch.float64) for _ in range(19)]
     settings = [
         (r1, r2, lr) for r1 in (0.0, 0.5, 0.9, 0.99) for r2 in (0.9, 0.999) for lr in (1e-3, 0.1)
     ]
     worst_first, diff_by_step = 0.0, []
     for rho1, rho2, lr in settings:
-        adam = steps_of(Adam, dict(lr=lr, rho1=rho1, rho2=rho2, eps=1e-8), [g1, *later], theta0)
-        ada = steps_of(AdaGrad, dict(lr=lr, eps=1e-8), [g1, *later], theta0)
+        grads = torch.stack([g1, *later])
+        adam = updates(Adam, grads, lr=lr, rho1=rho1, rho2=rho2, eps=1e-8)
+        ada = updates(AdaGrad, grads, lr=lr, eps=1e-8)
         rel = [((a - b).abs().max() / b.abs().max()).item() for a, b in zip(adam, ada)]
         worst_first = max(worst_first, rel[0])
         if (rho1, rho2, lr) == (0.9, 0.999, 1e-3):

@@ -9,7 +9,14 @@ import numpy as np
 import torch
 
 from firstorder import landscapes
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    register,
+    updates,
+)
 from firstorder.optim import AdaGrad
 from firstorder.run import run, value_and_grad
 
@@ -28,19 +35,6 @@ def cos_to_sign(step: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return -(step * sign).sum(-1) / (step.norm(dim=-1) * sign.norm(dim=-1)).clamp_min(1e-300)
 
 
-def adagrad_updates(grads: torch.Tensor) -> torch.Tensor:
-    """Δθ_k [K, ...] of the real AdaGrad optimizer fed the gradients [K, ...]."""
-    theta = torch.zeros(grads.shape[1:], dtype=torch.float64)
-    opt = AdaGrad([theta], lr=ALPHA, eps=EPS)
-    out = torch.empty_like(grads)
-    for k, g in enumerate(grads):
-        before = theta.clone()
-        theta.grad = g
-        opt.step()
-        out[k] = theta - before
-    return out
-
-
 def measure(ctx: Context) -> Measurement:
     gen = torch.Generator().manual_seed(ctx.seed)
     K = ctx.pick(200, 1000)  # controlled sequences (cheap)
@@ -54,7 +48,7 @@ def measure(ctx: Context) -> Measurement:
     xi = torch.randn(K, len(SCALES), d, generator=gen, dtype=torch.float64)
     c = torch.tensor(SCALES, dtype=torch.float64).view(-1, 1) * EPS
     grads = torch.stack([(c * m).expand(K, -1, -1), c * m * (1 + xi)], 1)  # [K, kind, scale, d]
-    steps = adagrad_updates(grads)
+    steps = updates(AdaGrad, grads, lr=ALPHA, eps=EPS)
     cos = cos_to_sign(steps, grads)  # [K, kind, scale]
     gd_cos = cos_to_sign(-grads, grads)  # the GD step −αg, for comparison
     size = steps.norm(dim=-1) / (ALPHA * math.sqrt(d))  # 1 for a step α·sign(g)

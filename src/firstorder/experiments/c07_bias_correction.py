@@ -7,7 +7,14 @@ import numpy as np
 import torch
 
 from firstorder import landscapes
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    register,
+    updates,
+)
 from firstorder.optim import Adam
 from firstorder.run import run
 
@@ -17,20 +24,9 @@ STALLS = 0.5  # an uncorrected first step below α/2: a cold start, not an explo
 ALPHA = 1e-3
 
 
-def adam_updates(
-    grads: torch.Tensor, rho1: torch.Tensor, rho2: torch.Tensor, bias_correction: bool
-) -> torch.Tensor:
-    """Δθ_k [K, C, d] of the real Adam optimizer fed gradients [K, C, d]; row c of θ uses
-    ρ₁ = rho1[c], ρ₂ = rho2[c] (hyperparameters as [C, 1] tensors broadcast against θ)."""
-    theta = torch.zeros(grads.shape[1:], dtype=torch.float64)
-    opt = Adam([theta], lr=ALPHA, rho1=rho1, rho2=rho2, bias_correction=bias_correction)
-    out = torch.empty_like(grads)
-    for k, g in enumerate(grads):
-        before = theta.clone()
-        theta.grad = g
-        opt.step()
-        out[k] = theta - before
-    return out
+def adam_updates(grads, rho1, rho2, bias_correction: bool) -> torch.Tensor:
+    """Δθ_k [K, C, d] of Adam; row c of θ uses ρ₁ = rho1[c], ρ₂ = rho2[c] ([C, 1] tensors)."""
+    return updates(Adam, grads, lr=ALPHA, rho1=rho1, rho2=rho2, bias_correction=bias_correction)
 
 
 def _short(v: float) -> str:
