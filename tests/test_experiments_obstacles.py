@@ -160,7 +160,7 @@ def test_c12_judge():
     assert c12.judge(c12_numbers(40, 0.3)).verdict == "fails"  # Newton slowed by κ
 
 
-def c13_numbers(corr: float, slope: float) -> dict:
+def c13_numbers(corr: float, slope: float, net_corr: float = 0.4) -> dict:
     at = {
         "corr_inv_hessian_diag": corr,
         "slope_inv_hessian_diag": slope,
@@ -173,6 +173,7 @@ def c13_numbers(corr: float, slope: float) -> dict:
             "axis": {"at": {"100": at, "300": at}},
             "rotated": {"at": {"100": {**at, "corr_inv_hessian_diag": 0.3}, "300": at}},
         },
+        "network": {"corr_one_over_abs_diag_h": net_corr, "slope_one_over_abs_diag_h": slope},
     }
 
 
@@ -180,6 +181,8 @@ def test_c13_judge():
     j = c13.judge(c13_numbers(0.95, 1.0))
     assert j.verdict == "partly" and "axis" in j.conditions
     assert c13.judge(c13_numbers(0.95, 0.1)).verdict == "fails"  # monotone, not ∝ (H⁻¹)ᵢᵢ
+    j = c13.judge(c13_numbers(0.95, 1.0, net_corr=0.95))
+    assert j.verdict == "partly" and "trained network" in j.conditions
 
 
 def test_r2_judge():
