@@ -63,15 +63,19 @@ def make_params(values: int, tensors: int, seed: int = 0) -> list[torch.Tensor]:
     return params
 
 
-def time_steps(opt: torch.optim.Optimizer, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        opt.step()
-    times = []
+def time_interleaved(opts: dict[str, torch.optim.Optimizer], repeats: int) -> dict[str, float]:
+    """Median step time of each optimizer, measured in turns (one step of each, repeated), so
+    that a slow moment of the machine falls on all of them alike."""
+    for opt in opts.values():
+        for _ in range(3):  # warm up: state allocated, caches and allocator settled
+            opt.step()
+    times: dict[str, list[float]] = {name: [] for name in opts}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, opt in opts.items():
+            t0 = time.perf_counter()
+            opt.step()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> None:
@@ -91,21 +95,24 @@ def main() -> None:
     print(f"{'method':<10} {'implementation':<22} {'ms/step':>9} {'ours/this':>10}")
     for name in args.only.split(","):
         ours, torch_cls, kwargs, paths = METHODS[name]
-        params = make_params(args.values, args.tensors)
-        t_ours = time_steps(ours(params, False), args.repeats)
-        params = make_params(args.values, args.tensors)
-        compiled = ours(params, True)
+        compiled = ours(make_params(args.values, args.tensors), True)
         t0 = time.perf_counter()
         compiled.step()  # compiles: the first step with k = 1
         compiled.step()  # and the one that makes k symbolic
         t_compile = time.perf_counter() - t0
-        t_fast = time_steps(compiled, args.repeats)
-        results = {}
-        for path in paths:
-            params = make_params(args.values, args.tensors)
-            results[path] = time_steps(
-                torch_cls(params, **kwargs, **PATH_KWARGS[path]), args.repeats
-            )
+        opts = {
+            "plain": ours(make_params(args.values, args.tensors), False),
+            "compiled": compiled,
+            **{
+                path: torch_cls(
+                    make_params(args.values, args.tensors), **kwargs, **PATH_KWARGS[path]
+                )
+                for path in paths
+            },
+        }
+        measured = time_interleaved(opts, args.repeats)
+        t_ours, t_fast = measured.pop("plain"), measured.pop("compiled")
+        results = measured
         fastest = min(results, key=results.get)
         print(f"{name:<10} {'firstorder':<22} {t_ours * 1e3:9.2f} {'':>10}")
         print(f"{'':<10} {'firstorder compile=True':<22} {t_fast * 1e3:9.2f} {'':>10}")

@@ -49,13 +49,22 @@ def adaptive_step(lr: Hyper, r: Tensor, eps: Hyper) -> Tensor:
     ε is added outside the root, as the notes write it. The batched engine records this
     quantity along trajectories (with r̂ in place of r for Adam).
     """
-    return lr / (r.sqrt() + eps)
+    return adaptive_step_(lr, r.clone(), eps)
+
+
+def adaptive_step_(lr: Hyper, r: Tensor, eps: Hyper) -> Tensor:
+    """:func:`adaptive_step` computed in the buffer ``r`` itself, which it overwrites.
+
+    Why: every θ-sized temporary alive at once is memory that the allocator may hand back to
+    the system and fault in again at the next step; computing in place keeps one.
+    """
+    return r.sqrt_().add_(eps).reciprocal_().mul_(lr)
 
 
 def adagrad(theta: Tensor, g: Tensor, r: Tensor, *, lr: Hyper, eps: Hyper) -> None:
     """E3, AdaGrad: r ← r + g⊙g ; θ ← θ − α/(√r + ε) ⊙ g."""
     r.add_(g * g)
-    theta.sub_(adaptive_step(lr, r, eps) * g)
+    theta.sub_(adaptive_step(lr, r, eps).mul_(g))
 
 
 def rmsprop(theta: Tensor, g: Tensor, r: Tensor, *, lr: Hyper, rho: Hyper, eps: Hyper) -> None:
@@ -63,8 +72,8 @@ def rmsprop(theta: Tensor, g: Tensor, r: Tensor, *, lr: Hyper, rho: Hyper, eps: 
 
     The notes call the decay ρ₂; the optimizer's argument is ``rho``.
     """
-    r.mul_(rho).add_((1 - rho) * g * g)
-    theta.sub_(adaptive_step(lr, r, eps) * g)
+    r.lerp_(g * g, 1 - rho)  # r ← ρ₂ r + (1−ρ₂) g⊙g, in place
+    theta.sub_(adaptive_step(lr, r, eps).mul_(g))
 
 
 def bias_corrected(m: Tensor, rho: Hyper, k: int) -> Tensor:
@@ -94,11 +103,13 @@ def adam(
     ``bias_correction=False`` uses s and r in place of ŝ and r̂ (claim C7 asks what the
     correction is for). k is a Python int, so it never saturates.
     """
-    s.mul_(rho1).add_((1 - rho1) * g)
-    r.mul_(rho2).add_((1 - rho2) * g * g)
-    if bias_correction:
-        s, r = bias_corrected(s, rho1, k), bias_corrected(r, rho2, k)
-    theta.sub_(adaptive_step(lr, r, eps) * s)
+    # ρ s + (1−ρ) x is a linear interpolation from s toward x: lerp_ computes it in place
+    s.lerp_(g, 1 - rho1)  # s ← ρ₁ s + (1−ρ₁) g
+    r.lerp_(g * g, 1 - rho2)  # r ← ρ₂ r + (1−ρ₂) g⊙g
+    # r̂ and ŝ are new tensors; the step is computed in r̂'s memory
+    r_hat = bias_corrected(r, rho2, k) if bias_correction else r.clone()
+    s_hat = bias_corrected(s, rho1, k) if bias_correction else s
+    theta.sub_(adaptive_step_(lr, r_hat, eps).mul_(s_hat))
 
 
 def newton_direction(g: Tensor, H: Tensor, damping: Hyper = 0.0) -> Tensor:
@@ -233,6 +244,7 @@ __all__ = [
     "adagrad",
     "adam",
     "adaptive_step",
+    "adaptive_step_",
     "bias_corrected",
     "check",
     "gd",
