@@ -210,13 +210,15 @@ def _block(optimizer: str, hyper: dict, c0: int, B: int, d: int, dtype: torch.dt
     values, C = grid(
         **{n: hyper.get(n, d) for n, d in rule.hyper.items() if n in hyper or d is not None}
     )
-    # hyperparameters as [C, 1, 1] tensors: the same rule line updates the whole block
+    # hyperparameters that vary as [C, 1, 1] tensors: the same rule line updates the block
     hyper_t: dict[str, object] = {}
     for name, column in values.items():
         if name == "bias_correction":
             if len(set(column)) > 1:
                 raise ValueError("bias_correction must be one value per run, got both.")
             hyper_t[name] = bool(column[0])
+        elif len(set(column)) == 1:
+            hyper_t[name] = float(column[0])  # shared by every configuration: a plain number
         else:
             hyper_t[name] = torch.tensor(column, dtype=dtype).view(C, 1, 1)
     state = {name: torch.zeros(C, B, d, dtype=dtype) for name in rule.state}
