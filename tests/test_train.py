@@ -137,6 +137,41 @@ def test_resume_from_checkpoint_reproduces_the_run_bitwise(spirals, tmp_path, wh
     assert [r.step for r in full.records if r.sharpness is not None] == [0, 10, 20, 30]
 
 
+def test_ctrl_c_keeps_what_was_computed_in_the_checkpoint(spirals, tmp_path):
+    """Ctrl-C in the middle of training writes the checkpoint before it propagates; resuming
+    it gives the run that was never interrupted, bitwise."""
+    ckpt = tmp_path / "run.pt"
+    kw = dict(steps=20, batch_size=32, seed=3, log_every=4)
+    full_model = MLP([2, 16, 2], "tanh", seed=0)
+    full = train(full_model, optim.Adam(full_model.parameters(), lr=0.01), spirals, **kw)
+
+    calls = iter(range(1000))
+
+    def loss(out, y):  # Ctrl-C during the 27th loss evaluation: the batch loss of step 17
+        if next(calls) == 26:
+            raise KeyboardInterrupt
+        return F.cross_entropy(out, y)
+
+    model = MLP([2, 16, 2], "tanh", seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            model,
+            optim.Adam(model.parameters(), lr=0.01),
+            spirals,
+            loss=loss,
+            checkpoint=ckpt,
+            **kw,
+        )
+    assert 0 < torch.load(ckpt, weights_only=True)["step"] < 20
+
+    resumed_model = MLP([2, 16, 2], "tanh", seed=99)
+    opt = optim.Adam(resumed_model.parameters(), lr=0.01)
+    resumed = train(resumed_model, opt, spirals, resume=ckpt, **kw)
+    for p, q in zip(params(full_model), params(resumed_model), strict=True):
+        assert torch.equal(p, q)
+    assert without_wall_time(resumed) == without_wall_time(full)
+
+
 def test_resume_refuses_a_different_data_order(spirals, tmp_path):
     model = MLP([2, 4, 2], "tanh", seed=0)
     train(model, optim.GD(model.parameters(), lr=0.1), spirals, steps=2, checkpoint=tmp_path / "c")

@@ -347,54 +347,65 @@ def train(
         from rich.progress import Progress
 
         bar = Progress()
-    with bar if bar is not None else contextlib.nullcontext():
-        task = bar.add_task("training", total=total, completed=k) if bar is not None else None
-        order, order_epoch = None, None
-        while k < total and history.diverged_at is None:
-            epoch, position = divmod(k, steps_per_epoch)
-            if order_epoch != epoch:
-                order = _epoch_order(seed, epoch, n) if B < n else torch.arange(n)
-                order_epoch = epoch
-            batch = order[position * B : (position + 1) * B]
-            if world > 1:
-                batch = batch.tensor_split(world)[rank]
-            logged = (
-                (k + 1) % log_every == 0
-                or k + 1 == total
-                or (sharpness_every is not None and (k + 1) % sharpness_every == 0)
-            )
-            theta_before = _flat(net.parameters()) if logged else None
-
-            optimizer.zero_grad(set_to_none=True)
-            batch_loss = loss_fn(model(data.x_train[batch]), data.y_train[batch])
-            seen = batch_loss.detach().clone()
-            if world > 1:  # any process's non-finite loss stops all of them, at the same step
-                dist.all_reduce(seen)
-                seen /= world
-            if not torch.isfinite(seen):
-                history.diverged_at = k + 1
-                history.message = f"diverged at step {k + 1}"
-                break
-            batch_loss.backward()
-            if logged:
-                g_norm = _flat(p.grad for p in net.parameters() if p.grad is not None).norm()
-            optimizer.step()
-            k += 1
-
-            if logged:
-                theta = _flat(net.parameters())
-                r = record(
-                    batch_loss=seen.item(),
-                    grad_norm=g_norm.item(),
-                    update_ratio=((theta - theta_before).norm() / theta_before.norm()).item(),
-                    effective_step=_step_quantiles(optimizer),
+    updating = False
+    try:
+        with bar if bar is not None else contextlib.nullcontext():
+            task = bar.add_task("training", total=total, completed=k) if bar is not None else None
+            order, order_epoch = None, None
+            while k < total and history.diverged_at is None:
+                epoch, position = divmod(k, steps_per_epoch)
+                if order_epoch != epoch:
+                    order = _epoch_order(seed, epoch, n) if B < n else torch.arange(n)
+                    order_epoch = epoch
+                batch = order[position * B : (position + 1) * B]
+                if world > 1:
+                    batch = batch.tensor_split(world)[rank]
+                logged = (
+                    (k + 1) % log_every == 0
+                    or k + 1 == total
+                    or (sharpness_every is not None and (k + 1) % sharpness_every == 0)
                 )
+                theta_before = _flat(net.parameters()) if logged else None
+
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss = loss_fn(model(data.x_train[batch]), data.y_train[batch])
+                seen = batch_loss.detach().clone()
+                if world > 1:  # any process's non-finite loss stops all of them, at the same step
+                    dist.all_reduce(seen)
+                    seen /= world
+                if not torch.isfinite(seen):
+                    history.diverged_at = k + 1
+                    history.message = f"diverged at step {k + 1}"
+                    break
+                batch_loss.backward()
+                if logged:
+                    g_norm = _flat(p.grad for p in net.parameters() if p.grad is not None).norm()
+                # a step and its record belong together: Ctrl-C inside keeps the last checkpoint
+                updating = True
+                optimizer.step()
+                k += 1
+
+                if logged:
+                    theta = _flat(net.parameters())
+                    r = record(
+                        batch_loss=seen.item(),
+                        grad_norm=g_norm.item(),
+                        update_ratio=((theta - theta_before).norm() / theta_before.norm()).item(),
+                        effective_step=_step_quantiles(optimizer),
+                    )
+                    if task is not None:
+                        bar.update(task, description=f"R_train {r.train_risk:.4g}")
+                updating = False
                 if task is not None:
-                    bar.update(task, description=f"R_train {r.train_risk:.4g}")
-            if task is not None:
-                bar.update(task, completed=k)
-            if checkpoint is not None and checkpoint_every and k % checkpoint_every == 0:
-                save()
+                    bar.update(task, completed=k)
+                if checkpoint is not None and checkpoint_every and k % checkpoint_every == 0:
+                    save()
+    except KeyboardInterrupt:
+        # Ctrl-C: what was computed is kept in the checkpoint, which resumes exactly (one that
+        # lands between a step and its record keeps the previous checkpoint instead)
+        if checkpoint is not None and not updating:
+            save()
+        raise
     if checkpoint is not None:
         save()
     return history
