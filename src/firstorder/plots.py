@@ -18,24 +18,48 @@ from firstorder.run import Trajectories  # noqa: E402
 SYMBOLS = {"lr": "α", "rho": "ρ", "rho1": "ρ₁", "rho2": "ρ₂", "eps": "ε", "damping": "λ"}
 
 
-def contour(ax: plt.Axes, landscape, levels: int = 30, resolution: int = 200) -> None:
-    """Draw the 2-D landscape's contour map on ``ax`` with its minima (★) and saddles (×)."""
-    (x0, x1), (y0, y1) = landscape.window
-    xs = torch.linspace(x0, x1, resolution, dtype=torch.float64)
-    ys = torch.linspace(y0, y1, resolution, dtype=torch.float64)
-    X, Y = torch.meshgrid(xs, ys, indexing="xy")
-    Z = landscape(torch.stack([X, Y], dim=-1)).numpy()
-    # log-spaced levels above the minimum show canyons and plateaus alike
-    lo = float(np.nanmin(Z))
-    shifted = Z - lo + 1e-12
-    hi = float(np.nanpercentile(shifted, 99))
-    lv = np.geomspace(max(hi * 1e-6, 1e-9), hi, levels)
-    ax.contour(X.numpy(), Y.numpy(), shifted, levels=lv, cmap="viridis", linewidths=0.7)
+def contour(ax: plt.Axes, landscape, window=None, levels: int = 16) -> None:
+    """Contour lines of f over ``window`` (the landscape's own by default), shaded by band.
+
+    Where f has a minimum the levels are log-spaced in f − min f, so a narrow canyon floor and a
+    flat plain (few lines: little slope) both read right; surfaces unbounded below get evenly
+    spaced levels. For dim > 2 the map is the slice through the first two coordinates.
+    """
+    (x0, x1), (y0, y1) = window or landscape.window
+    xs, ys = np.linspace(x0, x1, 160), np.linspace(y0, y1, 160)
+    X, Y = np.meshgrid(xs, ys)
+    pts = torch.tensor(np.stack([X, Y], -1), dtype=torch.float64)
+    if landscape.dim > 2:
+        rest = torch.zeros(*pts.shape[:-1], landscape.dim - 2, dtype=torch.float64)
+        pts = torch.cat([pts, rest], -1)
+    with torch.no_grad():
+        Z = landscape(pts).numpy()
+    if landscape.minima:
+        Z = Z - Z.min()
+        top = Z.max()
+        qs = np.geomspace(max(top * 1e-5, np.quantile(Z, 0.002)), top, levels + 1)[:-1]
+    else:
+        qs = np.linspace(Z.min(), Z.max(), levels + 2)[1:-1]
+    shade = np.searchsorted(qs, Z)  # the level band of each pixel
+    ax.imshow(
+        shade,
+        origin="lower",
+        extent=(x0, x1, y0, y1),
+        aspect="auto",
+        cmap="Greys_r",
+        alpha=0.35,
+        interpolation="bilinear",
+    )
+    lines = ax.contour(X, Y, Z, levels=qs, colors="0.45", linewidths=0.6)
+    lines.set_in_layout(False)  # bbox_inches="tight" need not measure every contour path
+
+
+def mark_critical_points(ax: plt.Axes, landscape) -> None:
+    """The landscape's minima (★) and saddles (×) on a contour map."""
     for m in landscape.minima:
         ax.plot(*m.x[:2], "*", color="gold", ms=12, mec="black", zorder=5)
     for s in landscape.saddles:
         ax.plot(*s.x[:2], "x", color="black", ms=8, zorder=5)
-    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="θ₁", ylabel="θ₂")
 
 
 def trajectories_figure(result: Trajectories, landscape, title: str = "") -> plt.Figure:
@@ -51,6 +75,9 @@ def trajectories_figure(result: Trajectories, landscape, title: str = "") -> plt
             ax.axis("off")
             continue
         contour(ax, landscape)
+        mark_critical_points(ax, landscape)
+        (x0, x1), (y0, y1) = landscape.window
+        ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="θ₁", ylabel="θ₂")
         for b in range(result.starts.shape[0]):
             path = result.x[:, c, b, :2].numpy()
             ax.plot(path[:, 0], path[:, 1], ".-", ms=2, lw=1)

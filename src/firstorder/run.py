@@ -19,7 +19,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +27,6 @@ import torch
 from torch import Tensor
 
 from firstorder import curvature, rules
-
-Grid = dict[str, float | Sequence[float] | Tensor]
 
 
 def grid(**hyper: float | bool | Sequence[float] | Tensor) -> tuple[dict[str, Tensor], int]:
@@ -401,7 +399,7 @@ def summarize(result: Trajectories) -> list[dict[str, object]]:
     return rows
 
 
-__all__: Iterable[str] = [
+__all__ = [
     "Trajectories",
     "final_gap",
     "grid",

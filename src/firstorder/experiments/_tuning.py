@@ -30,9 +30,10 @@ from dataclasses import dataclass, replace
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
+from matplotlib.ticker import LogLocator, NullLocator
 from torch import Tensor
 
+from firstorder import plots
 from firstorder.landscapes import Landscape, Point
 from firstorder.run import run
 
@@ -284,49 +285,6 @@ def log_axis(ax, which: str = "y", subs: tuple[float, ...] = (1.0,)) -> None:
         axis.set_minor_locator(NullLocator())
 
 
-def contour(ax, landscape: Landscape, window=None, levels: int = 16) -> None:
-    """Contour lines of f over ``window`` (the landscape's own by default).
-
-    Where f has a minimum the levels are log-spaced in f − min f, so a narrow canyon floor and a
-    flat plain (few lines: little slope) both read right; surfaces unbounded below get evenly
-    spaced levels.
-    """
-    (x0, x1), (y0, y1) = window or landscape.window
-    xs, ys = np.linspace(x0, x1, 160), np.linspace(y0, y1, 160)
-    X, Y = np.meshgrid(xs, ys)
-    pts = torch.tensor(np.stack([X, Y], -1), dtype=torch.float64)
-    if landscape.dim > 2:
-        rest = torch.zeros(*pts.shape[:-1], landscape.dim - 2, dtype=torch.float64)
-        pts = torch.cat([pts, rest], -1)
-    with torch.no_grad():
-        Z = landscape(pts).numpy()
-    if landscape.minima:
-        Z = Z - Z.min()
-        top = Z.max()
-        qs = np.geomspace(max(top * 1e-5, np.quantile(Z, 0.002)), top, levels + 1)[:-1]
-    else:
-        qs = np.linspace(Z.min(), Z.max(), levels + 2)[1:-1]
-    shade = np.searchsorted(qs, Z)  # the level band of each pixel
-    ax.imshow(
-        shade,
-        origin="lower",
-        extent=(x0, x1, y0, y1),
-        aspect="auto",
-        cmap="Greys_r",
-        alpha=0.35,
-        interpolation="bilinear",
-    )
-    lines = ax.contour(X, Y, Z, levels=qs, colors="0.45", linewidths=0.6)
-    lines.set_in_layout(False)  # bbox_inches="tight" need not measure every contour path
-    for m in landscape.minima:
-        ax.plot(m.x[0], m.x[1], "*", color="gold", mec="k", ms=11, zorder=5)
-    for s in landscape.saddles:
-        ax.plot(s.x[0], s.x[1], "X", color="w", mec="k", ms=8, zorder=5)
-    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="θ₁", ylabel="θ₂")
-    ax.xaxis.set_major_locator(MaxNLocator(4, prune="both"))  # neighbours' labels never touch
-    ax.yaxis.set_major_locator(MaxNLocator(4, prune="both"))
-
-
 def trajectory_panels(rows, row_labels, title: str, window=None):
     """One row per landscape, one panel per optimizer, the same shown starts in every panel.
 
@@ -339,7 +297,7 @@ def trajectory_panels(rows, row_labels, title: str, window=None):
     for i, ((land, by_opt), label) in enumerate(zip(rows, row_labels)):
         for j, (opt, t) in enumerate(by_opt.items()):
             ax = axes[i, j]
-            contour(ax, land, window)
+            plots.contour(ax, land, window)
             xy = t.shown.numpy()
             for b in range(xy.shape[1]):
                 ok = np.isfinite(xy[:, b]).all(-1)

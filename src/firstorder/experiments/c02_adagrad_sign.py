@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from firstorder import landscapes
+from firstorder import landscapes, plots
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -109,8 +109,7 @@ def measure(ctx: Context) -> Measurement:
     )
     ax.legend(fontsize=7.5, loc="lower left")
     ax = axes[1]
-    xs, ys = np.meshgrid(np.linspace(-6, 6, 160), np.linspace(-3, 3, 80))
-    ax.contour(xs, ys, 0.1 * xs**2 + 2 * ys**2, levels=12, colors="0.85", linewidths=0.7)
+    plots.contour(ax, landscapes.get("canyon"))
     for j, (s, ls) in enumerate(zip(SURFACE_SCALES, ["-", "--", "-.", ":", (0, (1, 3))])):
         xy = copies[:, 0, j].numpy()
         ax.plot(xy[:, 0], xy[:, 1], ls=ls, lw=2.2 - 0.3 * j, label=f"c = {s:g}")

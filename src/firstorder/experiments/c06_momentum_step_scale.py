@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from firstorder import landscapes
+from firstorder import landscapes, plots
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.run import run
 
@@ -55,10 +55,7 @@ def measure(ctx: Context) -> Measurement:
     ax.set(xlabel="ρ₁", ylabel="speed ‖s‖ / (α‖g‖)", title="constant g: larger ρ₁, larger steps")
     ax.legend()
     ax = axes[1]
-    xs = np.linspace(-6, 6, 200)
-    ys = np.linspace(-3, 3, 120)
-    X, Y = np.meshgrid(xs, ys)
-    ax.contour(X, Y, 0.1 * X**2 + 2 * Y**2, levels=12, colors="0.8", linewidths=0.7)
+    plots.contour(ax, f)
     i_lr = CANYON_LRS.index(0.05)
     colors = plt.cm.viridis(np.linspace(0, 0.85, n_rho))
     for j, (rho, col) in enumerate(zip(rhos, colors)):

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from firstorder import curvature, landscapes
+from firstorder import curvature, landscapes, plots
 from firstorder.experiments import _tuning as tu
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.experiments.c08_canyons import ring
@@ -98,7 +98,7 @@ def measure(ctx: Context) -> Measurement:
     grid = fig.add_gridspec(2, 2 * len(local), height_ratios=[1, 1.15], hspace=0.45, wspace=0.6)
     for i, p in enumerate(local):
         ax = fig.add_subplot(grid[0, 2 * i : 2 * i + 2])
-        tu.contour(ax, p.landscape)
+        plots.contour(ax, p.landscape)
         for opt in tu.FIRST_ORDER:
             xy = res[opt][i].shown.numpy()
             for b in range(xy.shape[1]):

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from firstorder import curvature, landscapes
+from firstorder import curvature, landscapes, plots
 from firstorder.experiments import _tuning as tu
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.experiments.c08_canyons import ring
@@ -123,14 +123,14 @@ def measure(ctx: Context) -> Measurement:
         (axes[0, 1], 0.5 / LAM_MAX, "GD at α = 0.5/λ_max (αλ_max = 0.5)"),
     ):
         xy = run(mid, "gd", starts=shown, steps=60, lr=lr).x[:, 0].numpy()
-        tu.contour(ax, mid)
+        plots.contour(ax, mid)
         for b in range(xy.shape[1]):
             ax.plot(xy[:, b, 0], xy[:, b, 1], ".-", color="tab:blue", ms=3, lw=1)
             ax.plot(*xy[0, b], "o", color="tab:blue", mec="k")
         ax.set_title(f"{name100}: {title}, 60 steps", fontsize=9)
     ax = axes[0, 2]
     t_r = tuned[-1]
-    tu.contour(ax, rosen)
+    plots.contour(ax, rosen)
     ax.plot(*t_r.shown[:, 0].numpy().T, ".-", color="tab:blue", ms=3, lw=1)
     ax.plot(*t_r.shown[0, 0].numpy(), "o", color="tab:blue", mec="k")
     ax.set_title(f"Rosenbrock: GD at tuned α = {t_r.lr:.2g}, {steps} steps", fontsize=9)

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from firstorder import landscapes
+from firstorder import landscapes, plots
 from firstorder.experiments import _tuning as tu
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.experiments.c08_canyons import ring
@@ -129,7 +129,7 @@ def measure(ctx: Context) -> Measurement:
     )
     ax.legend(fontsize=7)
     ax = axes[0, 1]
-    tu.contour(ax, rosen)
+    plots.contour(ax, rosen)
     for o in ("gd", "adam", "newton"):
         xy = r_res[o].shown.numpy()
         for b in range(xy.shape[1]):
@@ -170,7 +170,7 @@ def measure(ctx: Context) -> Measurement:
     ax.legend(fontsize=7, loc="upper right")
     for ax, name in ((axes[1, 1], "double_well"), (axes[1, 2], "saddle")):
         land = landscapes.get(name)
-        tu.contour(ax, land)
+        plots.contour(ax, land)
         shown = torch.tensor([[1.5, 0.4], [-1.0, -0.3], [0.5, 1.5]], dtype=torch.float64)
         for o, lr, n in (("gd", 0.1, 40), ("newton", 1.0, 10)):
             xy = run(land, o, starts=shown, steps=n, lr=lr, bound=1e3).x[:, 0].numpy()
