@@ -1,47 +1,67 @@
 """Time of one optimizer step: firstorder.optim against every torch.optim path, in one run.
 
-    python benchmarks/step_speed.py [--values 20_000_000] [--tensors 100] [--threads 2]
+    python benchmarks/step_speed.py [--threads 2] [--layouts 20000000x100,10000000x1000]
+                                    [--only Adam,...] [--devices cpu,cuda] [--warm-cache]
 
-Float32 CPU parameters with fixed random gradients. Prints, for each method, the median step
-time of each implementation and the ratio ours / fastest torch path.
+For each layout (values in tensors) and method, float32 parameters with fixed gradients: the
+median ``step()`` time of our optimizer with ``compile=True`` and without, and of each
+``torch.optim`` path (for-loop, foreach, fused where offered), measured in turns; the ratio
+ours / fastest torch path; the fraction of the memory-bandwidth limit (the bytes a step must
+move, divided by its time, against the bandwidth of a large in-place update measured in the same
+run); the peak extra memory during a step, in units of θ (all parameters); the first step's time,
+which compiles (with inductor's caches off unless ``--warm-cache``); and the step time when
+every step gets new gradient tensors (``zero_grad()`` then ``backward()``), which our flat
+buffers must first copy in. On a CUDA device the same, against torch's fused CUDA kernels.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import sys
 import time
 
+# The first step's compile time is only honest with inductor's on-disk caches off.
+if "--warm-cache" not in sys.argv:
+    os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
+
 import torch
+from torch._C._profiler import _EventType
+from torch.profiler import ProfilerActivity, profile
 
 from firstorder import optim
 
-# (our optimizer, torch optimizer class, torch kwargs, torch paths offered)
+# (our optimizer, torch optimizer class, torch kwargs, torch paths offered, state buffers)
 METHODS = {
     "Momentum": (
         lambda p, c: optim.Momentum(p, lr=1e-3, rho=0.9, compile=c),
         torch.optim.SGD,
         dict(lr=1e-3, momentum=0.9),
         ("for-loop", "foreach", "fused"),
+        1,
     ),
     "AdaGrad": (
         lambda p, c: optim.AdaGrad(p, lr=1e-3, compile=c),
         torch.optim.Adagrad,
         dict(lr=1e-3, eps=1e-7),
         ("for-loop", "foreach", "fused"),
+        1,
     ),
     "RMSProp": (
         lambda p, c: optim.RMSProp(p, lr=1e-3, compile=c),
         torch.optim.RMSprop,
         dict(lr=1e-3, alpha=0.9, eps=1e-6),
         ("for-loop", "foreach"),
+        1,
     ),
     "Adam": (
         lambda p, c: optim.Adam(p, lr=1e-3, compile=c),
         torch.optim.Adam,
         dict(lr=1e-3),
         ("for-loop", "foreach", "fused"),
+        2,
     ),
 }
 
@@ -52,78 +72,166 @@ PATH_KWARGS = {
 }
 
 
-def make_params(values: int, tensors: int, seed: int = 0) -> list[torch.Tensor]:
+def make_params(values: int, tensors: int, device: str, seed: int = 0) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     n = values // tensors
     params = []
     for _ in range(tensors):
-        p = torch.randn(n, generator=gen).requires_grad_()
-        p.grad = torch.randn(n, generator=gen) * 1e-2
+        p = torch.randn(n, generator=gen).to(device).requires_grad_()
+        p.grad = (torch.randn(n, generator=gen) * 1e-2).to(device)
         params.append(p)
     return params
 
 
-def time_interleaved(opts: dict[str, torch.optim.Optimizer], repeats: int) -> dict[str, float]:
-    """Median step time of each optimizer, measured in turns (one step of each, repeated), so
-    that a slow moment of the machine falls on all of them alike."""
-    for opt in opts.values():
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_times(fns: dict, repeats: int, device: str, before=None) -> dict[str, float]:
+    """Median time of each function, measured in turns (one call of each, repeated), so that a
+    slow moment of the machine falls on all of them alike. ``before(name)`` runs untimed."""
+    for fn in fns.values():
         for _ in range(3):  # warm up: state allocated, caches and allocator settled
-            opt.step()
-    times: dict[str, list[float]] = {name: [] for name in opts}
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        for name, opt in opts.items():
+        for name, fn in fns.items():
+            if before:
+                before(name)
+            synchronize(device)
             t0 = time.perf_counter()
-            opt.step()
+            fn()
+            synchronize(device)
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--values", type=int, default=20_000_000)
-    parser.add_argument("--tensors", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--only", default=",".join(METHODS), help="comma-separated methods")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def bandwidth(values: int, device: str, repeats: int) -> float:
+    """Bytes per second of the faster of a copy b ← a and an in-place update a ← a + b over
+    ``values`` float32 numbers (a copy's writes also read their cache lines first; the in-place
+    update, like an optimizer step, writes only what it read)."""
+    a = torch.randn(values, device=device)
+    b = torch.randn(values, device=device)
+    t = median_times({"copy": lambda: b.copy_(a), "add": lambda: a.add_(b)}, repeats, device)
+    return max(8 * values / t["copy"], 12 * values / t["add"])
 
+
+def peak_extra_bytes(step, device: str) -> int:
+    """The most memory a step holds beyond what it started with: the CUDA allocator's peak, or
+    on the CPU the running sum of every allocation and free torch's profiler records."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        start = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - start
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    allocations, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        event = stack.pop()
+        stack.extend(event.children)
+        if event.tag == _EventType.Allocation:  # a free is an allocation of negative size
+            allocations.append((event.start_time_ns, event.extra_fields.alloc_size))
+    level = peak = 0
+    for _, size in sorted(allocations):
+        level += size
+        peak = max(peak, level)
+    return peak
+
+
+def new_gradients_time(opts: dict, repeats: int, device: str) -> dict[str, float]:
+    """Median step time when every step starts from new gradient tensors, as after
+    ``zero_grad()`` and ``backward()`` (setting them is not timed)."""
+    new = {k: [torch.randn_like(p) for p in o.param_groups[0]["params"]] for k, o in opts.items()}
+
+    def give_new_gradients(label: str) -> None:
+        for p, g in zip(opts[label].param_groups[0]["params"], new[label]):
+            p.grad = g  # a tensor other than the one the last step left in p.grad
+
+    return median_times({k: o.step for k, o in opts.items()}, repeats, device, give_new_gradients)
+
+
+def run_layout(values: int, tensors: int, device: str, args, only: list[str]) -> None:
+    bw = bandwidth(values, device, args.repeats)
     print(
-        f"# step time, float32 CPU, {args.values:,} values in {args.tensors} tensors, "
-        f"{args.threads} threads, torch {torch.__version__}, {platform.machine()}"
+        f"\n## {device}: float32, {values:,} values in {tensors:,} tensors; in-place update "
+        f"bandwidth {bw / 1e9:.1f} GB/s"
     )
-    print(f"{'method':<10} {'implementation':<22} {'ms/step':>9} {'ours/this':>10}")
-    for name in args.only.split(","):
-        ours, torch_cls, kwargs, paths = METHODS[name]
-        compiled = ours(make_params(args.values, args.tensors), True)
+    print(
+        f"{'method':<9} {'implementation':<24} {'ms/step':>8} {'ours/this':>9} "
+        f"{'bandwidth':>9} {'peak extra':>10}"
+    )
+    ours_label = "firstorder compile=True"
+    for name in only:
+        ours, torch_cls, kwargs, paths, n_state = METHODS[name]
+        bytes_per_step = (3 + 2 * n_state) * 4 * values  # read θ, g, state; write θ, state
+        fast = ours(make_params(values, tensors, device), True)
+        synchronize(device)
         t0 = time.perf_counter()
-        compiled.step()  # compiles: the first step with k = 1
-        compiled.step()  # and the one that makes k symbolic
-        t_compile = time.perf_counter() - t0
+        fast.step()  # builds the flat buffers and compiles
+        synchronize(device)
+        t_first = time.perf_counter() - t0
         opts = {
-            "plain": ours(make_params(args.values, args.tensors), False),
-            "compiled": compiled,
+            ours_label: fast,
+            "firstorder": ours(make_params(values, tensors, device), False),
             **{
-                path: torch_cls(
-                    make_params(args.values, args.tensors), **kwargs, **PATH_KWARGS[path]
+                f"torch {path}": torch_cls(
+                    make_params(values, tensors, device), **kwargs, **PATH_KWARGS[path]
                 )
                 for path in paths
             },
         }
-        measured = time_interleaved(opts, args.repeats)
-        t_ours, t_fast = measured.pop("plain"), measured.pop("compiled")
-        results = measured
-        fastest = min(results, key=results.get)
-        print(f"{name:<10} {'firstorder':<22} {t_ours * 1e3:9.2f} {'':>10}")
-        print(f"{'':<10} {'firstorder compile=True':<22} {t_fast * 1e3:9.2f} {'':>10}")
-        for path, t in results.items():
-            label = f"torch {path}" + (" (fastest)" if path == fastest else "")
-            print(f"{'':<10} {label:<22} {t * 1e3:9.2f} {t_ours / t:9.2f}x")
-        best = results[fastest]
-        print(
-            f"{'':<10} ours / fastest torch: plain {t_ours / best:.2f}x, compiled "
-            f"{t_fast / best:.2f}x (first two steps, compiling: {t_compile:.1f} s)"
+        measured = median_times({k: o.step for k, o in opts.items()}, args.repeats, device)
+        peers = {k: t for k, t in measured.items() if k.startswith("torch")}
+        fastest = min(peers, key=peers.get)
+        for label, t in measured.items():
+            peak = peak_extra_bytes(opts[label].step, device) / (4 * values)
+            shown = label + (" (fastest)" if label == fastest else "")
+            ratio = f"{measured[ours_label] / t:8.2f}x" if label in peers else ""
+            print(
+                f"{name if label == ours_label else '':<9} {shown:<24} {t * 1e3:8.2f} "
+                f"{ratio:>9} {bytes_per_step / t / bw:8.0%} {peak:9.2f}θ"
+            )
+        t_new = new_gradients_time(
+            {k: opts[k] for k in (ours_label, fastest)}, args.repeats, device
         )
+        print(
+            f"{'':<9} ours / fastest torch {measured[ours_label] / peers[fastest]:.2f}x; "
+            f"new gradient tensors every step: {t_new[ours_label] * 1e3:.2f} ms against "
+            f"{t_new[fastest] * 1e3:.2f} ms, {t_new[ours_label] / t_new[fastest]:.2f}x; "
+            f"first step (compiles) {t_first:.1f} s"
+        )
+        del opts, fast
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layouts", default="20000000x100,10000000x1000", help="VALUESxTENSORS,…")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--only", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--warm-cache", action="store_true", help="keep inductor's caches on")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    only = args.only.split(",")
+    for name in only:
+        if name not in METHODS:
+            parser.error(f"--only must name methods among {', '.join(METHODS)}, got {name!r}")
+    print(
+        f"# step time, torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{args.threads} threads"
+        + (f", {torch.cuda.get_device_name()}" if "cuda" in args.devices else "")
+    )
+    print("# bandwidth: bytes the step must move / time, against the in-place update's")
+    print("# peak extra: memory a step holds beyond its start, in units of θ (all parameters)")
+    for device in args.devices.split(","):
+        for layout in args.layouts.split(","):
+            values, tensors = (int(x) for x in layout.lower().split("x"))
+            run_layout(values, tensors, device, args, only)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ momentum ρ = 0.9, AdaGrad ε = 1e-7, RMSProp ρ = 0.9 and ε = 1e-6, Adam α = 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from firstorder import rules
+from firstorder import flat, kernel, rules
 
 __all__ = ["GD", "Momentum", "AdaGrad", "RMSProp", "Adam", "Newton"]
 
@@ -28,7 +27,13 @@ Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 
 class RuleOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` that applies one rule of :mod:`firstorder.rules` to each
-    parameter tensor. Subclasses set ``rule``."""
+    parameter tensor. Subclasses set ``rule``.
+
+    ``compile=True`` runs the same rule fast: the parameters of each param group, their
+    gradients and the state live in one flat buffer per dtype and device (:mod:`firstorder.flat`),
+    and the rule, compiled once by :mod:`firstorder.kernel`, updates each buffer in one pass
+    over memory. Hyperparameters must then be numbers (or one-element tensors).
+    """
 
     rule: rules.Rule
 
@@ -38,38 +43,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         if not isinstance(compile, bool):
             raise TypeError(f"compile must be True or False, got {compile!r}.")
         self.compile = compile
-        self._update: Callable[..., None] | None = None
+        self._flat: dict[int, list[flat.FlatGroup]] = {}  # param group index -> its buffers
         super().__init__(params, hyper)
-
-    def _rule_update(self) -> Callable[..., None]:
-        """The rule's update, or the same function compiled by torch.compile (``compile=True``).
-
-        Compiling turns the rule's dozen tensor operations into one loop over memory, the
-        speed of torch.optim's hand-fused kernels from the one copy of the equation.
-        ``dynamic=True`` gives one kernel for every tensor shape; hyperparameters are not
-        specialized, so a scheduler changing α does not recompile.
-        """
-        if self._update is None:
-            self._update = (
-                torch.compile(self.rule.update, dynamic=True) if self.compile else self.rule.update
-            )
-        return self._update
-
-    def _apply(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            self._rule_update()(*args, **kwargs)
-        except Exception as err:
-            if self._update is self.rule.update:
-                raise
-            # no C++ compiler, an unsupported platform: the plain rule computes the same
-            warnings.warn(
-                f"{type(self).__name__}(compile=True) could not compile its rule "
-                f"({type(err).__name__}); using the plain rule instead.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            self._update = self.rule.update
-            self._update(*args, **kwargs)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         params = param_group["params"]
@@ -85,7 +60,17 @@ class RuleOptimizer(torch.optim.Optimizer):
         for name in self.rule.hyper:
             if name in param_group:
                 rules.check(name, param_group[name])
+            value = param_group.get(name, self.defaults[name])
+            if self.compile and isinstance(value, Tensor) and value.numel() != 1:
+                raise ValueError(
+                    f"{name} must be a number or a one-element tensor with compile=True, got a "
+                    f"tensor of shape {tuple(value.shape)}."
+                )
         super().add_param_group({**param_group, "params": params})
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._flat.clear()  # rebuilt at the next step from the loaded state
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
@@ -94,8 +79,11 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             hyper = {name: group[name] for name in self.rule.hyper}
+            if self.compile:
+                self._step_flat(index, group, hyper)
+                continue
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -111,8 +99,32 @@ class RuleOptimizer(torch.optim.Optimizer):
                 if self.rule.counts_steps:
                     state["k"] += 1
                     buffers["k"] = state["k"]
-                self._apply(p, p.grad, **buffers, **hyper)
+                self.rule.update(p, p.grad, **buffers, **hyper)
         return loss
+
+    def _step_flat(self, index: int, group: dict[str, Any], hyper: dict[str, Any]) -> None:
+        """``compile=True``: one call of the compiled rule per stretch of a flat buffer."""
+        groups = self._flat.get(index)
+        if groups is None or not all(g.intact() for g in groups):
+            if self.rule.counts_steps:
+                for p in group["params"]:
+                    self.state[p].setdefault("k", 0)
+            groups = self._flat[index] = flat.flat_groups(
+                group["params"], self.state, self.rule.state
+            )
+        hyper = {n: v.item() if isinstance(v, Tensor) else v for n, v in hyper.items()}
+        update = kernel.compiled(self.rule.update)
+        for buffers in groups:
+            has_grad = buffers.gather_gradients()
+            k = [st["k"] for st in buffers.states] if self.rule.counts_steps else None
+            for i, j in buffers.runs(has_grad, k):
+                a, b = buffers.offsets[i], buffers.offsets[j]
+                state = {name: buf[a:b] for name, buf in buffers.buffers.items()}
+                if k is not None:
+                    state["k"] = k[i] + 1
+                    for st in buffers.states[i:j]:
+                        st["k"] = k[i] + 1
+                update(buffers.theta[a:b], buffers.grad[a:b], **state, **hyper)
 
     def _initial_state(self, p: Tensor) -> dict[str, Any]:
         state: dict[str, Any] = {
