@@ -90,6 +90,18 @@ def test_same_seed_same_numbers(tmp_path):
     assert [f.numbers for f in a] == [f.numbers for f in b]
 
 
+def test_experiments_in_parallel_processes_give_the_same_numbers_in_tour_order(tmp_path):
+    only = ["C7", "C5", "C3"]
+    serial = run_tour(tmp_path / "serial", quick=True, only=only, progress=False)
+    parallel = run_tour(tmp_path / "parallel", quick=True, only=only, progress=False, jobs=2)
+    assert [f.id for f in parallel] == only
+    assert [f.numbers for f in parallel] == [f.numbers for f in serial]
+    data = json.loads((tmp_path / "parallel" / "results.json").read_text())
+    assert [f["id"] for f in data["findings"]] == only
+    with pytest.raises(ValueError, match="jobs must be a whole number >= 1, got 0"):
+        run_tour(tmp_path, only=only, jobs=0)
+
+
 def test_an_experiment_that_raises_does_not_lose_the_tour(tmp_path, monkeypatch):
     def broken(ctx):
         raise RuntimeError("boom")

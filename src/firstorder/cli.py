@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -77,7 +78,9 @@ def cmd_tour(args: argparse.Namespace, console: Console) -> int:
     from firstorder.tour import run_tour
 
     t0 = time.perf_counter()
-    findings = run_tour(args.out, quick=args.quick, seed=args.seed, only=_only(args))
+    findings = run_tour(
+        args.out, quick=args.quick, seed=args.seed, only=_only(args), jobs=args.jobs
+    )
     _print_verdicts(findings, console)
     slow = sorted(findings, key=lambda f: -f.seconds)
     console.print(
@@ -98,7 +101,12 @@ def cmd_claims(args: argparse.Namespace, console: Console) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or tmp
         findings = run_tour(
-            out, quick=args.quick, seed=args.seed, only=_only(args), progress=not args.json
+            out,
+            quick=args.quick,
+            seed=args.seed,
+            only=_only(args),
+            progress=not args.json,
+            jobs=args.jobs,
         )
     if args.json:
         rows = [
@@ -277,7 +285,7 @@ def cmd_cards(args: argparse.Namespace, console: Console) -> int:
         findings, results_dir = load(results), results.parent
     else:
         results_dir = out / "tour"
-        run_tour(results_dir, quick=args.quick, seed=args.seed, only=_only(args))
+        run_tour(results_dir, quick=args.quick, seed=args.seed, only=_only(args), jobs=args.jobs)
         findings = load(results_dir / "results.json")
     if not findings:
         raise UsageError("results must hold at least one finding, got none.")
@@ -307,6 +315,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _add_jobs(parser: argparse.ArgumentParser) -> None:
+    cpus = os.cpu_count() or 1
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=cpus,
+        help=f"experiments run at once, each in its own process (default: {cpus}, the CPUs)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="firstorder", description="The notes' optimizers, obstacles and claims.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -316,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="out", help="output folder (default: out)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--only", help="comma-separated ids, for example C6,C8a")
+    _add_jobs(t)
     t.set_defaults(func=cmd_tour)
 
     c = sub.add_parser("claims", help="the verdict table")
@@ -324,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--only", help="comma-separated ids, for example C6,C8a")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", help="keep figures and results here (default: discarded)")
+    _add_jobs(c)
     c.set_defaults(func=cmd_claims)
 
     la = sub.add_parser("landscapes", help="the obstacle course")
@@ -360,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--from", dest="from_results", help="an existing results.json of a tour")
     ca.add_argument("--only", help="comma-separated ids, for example C6,C8a")
     ca.add_argument("--seed", type=int, default=0)
+    _add_jobs(ca)
     ca.set_defaults(func=cmd_cards)
 
     se = sub.add_parser("serve", help="the playground: watch the optimizers in the browser")

@@ -11,6 +11,8 @@ import json
 import time
 import traceback
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 from rich.console import Console
@@ -36,23 +38,61 @@ def run_tour(
     only: Iterable[str] | None = None,
     progress: bool = True,
     console: Console | None = None,
+    jobs: int = 1,
 ) -> list[Finding]:
-    """Run the experiments into ``out``: report.html, results.json and figures/*.png."""
+    """Run the experiments into ``out``: report.html, results.json and figures/*.png.
+
+    ``jobs`` > 1 runs that many experiments at once, each in its own process (every experiment
+    runs on one thread and seeds its own generators, so the numbers do not depend on ``jobs``).
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     chosen = select(only)
     console = console or Console(stderr=True)
-    findings: list[Finding] = []
+    done: dict[int, Finding] = {}  # position in the tour -> finding
     started = time.perf_counter()
+
+    def finished(i: int, finding: Finding) -> None:
+        done[i] = finding
+        findings = [done[j] for j in sorted(done)]  # the tour's order, whatever finished first
+        save(findings, out, quick=quick, seed=seed, seconds=time.perf_counter() - started)
+
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
         task = bar.add_task("tour", total=len(chosen))
-        for exp in chosen:
-            bar.update(task, description=f"{exp.id:<4} {exp.title}")
-            findings.append(_run_one(exp, Context(quick=quick, seed=seed, out=out)))
-            save(findings, out, quick=quick, seed=seed, seconds=time.perf_counter() - started)
+        if jobs == 1 or len(chosen) < 2:
+            for i, exp in enumerate(chosen):
+                bar.update(task, description=f"{exp.id:<4} {exp.title}")
+                finished(i, _run_one(exp, Context(quick=quick, seed=seed, out=out)))
+                bar.advance(task)
+        else:
+            _run_parallel(
+                chosen, Context(quick=quick, seed=seed, out=out), jobs, finished, bar, task
+            )
+    return [done[j] for j in sorted(done)]
+
+
+def _run_parallel(chosen, ctx: Context, jobs: int, finished, bar, task) -> None:
+    # spawn, not fork: a forked child of a process whose torch thread pools already started
+    # can hang
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(chosen)), mp_context=get_context("spawn"))
+    try:
+        futures = {pool.submit(_run_by_id, exp.id, ctx): i for i, exp in enumerate(chosen)}
+        bar.update(task, description=f"{len(chosen)} experiments, {jobs} at a time")
+        for future in as_completed(futures):
+            finished(futures[future], future.result())
             bar.advance(task)
-    return findings
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: the findings so far are saved
+        raise
+    pool.shutdown()
+
+
+def _run_by_id(experiment_id: str, ctx: Context) -> Finding:
+    """One experiment in a worker process (an Experiment holds functions; its id travels)."""
+    return _run_one(experiments.get(experiment_id), ctx)
 
 
 def _run_one(exp: Experiment, ctx: Context) -> Finding:
