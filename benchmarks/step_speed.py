@@ -4,13 +4,14 @@
                                     [--only Adam,...] [--devices cpu,cuda] [--warm-cache]
 
 For each layout (values in tensors) and method, float32 parameters with fixed gradients: the
-median ``step()`` time of our optimizer with ``compile=True`` and without, and of each
-``torch.optim`` path (for-loop, foreach, fused where offered), measured in turns; the ratio
-ours / fastest torch path; the fraction of the memory-bandwidth limit (the bytes a step must
-move, divided by its time, against the bandwidth of a large in-place update measured in the same
-run); the peak extra memory during a step, in units of θ (all parameters); the first step's time,
-which compiles (with inductor's caches off unless ``--warm-cache``); and the step time when
-every step gets new gradient tensors (``zero_grad()`` then ``backward()``), which our flat
+median ``step()`` time of our optimizer with ``compile=True`` and without, of each
+``torch.optim`` path (for-loop, foreach, fused where offered), and of a floor (a compiled loop
+that moves the same bytes without the rule's arithmetic), measured in turns; the ratio ours /
+fastest torch path; the fraction of the memory-bandwidth limit (the bytes a step must move,
+divided by its time, against the bandwidth of a large in-place update measured in the same
+run); the peak extra memory during a step, in units of θ (all parameters); the first step's
+time, which compiles (with inductor's caches off unless ``--warm-cache``); and the step time
+when every step gets new gradient tensors (``zero_grad()`` then ``backward()``), which our flat
 buffers must first copy in. On a CUDA device the same, against torch's fused CUDA kernels.
 """
 
@@ -31,7 +32,7 @@ import torch
 from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 
-from firstorder import optim
+from firstorder import kernel, optim
 
 # (our optimizer, torch optimizer class, torch kwargs, torch paths offered, state buffers)
 METHODS = {
@@ -142,6 +143,24 @@ def peak_extra_bytes(step, device: str) -> int:
     return peak
 
 
+FLOOR = "floor: same bytes"
+
+
+def same_traffic(values: int, n_state: int, device: str):
+    """A compiled loop that moves the bytes of a step of a rule with ``n_state`` state buffers
+    (read θ, g and the state, write θ and the state) with no arithmetic to speak of: the time
+    below which no implementation of the step can go on this machine."""
+
+    def move(theta, g, *state):
+        theta.add_(g)
+        for buffer in state:
+            buffer.add_(g)
+
+    flat = [torch.rand(values, device=device) for _ in range(2 + n_state)]
+    loop = kernel.CompiledRule(move)
+    return lambda: loop(*flat)
+
+
 def new_gradients_time(opts: dict, repeats: int, device: str) -> dict[str, float]:
     """Median step time when every step starts from new gradient tensors, as after
     ``zero_grad()`` and ``backward()`` (setting them is not timed)."""
@@ -184,13 +203,15 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
                 for path in paths
             },
         }
-        measured = median_times({k: o.step for k, o in opts.items()}, args.repeats, device)
+        steps = {k: o.step for k, o in opts.items()}
+        steps[FLOOR] = same_traffic(values, n_state, device)
+        measured = median_times(steps, args.repeats, device)
         peers = {k: t for k, t in measured.items() if k.startswith("torch")}
         fastest = min(peers, key=peers.get)
         for label, t in measured.items():
-            peak = peak_extra_bytes(opts[label].step, device) / (4 * values)
+            peak = peak_extra_bytes(steps[label], device) / (4 * values)
             shown = label + (" (fastest)" if label == fastest else "")
-            ratio = f"{measured[ours_label] / t:8.2f}x" if label in peers else ""
+            ratio = f"{measured[ours_label] / t:8.2f}x" if label in peers or label == FLOOR else ""
             print(
                 f"{name if label == ours_label else '':<9} {shown:<24} {t * 1e3:8.2f} "
                 f"{ratio:>9} {bytes_per_step / t / bw:8.0%} {peak:9.2f}θ"

@@ -21,7 +21,7 @@ from firstorder.serve import app as serve_app  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
-    return TestClient(serve_app.create_app())
+    return TestClient(serve_app.create_app(compile=False))
 
 
 def strict_json(text: str):
@@ -65,7 +65,12 @@ def test_landscape_grid_is_the_surface(client):
     assert g["starts"] == [list(s) for s in f.starts]
 
 
-def test_run_returns_exactly_what_firstorder_run_computes(client):
+@pytest.mark.parametrize("compile", [False, True])
+def test_run_returns_exactly_what_firstorder_run_computes(compile):
+    client = TestClient(serve_app.create_app(compile=compile))
+    observer = serve_app.observer("rosenbrock", compile)
+    if observer is not None:
+        observer.warm_up(2, wait=True)  # the server's compiled observation, ready
     starts = [[-1.2, 1.0], [0.5, 2.0], [1.5, -0.5]]
     optimizers = [
         {"name": "gd", "lr": 1e-3},
@@ -82,7 +87,9 @@ def test_run_returns_exactly_what_firstorder_run_computes(client):
     f = landscapes.get("rosenbrock")
     for spec, got in zip(optimizers, data["runs"], strict=True):
         hyper = {k: v for k, v in spec.items() if k != "name"}
-        want = run(f, spec["name"], starts=starts, steps=60, record="full", **hyper)
+        want = run(
+            f, spec["name"], starts=starts, steps=60, record="full", observer=observer, **hyper
+        )
         assert got["hyper"] == {k: v[0] for k, v in want.hyper.items()}
         assert got["steps"] == want.steps == 60
         # [B, T+1, d] on the wire, [T+1, C, B, d] in the engine: equal to the last bit
@@ -103,6 +110,29 @@ def test_run_returns_exactly_what_firstorder_run_computes(client):
     again = strict_json(post(client, body).text)
     assert all(run_["seconds"] == 0 for run_ in again["runs"])
     assert [run_["x"] for run_ in again["runs"]] == [run_["x"] for run_ in data["runs"]]
+
+
+def test_prefetched_values_run_beside_and_answer_the_next_request(client):
+    starts = [[-1.2, 1.0], [0.5, 2.0]]
+    f = landscapes.get("rosenbrock")
+    base = {"landscape": "rosenbrock", "starts": starts, "steps": 40}
+    adam = {"name": "adam", "lr": 0.031, "rho1": 0.9}
+    first = strict_json(
+        post(client, {**base, "optimizers": [{**adam, "prefetch": {"lr": [0.032, 0.033]}}]}).text
+    )
+    assert len(first["runs"]) == 1 and first["runs"][0]["hyper"]["lr"] == 0.031  # only it is sent
+    for lr in (0.031, 0.033):  # the asked-for value, then one run ahead: served from the cache
+        data = strict_json(post(client, {**base, "optimizers": [{**adam, "lr": lr}]}).text)
+        (got,) = data["runs"]
+        if lr == 0.033:
+            assert got["seconds"] == 0  # computed with the first request
+        want = run(f, "adam", starts=starts, steps=40, record="full", lr=lr, rho1=0.9)
+        assert got["hyper"]["lr"] == lr
+        assert torch.equal(
+            torch.tensor(got["x"], dtype=torch.float64), want.x[:, 0].transpose(0, 1)
+        )
+        eff = torch.tensor(got["effective_step"], dtype=torch.float64)
+        assert torch.equal(eff, want.effective_step[:, 0].transpose(0, 1))
 
 
 def test_diverged_runs_are_valid_json_with_the_step(client):
@@ -184,6 +214,34 @@ BAD = [
     ("steps as bool", {"steps": True}, 422, "steps", "integer"),
     ("bad tol_f", {"tol_f": -1}, 422, "tol_f", "> 0"),
     ("unknown field", {"code": "print(1)"}, 422, "code", "not a field"),
+    (
+        "prefetch not an object",
+        {"optimizers": [{"name": "gd", "lr": 0.1, "prefetch": [0.2]}]},
+        422,
+        "optimizers[0].prefetch",
+        "one hyperparameter and its values",
+    ),
+    (
+        "prefetch of a foreign hyperparameter",
+        {"optimizers": [{"name": "gd", "lr": 0.1, "prefetch": {"rho": [0.5]}}]},
+        422,
+        "optimizers[0].prefetch.rho",
+        "must name one of lr",
+    ),
+    (
+        "prefetch of too many values",
+        {"optimizers": [{"name": "gd", "lr": 0.1, "prefetch": {"lr": [0.1] * 11}}]},
+        422,
+        "optimizers[0].prefetch.lr",
+        "1 to 10 numbers",
+    ),
+    (
+        "prefetch value out of range",
+        {"optimizers": [{"name": "adam", "prefetch": {"rho1": [0.5, 1.0]}}]},
+        422,
+        "optimizers[0].prefetch.rho1[1]",
+        "in [0, 1)",
+    ),
 ]
 
 

@@ -51,7 +51,7 @@ def server():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     srv = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="error")
+        uvicorn.Config(create_app(compile=False), host="127.0.0.1", port=port, log_level="error")
     )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -76,8 +76,10 @@ def rmsprop(theta: Tensor, g: Tensor, r: Tensor, *, lr: Hyper, rho: Hyper, eps: 
     theta.sub_(adaptive_step(lr, r, eps).mul_(g))
 
 
-def bias_corrected(m: Tensor, rho: Hyper, k: int) -> Tensor:
-    """Adam's bias correction m / (1 − ρᵏ): ŝ from s with ρ₁, r̂ from r with ρ₂ (E5)."""
+def bias_corrected(m: Tensor, rho: Hyper, k: int | Tensor) -> Tensor:
+    """Adam's bias correction m / (1 − ρᵏ): ŝ from s with ρ₁, r̂ from r with ρ₂ (E5).
+
+    k may be a tensor of step counts broadcasting against m (a recorded history at once)."""
     return m / (1 - rho**k)
 
 
@@ -182,18 +184,20 @@ class Rule:
     hyper: dict[str, object]
     counts_steps: bool = False
     needs_hessian: bool = False
-    r_hat: Callable[[dict[str, Tensor], dict[str, object], int], Tensor] | None = field(
+    r_hat: Callable[[dict[str, Tensor], dict[str, object], int | Tensor], Tensor] | None = field(
         default=None, repr=False
     )
 
-    def effective_step(self, state: dict[str, Tensor], hyper: dict[str, object], k: int) -> Tensor:
+    def effective_step(
+        self, state: dict[str, Tensor], hyper: dict[str, object], k: int | Tensor
+    ) -> Tensor:
         """α / (√r + ε) per coordinate after step k (adaptive rules only)."""
         if self.r_hat is None:
             raise ValueError(f"rule must be adaptive (adagrad, rmsprop, adam), got {self.name!r}.")
         return adaptive_step(hyper["lr"], self.r_hat(state, hyper, k), hyper["eps"])
 
 
-def _adam_r_hat(state: dict[str, Tensor], hyper: dict[str, object], k: int) -> Tensor:
+def _adam_r_hat(state: dict[str, Tensor], hyper: dict[str, object], k: int | Tensor) -> Tensor:
     if hyper.get("bias_correction", True):
         return bias_corrected(state["r"], hyper["rho2"], k)
     return state["r"]

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from firstorder import curvature, rules
+from firstorder.observe import Observer, value_and_grad
 
 
 def grid(**hyper: float | bool | Sequence[float] | Tensor) -> tuple[dict[str, Tensor], int]:
@@ -138,15 +139,6 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
-def value_and_grad(f: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
-    """f(x) and ∇f(x) for a batch of points x [..., d] (each point's f depends on it alone)."""
-    with torch.enable_grad():
-        xr = x.detach().requires_grad_()
-        fx = f(xr)
-        (g,) = torch.autograd.grad(fx.sum(), xr)
-    return fx.detach(), g
-
-
 def run(
     landscape: Callable[[Tensor], Tensor],
     optimizer: str,
@@ -158,6 +150,7 @@ def run(
     bound: float | None = None,
     record: str = "full",
     dtype: torch.dtype = torch.float64,
+    observer: Observer | None = None,
     **hyper: float | bool | Sequence[float] | Tensor,
 ) -> Trajectories:
     """Run rule ``optimizer`` on ``landscape`` from every start, for every grid configuration.
@@ -165,6 +158,8 @@ def run(
     ``hyper`` are the rule's hyperparameters (defaults from :mod:`firstorder.rules`); any of
     them may be a list, which becomes an axis of the grid. ``record`` is ``"full"`` (x and the
     effective steps at every step), ``"curves"`` (f, ‖g‖ and step length only) or ``"final"``.
+    ``observer`` evaluates f and ∇f (default: eagerly; ``Observer(landscape, compile=True)``
+    compiles them, for many steps of small batches).
     """
     (result,) = run_many(
         landscape,
@@ -176,6 +171,7 @@ def run(
         bound=bound,
         record=record,
         dtype=dtype,
+        observer=observer,
     )
     return result
 
@@ -190,7 +186,7 @@ class _Block:
     c1: int
     hyper: dict[str, object]
     state: dict[str, Tensor]
-    effs: list[Tensor] = field(default_factory=list)
+    history: list[dict[str, Tensor]] = field(default_factory=list)  # state after each step
 
 
 def _block(optimizer: str, hyper: dict, c0: int, B: int, d: int, dtype: torch.dtype) -> _Block:
@@ -234,6 +230,7 @@ def run_many(
     bound: float | None = None,
     record: str = "full",
     dtype: torch.dtype = torch.float64,
+    observer: Observer | None = None,
 ) -> list[Trajectories]:
     """Several rules at once, ``[(optimizer, hyper), ...]``, from the same starts.
 
@@ -272,19 +269,17 @@ def run_many(
     active = torch.ones(C, B, dtype=torch.bool)
     all_active = True
 
+    observer = observer or Observer(landscape)
     for k in range(steps + 1):
-        fx, g = value_and_grad(landscape, x)
+        fx, g, g_norm, out = observer(x, bound)
         # stopping criteria, checked at every recorded point, the start included
-        out = ~(torch.isfinite(fx) & torch.isfinite(g).all(-1))  # a non-finite x gives both
-        if bound is not None:
-            out |= (x.abs() > bound).any(-1)
         if check_f or check_x:
             reached = torch.zeros_like(active)
             if check_f:
                 reached |= fx - f_star < tol_f
             if check_x:
                 reached |= torch.cdist(x, x_star.expand(C, *x_star.shape)).min(-1).values < tol_x
-            out |= reached
+            out = out | reached
         stopped = active & out
         if stopped.any():
             diverged_at[stopped & ~reached if check_f or check_x else stopped] = k
@@ -294,13 +289,17 @@ def run_many(
             all_active = False
         if keep_curves:
             fs.append(fx)
-            gnorms.append(g.norm(dim=-1))
+            gnorms.append(g_norm)
         if keep_x:
             xs.append(x.clone())
         if k == steps or (not all_active and not active.any()):
             break
 
-        x_before = x.clone() if keep_curves or not all_active else None
+        # x before this step: the copy just recorded, or a new one where it is needed
+        if keep_x:
+            x_before = xs[-1]
+        else:
+            x_before = x.clone() if keep_curves or not all_active else None
         for blk in blocks:
             xb, gb = x[blk.c0 : blk.c1], g[blk.c0 : blk.c1]  # views: the rule updates x itself
             if blk.rule.counts_steps:
@@ -310,18 +309,20 @@ def run_many(
             else:
                 blk.rule.update(xb, gb, **blk.state, **blk.hyper)
             if keep_x and blk.rule.r_hat is not None:
-                eff = blk.rule.effective_step(blk.state, blk.hyper, k + 1)
-                blk.effs.append(eff.expand(blk.c1 - blk.c0, B, d).clone())
+                blk.history.append({n: v.clone() for n, v in blk.state.items()})
         if not all_active:  # a stopped trajectory stays where it stopped
             x.copy_(torch.where(active.unsqueeze(-1), x, x_before))
-        if keep_curves:
+        if keep_curves and not keep_x:
             lengths.append((x - x_before).norm(dim=-1))
 
     fx, _ = value_and_grad(landscape, x)
     f = _stack(fs, (0, C, B), dtype)
     grad_norm = _stack(gnorms, (0, C, B), dtype)
-    step_length = _stack(lengths, (0, C, B), dtype)
     x_all = _stack(xs, (0, C, B, d), dtype) if keep_x else None
+    # with every x recorded, the step lengths ‖x_{k+1} − x_k‖ come out of them at once
+    step_length = (
+        (x_all[1:] - x_all[:-1]).norm(dim=-1) if keep_x else _stack(lengths, (0, C, B), dtype)
+    )
     name = getattr(landscape, "name", type(landscape).__name__)
     results = []
     for blk in blocks:
@@ -338,9 +339,7 @@ def run_many(
                 grad_norm=grad_norm[:, s],
                 step_length=step_length[:, s],
                 x=x_all[:, s] if keep_x else None,
-                effective_step=_stack(blk.effs, (0, blk.c1 - blk.c0, B, d), dtype)
-                if adaptive
-                else None,
+                effective_step=_effective_steps(blk, B, d, dtype) if adaptive else None,
                 steps_to_target=steps_to_target[s],
                 diverged_at=diverged_at[s],
                 final_x=x[s],
@@ -349,6 +348,17 @@ def run_many(
             )
         )
     return results
+
+
+def _effective_steps(blk: _Block, B: int, d: int, dtype: torch.dtype) -> Tensor:
+    """α/(√r̂ + ε) after each step k = 1 … T, from the recorded states, as [T, C, B, d]: the
+    whole history in one evaluation, k a [T, 1, 1, 1] tensor."""
+    C = blk.c1 - blk.c0
+    if not blk.history:
+        return torch.empty((0, C, B, d), dtype=dtype)
+    states = {n: torch.stack([h[n] for h in blk.history]) for n in blk.history[0]}
+    k = torch.arange(1, len(blk.history) + 1, dtype=dtype).view(-1, 1, 1, 1)
+    return blk.rule.effective_step(states, blk.hyper, k).expand(len(blk.history), C, B, d)
 
 
 def _stack(items: list[Tensor], empty_shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:

@@ -25,6 +25,9 @@ Endpoints (every body is JSON; every non-finite number in a result is ``null``):
                                     "tol_f": 1e-10}           (optional: stop at f − f* < tol_f)
                                    response:
                                    {"landscape", "steps", "starts", "f_star", "seconds",
+                                    "observation": "compiled" or "eager" (f and ∇f compiled
+                                                   yet, or still eager: the same numbers
+                                                   to rounding),
                                     "runs": [one per optimizer, in request order:
                                       {"name", "hyper": {every hyperparameter, defaults included},
                                        "steps": steps taken (< the budget if all stopped early),
@@ -65,11 +68,12 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from firstorder import landscapes, rules
+from firstorder.observe import Observer
 from firstorder.run import Trajectories, run_many
 from firstorder.serve import validate
 from firstorder.serve.validate import RequestError, show
 
-CACHE_SIZE = 64  # finished runs kept, so that moving one optimizer's slider reruns only that one
+CACHE_SIZE = 128  # finished runs kept, so that moving one optimizer's slider reruns only that one
 STATIC = resources.files("firstorder.serve") / "static"
 STATIC_FILES = {
     "index.html": "text/html; charset=utf-8",
@@ -146,65 +150,111 @@ def landscape_grid(name: str, n: int) -> dict[str, object]:
 
 # --- running -----------------------------------------------------------------------------------
 
-_cache: OrderedDict[tuple, str] = OrderedDict()
+_cache: OrderedDict[tuple, str | tuple] = OrderedDict()  # JSON text, or (name, run, c)
 _lock = threading.Lock()
 _running = threading.Lock()
+_observers: dict[str, Observer] = {}  # landscape name -> its compiled observation
 
 
-def _encode(name: str, r: Trajectories) -> str:
-    """One optimizer's run as a JSON object: firstorder.run's result with starts [B] first."""
+def observer(name: str, compile: bool) -> Observer | None:
+    """The compiled observation of landscape ``name`` (f, ∇f and the stopping test in one
+    kernel), its compilation started in the background on first use; None when ``compile`` is
+    off. Until it is ready, runs use the eager observation (the same numbers to rounding)."""
+    if not compile:
+        return None
+    f = validate.landscape(name)
+    with _lock:
+        if name not in _observers:
+            _observers[name] = Observer(f, compile=True)
+    _observers[name].warm_up(f.dim)  # returns at once; compiles once per process
+    return _observers[name]
+
+
+def _encode(name: str, r: Trajectories, c: int = 0) -> str:
+    """Configuration c of a run as a JSON object: firstorder.run's result with starts [B] first."""
     eff = r.effective_step
     return _dumps(
         {
             "name": name,
-            "hyper": {k: v[0] for k, v in r.hyper.items()},
+            "hyper": r.config(c),
             "steps": r.steps,
-            # run's [T+1, C=1, B, d] -> [B, T+1, d]: one path per start
-            "x": _plain(r.x[:, 0].transpose(0, 1)),
-            "f": _plain(r.f[:, 0].T),
-            "step_length": _plain(r.step_length[:, 0].T),
-            "effective_step": None if eff is None else _plain(eff[:, 0].transpose(0, 1)),
-            "diverged_at": [v if v >= 0 else None for v in r.diverged_at[0].tolist()],
-            "steps_to_target": [v if v >= 0 else None for v in r.steps_to_target[0].tolist()],
+            # run's [T+1, C, B, d] -> [B, T+1, d]: one path per start
+            "x": _plain(r.x[:, c].transpose(0, 1)),
+            "f": _plain(r.f[:, c].T),
+            "step_length": _plain(r.step_length[:, c].T),
+            "effective_step": None if eff is None else _plain(eff[:, c].transpose(0, 1)),
+            "diverged_at": [v if v >= 0 else None for v in r.diverged_at[c].tolist()],
+            "steps_to_target": [v if v >= 0 else None for v in r.steps_to_target[c].tolist()],
         }
     )
 
 
-def run_request(req: dict[str, Any]) -> str:
+def run_request(req: dict[str, Any], compile: bool = False) -> str:
     """Every optimizer of a parsed request, in order, as the JSON text of the response.
 
-    Finished runs are kept as JSON text: moving one optimizer's slider reruns that optimizer
-    only. The optimizers not in the cache run together (firstorder.run_many: one gradient
-    evaluation per step for all of them) and their time is split evenly between them.
+    Finished runs are kept: moving one optimizer's slider reruns that optimizer only. The
+    optimizers not in the cache run together (firstorder.run_many: one gradient evaluation per
+    step for all of them) and their time is split evenly between them. An optimizer's
+    ``prefetch`` values join its run as a grid axis (the batched engine computes 11 values of
+    α in about the time of one) and are kept for the next requests, not sent.
     """
     t0 = time.perf_counter()
-    common = (req["landscape"], json.dumps(req["starts"]), req["steps"], req["tol_f"])
-    keys = [(name, tuple(sorted(hyper.items())), *common) for name, hyper in req["optimizers"]]
+    common = (req["landscape"], json.dumps(req["starts"]), req["steps"], req["tol_f"], compile)
+
+    def key_of(name: str, hyper: dict) -> tuple:
+        return (name, tuple(sorted(hyper.items())), *common)
+
+    keys = [key_of(name, hyper) for name, hyper in req["optimizers"]]
     with _lock:
-        texts = {key: _cache[key] for key in keys if key in _cache}
-    missing = [(key, opt) for key, opt in zip(keys, req["optimizers"]) if key not in texts]
+        found = {key: _cache[key] for key in keys if key in _cache}
+    missing = [i for i, key in enumerate(keys) if key not in found]
     seconds: dict[tuple, float] = {}
+    obs = observer(req["landscape"], compile)
+    compiled = obs is not None and obs.ready
     if missing:
+        specs, grids = [], []  # per run: its spec, and the cache key of each configuration
+        for i in missing:
+            name, hyper = req["optimizers"][i]
+            axis, values = req["prefetch"].get(i, (None, []))
+            with _lock:
+                ahead = [
+                    v
+                    for v in dict.fromkeys(values)
+                    if v != hyper.get(axis) and key_of(name, {**hyper, axis: v}) not in _cache
+                ]
+            grids.append([keys[i]] + [key_of(name, {**hyper, axis: v}) for v in ahead])
+            if ahead:  # the asked-for value first, then the values ahead: one grid axis
+                first = hyper.get(axis, rules.RULES[name].hyper[axis])
+                specs.append((name, {**hyper, axis: [first, *ahead]}))
+            else:
+                specs.append((name, hyper))
         with _running:  # one run at a time: parallel runs only slow each other down
             t1 = time.perf_counter()
             results = run_many(
                 validate.landscape(req["landscape"]),
-                [opt for _, opt in missing],
+                specs,
                 starts=req["starts"],
                 steps=req["steps"],
                 tol_f=req["tol_f"],
                 record="full",
+                observer=obs,
             )
             share = (time.perf_counter() - t1) / len(missing)
-        for (key, (name, _)), r in zip(missing, results):
-            texts[key] = _encode(name, r)
-            seconds[key] = share
         with _lock:
-            for key, _ in missing:
-                _cache[key] = texts[key]
-                _cache.move_to_end(key)
+            for (name, _), grid, r in zip(specs, grids, results):
+                found[grid[0]] = (name, r, 0)
+                seconds[grid[0]] = share
+                for c, key in enumerate(grid):
+                    _cache[key] = (name, r, c)  # the JSON text is made when first asked for
+                    _cache.move_to_end(key)
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
+    # encoding costs more than running: only the runs asked for are encoded, each once
+    texts = {key: e if isinstance(e, str) else _encode(*e) for key, e in found.items()}
+    with _lock:
+        for key, text in texts.items():
+            if key in _cache:
+                _cache[key] = text
     runs = [f'{{"seconds":{seconds.get(key, 0.0):.6f},' + texts[key][1:] for key in keys]
     f = validate.landscape(req["landscape"])
     head = _dumps(
@@ -214,6 +264,7 @@ def run_request(req: dict[str, Any]) -> str:
             "starts": req["starts"],
             "f_star": f.f_star if f.minima else None,
             "seconds": time.perf_counter() - t0,
+            "observation": "compiled" if compiled else "eager",
         }
     )
     return head[:-1] + ',"runs":[' + ",".join(runs) + "]}"
@@ -232,8 +283,12 @@ async def _read_body(request: Request) -> bytes:
 # --- the app ------------------------------------------------------------------------------------
 
 
-def create_app() -> FastAPI:
-    """The playground: the page at / and the JSON API under /api."""
+def create_app(compile: bool = True) -> FastAPI:
+    """The playground: the page at / and the JSON API under /api.
+
+    ``compile`` compiles each landscape's observation (:mod:`firstorder.observe`) in the
+    background when the page first shows it: a 500-step run then takes about half the time.
+    """
     app = FastAPI(
         title="firstorder playground",
         docs_url=None,  # the interactive docs load scripts from a CDN; the schema is documented
@@ -294,13 +349,15 @@ def create_app() -> FastAPI:
 
     @app.get("/api/landscape/{name}")
     def get_landscape(name: str, n: str = "120") -> Response:
-        return _json(landscape_grid(name, validate.grid_size(n)))
+        grid = landscape_grid(name, validate.grid_size(n))
+        observer(name, compile)  # the page will ask for runs on it next: start compiling
+        return _json(grid)
 
     @app.post("/api/run")
     async def post_run(request: Request) -> Response:
         req = validate.parse_run(await _read_body(request))
         # torch works in a thread, so the server stays responsive while it runs
-        text = await run_in_threadpool(run_request, req)
+        text = await run_in_threadpool(run_request, req, compile)
         return Response(text, media_type="application/json")
 
     return app

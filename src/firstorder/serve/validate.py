@@ -19,6 +19,7 @@ from firstorder import landscapes, rules
 MAX_STARTS = 20
 MAX_STEPS = 2000
 MAX_OPTIMIZERS = 6
+MAX_PREFETCH = 10  # values of one hyperparameter computed ahead beside an optimizer
 GRID = (10, 300)  # allowed n of the contour grid
 MAX_BODY = 64 * 1024  # bytes of a request body
 RUN_FIELDS = ("landscape", "optimizers", "starts", "steps", "tol_f")
@@ -95,7 +96,7 @@ def _optimizer(spec: object, field: str) -> tuple[str, dict[str, object]]:
     rule = rules.RULES[name]
     hyper: dict[str, object] = {}
     for key, value in spec.items():
-        if key == "name":
+        if key in ("name", "prefetch"):
             continue
         where = f"{field}.{key}"
         if key not in rule.hyper:
@@ -118,6 +119,38 @@ def _optimizer(spec: object, field: str) -> tuple[str, dict[str, object]]:
         if default is None and key not in hyper:
             raise RequestError(422, f"{field}.{key}", f"{field}.{key} must be given for {name}.")
     return name, hyper
+
+
+def _prefetch(spec: dict, field: str) -> tuple[str, list[float]] | None:
+    """``prefetch``: {"lr": [values]}, more values of one hyperparameter of the optimizer, to run
+    beside it and keep for the next requests (a slider's neighbouring positions)."""
+    if "prefetch" not in spec:
+        return None
+    where = f"{field}.prefetch"
+    value = spec["prefetch"]
+    rule = rules.RULES[spec["name"]]
+    allowed = [k for k in rule.hyper if k != "bias_correction"]
+    if not isinstance(value, dict) or len(value) != 1:
+        raise RequestError(
+            422, where, f"{where} must be one hyperparameter and its values, got {show(value)}."
+        )
+    ((key, values),) = value.items()
+    if key not in allowed:
+        message = f"{where} must name one of {', '.join(allowed)}, got {show(key, 30)}."
+        raise RequestError(422, f"{where}.{str(key)[:30]}", message)
+    if not isinstance(values, list) or not 1 <= len(values) <= MAX_PREFETCH:
+        got = f"{len(values)} of them" if isinstance(values, list) else show(values)
+        message = f"{where}.{key} must be a list of 1 to {MAX_PREFETCH} numbers, got {got}."
+        raise RequestError(422, f"{where}.{key}", message)
+    checked = []
+    for j, v in enumerate(values):
+        at = f"{where}.{key}[{j}]"
+        checked.append(_number(v, at))
+        try:
+            rules.check(key, checked[-1])
+        except (ValueError, TypeError) as err:
+            raise RequestError(422, at, f"{at}: {err}") from None
+    return key, checked
 
 
 def grid_size(text: str) -> int:
@@ -159,6 +192,7 @@ def parse_run(body: bytes) -> dict[str, Any]:
             422, "optimizers", f"optimizers must be a list of 1 to {MAX_OPTIMIZERS}, got {got}."
         )
     optimizers = [_optimizer(o, f"optimizers[{i}]") for i, o in enumerate(opts)]
+    prefetch = {i: _prefetch(o, f"optimizers[{i}]") for i, o in enumerate(opts)}
 
     starts = data.get("starts")
     if not isinstance(starts, list) or not 1 <= len(starts) <= MAX_STARTS:
@@ -186,4 +220,5 @@ def parse_run(body: bytes) -> dict[str, Any]:
         "starts": points,
         "steps": steps,
         "tol_f": tol_f,
+        "prefetch": {i: p for i, p in prefetch.items() if p is not None},
     }

@@ -137,7 +137,7 @@ function buildControls() {
     cb.addEventListener("change", () => {
       s.on = cb.checked;
       div.classList.toggle("on", s.on);
-      changed(true);
+      changed();
     });
     const sw = el("span", { class: "swatch" });
     sw.style.background = COLORS[o.name] || "#333";
@@ -148,7 +148,7 @@ function buildControls() {
         const lab = el("label", { class: "check" });
         const c = el("input", { type: "checkbox", id: `${o.name}-${k}` });
         c.checked = !!s.hyper[k];
-        c.addEventListener("change", () => { s.hyper[k] = c.checked; changed(false); });
+        c.addEventListener("change", () => { s.hyper[k] = c.checked; changed(); });
         lab.append(c, document.createTextNode(" bias correction (ŝ, r̂)"));
         params.append(lab);
         continue;
@@ -162,6 +162,9 @@ function buildControls() {
       input.addEventListener("input", () => {
         s.hyper[k] = sc.to(Number(input.value));
         out.textContent = fmt(s.hyper[k]);
+        const last = moved && moved.input === input ? moved.position : Number(input.value);
+        // the direction of the drag: most of the positions run ahead lie that way
+        moved = { name: o.name, key: k, input, sc, position: Number(input.value), up: Number(input.value) >= last };
         changed(false);
       });
       lab.append(el("span", { class: "name" }, SYMBOL[k] || k), input, out);
@@ -177,7 +180,7 @@ function buildControls() {
   steps.addEventListener("input", () => {
     state.steps = Number(steps.value);
     $("steps-out").textContent = String(state.steps);
-    changed(false);
+    changed();
   });
   $("scrub").addEventListener("input", () => {
     state.k = Number($("scrub").value);
@@ -186,9 +189,9 @@ function buildControls() {
   });
   $("starts-default").addEventListener("click", () => {
     state.starts = land.starts.map((p) => p.slice());
-    changed(false);
+    changed();
   });
-  $("starts-clear").addEventListener("click", () => { state.starts = []; changed(false); });
+  $("starts-clear").addEventListener("click", () => { state.starts = []; changed(); });
   $("copy-link").addEventListener("click", async () => {
     try { await navigator.clipboard.writeText(location.href); $("timing").textContent = "link copied"; }
     catch { $("timing").textContent = "copy the address bar: it holds the state"; }
@@ -222,7 +225,7 @@ function clickMap(ev, remove) {
     const dx = (x1 - x0) / 1000, dy = (y1 - y0) / 1000;
     state.starts.push([sig(Math.round(x / dx) * dx, 6), sig(Math.round(y / dy) * dy, 6)]);
   }
-  changed(false);
+  changed();
 }
 function dist2(a, b) { return (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2; }
 
@@ -244,16 +247,51 @@ async function loadLandscape(resetStarts) {
   sizeMap();
   background = null;
   result = null;
-  changed(false);
+  shown = null;
+  changed();
 }
 
-let timer = null, inflight = false, pending = false, changedAt = 0;
-function changed(immediate) {
+let inflight = false, pending = false, changedAt = 0;
+function changed(redraw = true) {
   writeURL();
   changedAt = changedAt || performance.now();
-  clearTimeout(timer);
-  drawAll();
-  timer = setTimeout(sendRun, immediate ? 0 : 40);   // debounce the sliders
+  // The request goes out first; the page redraws what it has (a new start point) while the
+  // server works, except after a slider move, whose picture only the answer changes. No
+  // debounce: the events of a slider drag that arrive while a run is in flight collapse into
+  // one request for the newest state (sendRun).
+  sendRun();
+  if (redraw) drawAll();
+}
+
+// The runs this page already has, by everything that determines them: a slider move asks the
+// server for the one optimizer that changed, not for all of them again.
+const runs = new Map();
+const RUNS_KEPT = 64;
+let shown = null;  // the keys of the runs on the screen
+function runKey(common, opt) {
+  return JSON.stringify([common.landscape, common.starts, common.steps, common.tol_f, opt]);
+}
+
+// The slider moved last, and the positions a drag reaches next: the server runs them beside
+// the value asked for (one grid axis of the batched engine costs about what one value costs)
+// and keeps them, so that those moves find their answer ready. Eight lie in the direction of
+// the drag, two behind.
+let moved = null;
+const PREFETCH = 10;
+function neighbours(common, opt) {
+  if (!moved || moved.name !== opt.name) return [];
+  const { input, sc, key, up } = moved;
+  const v = Number(input.value), step = Number(input.step), way = up ? 1 : -1;
+  const digits = (String(input.step).split(".")[1] || "").length;
+  const positions = [1, 2, 3, 4, 5, 6, 7, 8, -1, -2].map((i) => v + way * i * step);
+  const out = [];
+  for (const pos of positions) {
+    if (pos < sc.min - step / 2 || pos > sc.max + step / 2) continue;
+    const value = sc.to(Number(pos.toFixed(digits)));  // as the slider itself would give it
+    const have = runs.has(runKey(common, { ...opt, [key]: value }));
+    if (value !== opt[key] && !out.includes(value) && !have) out.push(value);
+  }
+  return out.length ? [key, out.slice(0, PREFETCH)] : [];
 }
 
 // One request at a time; while one runs, the newest state waits and goes next (the sliders
@@ -263,37 +301,61 @@ async function sendRun() {
   const on = Object.entries(state.opts).filter(([, o]) => o.on);
   if (!on.length || !state.starts.length || !land) {
     result = null;
+    shown = null;
     showError(!on.length ? "Choose an optimizer." : !state.starts.length ? "Click the map to add a start point." : "");
     drawAll();
     finish();
     return;
   }
-  const body = {
-    landscape: state.landscape,
-    optimizers: on.map(([name, o]) => ({ name, ...o.hyper })),
-    starts: state.starts,
-    steps: state.steps,
-    tol_f: TOL_F,
+  const common = {
+    landscape: state.landscape, starts: state.starts.map((p) => p.slice()), steps: state.steps, tol_f: TOL_F,
   };
+  const optimizers = on.map(([name, o]) => ({ name, ...o.hyper }));
+  const keys = optimizers.map((o) => runKey(common, o));
+  if (keys.join("\n") === shown) { changedAt = 0; finish(); return; }  // drawn already
+  const missing = optimizers.filter((o, i) => !runs.has(keys[i]));
   inflight = true;
+  document.body.dataset.status = "busy";
   const t0 = changedAt || performance.now();
   changedAt = 0;
   try {
-    const data = await getJSON("/api/run", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    if (data.landscape === state.landscape) {
-      result = data;
+    let data = { seconds: 0, observation: document.body.dataset.observation };
+    if (missing.length) {
+      document.body.dataset.sendMs = String(Math.round(performance.now() - t0));
+      data = await getJSON("/api/run", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          ...common,
+          optimizers: missing.map((o) => {
+            const [key, values] = neighbours(common, o);
+            return key ? { ...o, prefetch: { [key]: values } } : o;
+          }),
+        }),
+      });
+      missing.forEach((o, i) => runs.set(runKey(common, o), data.runs[i]));
+      for (const old of runs.keys()) { if (runs.size <= RUNS_KEPT) break; runs.delete(old); }
+    }
+    if (common.landscape === state.landscape) {
+      const tDraw = performance.now();
+      const these = keys.map((k) => runs.get(k));
+      result = {
+        landscape: common.landscape, starts: common.starts, f_star: land.f_star, runs: these,
+        steps: Math.max(...these.map((r) => r.steps)), seconds: data.seconds,
+      };
+      shown = keys.join("\n");
       showError("");
       drawAll();
+      document.body.dataset.drawMs = String(Math.round(performance.now() - tDraw));
+      document.body.dataset.answerMs = String(Math.round(tDraw - t0));
       document.body.dataset.runs = String(Number(document.body.dataset.runs || 0) + 1);
       const ms = performance.now() - t0;
-      const fresh = data.runs.filter((r) => r.seconds > 0).length;
-      $("timing").textContent = `updated ${Math.round(ms)} ms after the change (server: ` + (fresh
+      $("timing").textContent = `updated ${Math.round(ms)} ms after the change (` + (missing.length
         ? `firstorder.run took ${Math.round(1000 * data.seconds)} ms for ` +
-          (fresh === data.runs.length ? `all ${fresh} optimizers)` : `${fresh} of ${data.runs.length} optimizers, the others were cached)`)
-        : "every run was cached)");
-      document.body.dataset.lastMs = String(Math.round(ms));
+          (missing.length === these.length ? `all ${these.length} optimizers)` : `${missing.length} of ${these.length} optimizers, the page had the others)`)
+        : "the page had every run)");
+      document.body.dataset.pageMs = String(Math.round(ms));
+      document.body.dataset.serverMs = String(Math.round(1000 * data.seconds));
+      document.body.dataset.observation = data.observation;
     }
   } catch (err) {
     showError(err.message);
@@ -688,7 +750,7 @@ async function main() {
     const starts = readURL();
     buildControls();
     await loadLandscape(true);
-    if (starts.length) { state.starts = starts; changed(true); }
+    if (starts.length) { state.starts = starts; changed(); }
   } catch (err) {
     showError(err.message);
     finish();
