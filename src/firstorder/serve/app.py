@@ -19,10 +19,14 @@ Endpoints (every body is JSON; every non-finite number in a result is ``null``):
                                     "contours": [{"level", "lines": [[[x, y], ...], ...]}]}
     POST /api/run                  request:
                                    {"landscape": "rosenbrock",
-                                    "optimizers": [{"name": "adam", "lr": 0.05, "rho1": 0.9, ...}],
+                                    "optimizers": [{"name": "adam", "lr": 0.05, "rho1": 0.9, ...,
+                                                    "prefetch": {"lr": [0.0501, ...]}}],
                                     "starts": [[x, y], ...],
                                     "steps": 500,
                                     "tol_f": 1e-10}           (optional: stop at f − f* < tol_f)
+                                   prefetch (optional, ≤ 10 values of one hyperparameter): run
+                                   them beside the optimizer, keep them for later requests,
+                                   send only the value asked for
                                    response:
                                    {"landscape", "steps", "starts", "f_star", "seconds",
                                     "observation": "compiled" or "eager" (f and ∇f compiled
@@ -46,8 +50,9 @@ left out take the rule's default. A request that is not valid gets a 4xx answer
 ``{"error": one sentence, "field": "optimizers[1].rho"}``: 400 for a body that is not a JSON
 object (NaN and Infinity are not JSON), 404 for an unknown path or landscape in a GET, 405 for
 a wrong method, 413 for a body over 64 KiB, 422 for a value out of range (an unknown landscape
-or optimizer, a hyperparameter outside its domain, more than 20 starts, 2000 steps or 6
-optimizers, a number that is not finite, a field that does not exist, n outside [10, 300]).
+or optimizer, a hyperparameter outside its domain, more than 20 starts, 2000 steps, 6
+optimizers or 10 prefetched values, a number that is not finite, a field that does not exist,
+n outside [10, 300]).
 The checks are in :mod:`firstorder.serve.validate`; user text is only compared with the
 registries' names, never evaluated.
 """
