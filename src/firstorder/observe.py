@@ -102,9 +102,11 @@ class Observer:
                     # dim + 1 points: a batch size equal to dim would be assumed to stay equal
                     self._compiled(self.f, torch.zeros(dim + 1, dim, dtype=dtype), bound)
             except Exception as err:  # no C++ compiler, an operation dynamo cannot trace
+                cause = getattr(err, "inner_exception", None) or err
+                reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
                 warnings.warn(
                     f"the observation of {getattr(self.f, 'name', self.f)} could not be "
-                    f"compiled ({type(err).__name__}); it runs eagerly.",
+                    f"compiled ({type(cause).__name__}: {reason[:200]}); it runs eagerly.",
                     RuntimeWarning,
                     stacklevel=2,
                 )
