@@ -71,6 +71,7 @@ def test_run_returns_exactly_what_firstorder_run_computes(compile):
     observer = serve_app.observer("rosenbrock", compile)
     if observer is not None:
         observer.warm_up(2, wait=True)  # the server's compiled observation, ready
+        assert observer.ready
     starts = [[-1.2, 1.0], [0.5, 2.0], [1.5, -0.5]]
     optimizers = [
         {"name": "gd", "lr": 1e-3},
