@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from firstorder import experiments, report
 from firstorder.experiments import Context, Experiment, Finding
@@ -74,7 +74,14 @@ def run_tour(
     return [done[j] for j in sorted(done)]
 
 
-def _run_parallel(chosen, ctx: Context, jobs: int, finished, bar, task) -> None:
+def _run_parallel(
+    chosen: list[Experiment],
+    ctx: Context,
+    jobs: int,
+    finished: Callable[[int, Finding], None],
+    bar: Progress,
+    task: TaskID,
+) -> None:
     # spawn, not fork: a forked child of a process whose torch thread pools already started
     # can hang
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(chosen)), mp_context=get_context("spawn"))

@@ -254,7 +254,7 @@ def run_request(req: dict[str, Any], compile: bool = False) -> str:
                     _cache.move_to_end(key)
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
-    # encoding costs more than running: only the runs asked for are encoded, each once
+    # a run's JSON takes about 20 ms to make: only the runs asked for are encoded, each once
     texts = {key: e if isinstance(e, str) else _encode(*e) for key, e in found.items()}
     with _lock:
         for key, text in texts.items():
@@ -292,7 +292,7 @@ def create_app(compile: bool = True) -> FastAPI:
     """The playground: the page at / and the JSON API under /api.
 
     ``compile`` compiles each landscape's observation (:mod:`firstorder.observe`) in the
-    background when the page first shows it: a 500-step run then takes about half the time.
+    background when the page first shows it: a 500-step run then takes about a third less time.
     """
     app = FastAPI(
         title="firstorder playground",
