@@ -38,7 +38,9 @@ class FlatGroup:
     (``s``, ``r``, …) as flat tensors. Building one copies the current values in: the
     parameters' data and every state tensor already in ``state``; missing state starts at 0."""
 
-    def __init__(self, params: list[Tensor], state: dict[Tensor, dict[str, Any]], names: tuple):
+    def __init__(
+        self, params: list[Tensor], state: dict[Tensor, dict[str, Any]], names: tuple[str, ...]
+    ) -> None:
         self.params = params
         self.offsets = list(itertools.accumulate([p.numel() for p in params], initial=0))
         first = params[0]
@@ -102,7 +104,9 @@ class FlatGroup:
             i = j
 
 
-def flat_groups(params: list[Tensor], state: dict[Tensor, dict[str, Any]], names: tuple):
+def flat_groups(
+    params: list[Tensor], state: dict[Tensor, dict[str, Any]], names: tuple[str, ...]
+) -> list[FlatGroup]:
     """One :class:`FlatGroup` for each (device, dtype) among ``params``, in order of appearance."""
     by_kind: dict[tuple, list[Tensor]] = {}
     for p in params:

@@ -132,6 +132,18 @@ def hoist_scalars(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Callable
     return run
 
 
+def warn_not_compiled(what: str, err: Exception, instead: str) -> None:
+    """One ``RuntimeWarning``: ``what`` could not be compiled, why (the backend's own error, not
+    dynamo's wrapper around it), and what runs ``instead``."""
+    cause = getattr(err, "inner_exception", None) or err
+    reason = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ""
+    warnings.warn(
+        f"{what} could not be compiled ({type(cause).__name__}: {reason}); {instead} instead.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 @functools.lru_cache(maxsize=256)
 def _scalar(value: float, device: torch.device) -> Tensor:
     """``value`` as a 0-d float64 tensor, made once: most hyperparameters never change, and a
@@ -159,14 +171,7 @@ class CompiledRule:
             self._give_up(err)
 
     def _give_up(self, err: Exception) -> None:
-        cause = getattr(err, "inner_exception", None) or err
-        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        warnings.warn(
-            f"the {self.update.__name__} rule could not be compiled "
-            f"({type(cause).__name__}: {reason}); running the plain rule instead.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+        warn_not_compiled(f"the {self.update.__name__} rule", err, "running the plain rule")
         self.compiled = None
 
     # A call of the compiled rule costs about 0.2 ms before its loop starts (dynamo's guards,

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import threading
 import types
-import warnings
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+from firstorder.kernel import warn_not_compiled
 
 Observation = tuple[Tensor, Tensor, Tensor, Tensor]  # f, ∇f, ‖∇f‖, out
 
@@ -98,18 +99,13 @@ class Observer:
 
         def compile_now() -> None:
             try:
-                for bound in (None, 1.0):  # with and without a bound: two graphs
-                    # dim + 1 points: a batch size equal to dim would be assumed to stay equal
-                    self._compiled(self.f, torch.zeros(dim + 1, dim, dtype=dtype), bound)
+                # the landscape's own bound, the one runs use; dim + 1 points, since a batch
+                # size equal to dim would be assumed to stay equal
+                points = torch.zeros(dim + 1, dim, dtype=dtype)
+                self._compiled(self.f, points, getattr(self.f, "bound", None))
             except Exception as err:  # no C++ compiler, an operation dynamo cannot trace
-                cause = getattr(err, "inner_exception", None) or err
-                reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-                warnings.warn(
-                    f"the observation of {getattr(self.f, 'name', self.f)} could not be "
-                    f"compiled ({type(cause).__name__}: {reason[:200]}); it runs eagerly.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                name = getattr(self.f, "name", self.f)
+                warn_not_compiled(f"the observation of {name}", err, "running it eagerly")
                 self._compiled = None
             finally:
                 self._ready.set()
