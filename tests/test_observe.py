@@ -1,10 +1,13 @@
 """The engine's observation of a landscape: eager and compiled agree to float64 rounding."""
 
+import threading
+
 import pytest
 import torch
 
 from firstorder import landscapes
-from firstorder.observe import Observer, observe
+from firstorder import observe as observe_module
+from firstorder.observe import Observer, _kernel, compiled_observer, observe
 from firstorder.run import run
 
 
@@ -22,7 +25,7 @@ def test_compiled_observation_agrees_with_the_eager_one(name):
     f = landscapes.get(name)
     compiled = Observer(f, compile=True)
     compiled.warm_up(f.dim, wait=True)
-    assert compiled._compiled is not None  # it did compile
+    assert compiled.ready(f.dim)  # it did compile
     x = points(f)
     for bound in (None, 3.0):
         want = observe(f, x, bound)
@@ -48,10 +51,43 @@ def test_a_run_with_the_compiled_observer_is_the_eager_run():
 def test_until_the_background_compilation_is_ready_the_eager_observation_serves(monkeypatch):
     f = landscapes.get("canyon")
     obs = Observer(f, compile=True)
-    started = []
-    monkeypatch.setattr(obs, "warm_up", lambda *a, **k: started.append(a))
-    obs._started = True  # as if warm_up(wait=False) were compiling in the background
+    built = threading.Event()
+    release = threading.Event()
+
+    def slow_kernel(*args):  # a compilation that takes until the test releases it
+        built.set()
+        release.wait()
+        return _kernel(*args)
+
+    monkeypatch.setattr(observe_module, "_kernel", slow_kernel)
+    obs.warm_up(f.dim)  # returns at once
+    assert built.wait(10) and not obs.ready(f.dim)
     x = points(f)
     for a, b in zip(obs(x, None), observe(f, x, None)):
-        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
-    assert not obs._ready.is_set() and not started
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)  # eager: bit for bit
+    release.set()
+    obs.warm_up(f.dim, wait=True)
+    assert obs.ready(f.dim)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (3,), (2, 3, 4)])
+def test_one_kernel_serves_every_batch_shape(shape):
+    f = landscapes.get("himmelblau")
+    obs = compiled_observer(f)
+    assert compiled_observer(landscapes.get("himmelblau")) is obs  # one per landscape
+    x = torch.randn(*shape, f.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for a, b in zip(obs(x, 4.0), observe(f, x, 4.0)):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-14)
+    assert obs.ready(f.dim)
+
+
+def test_each_dtype_gets_its_own_kernel():
+    f = landscapes.get("booth")
+    obs = Observer(f, compile=True)
+    obs.warm_up(f.dim, wait=True)
+    x = torch.randn(4, 3, f.dim, dtype=torch.float32)  # compiled for float64 so far
+    for a, b in zip(obs(x, None), observe(f, x, None)):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert obs.ready(f.dim, torch.float32) and obs.ready(f.dim, torch.float64)

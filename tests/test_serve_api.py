@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from firstorder import landscapes, rules  # noqa: E402
 from firstorder.cli import main  # noqa: E402
-from firstorder.run import run  # noqa: E402
+from firstorder.run import run, warm_up  # noqa: E402
 from firstorder.serve import app as serve_app  # noqa: E402
 
 
@@ -68,10 +68,7 @@ def test_landscape_grid_is_the_surface(client):
 @pytest.mark.parametrize("compile", [False, True])
 def test_run_returns_exactly_what_firstorder_run_computes(compile):
     client = TestClient(serve_app.create_app(compile=compile))
-    observer = serve_app.observer("rosenbrock", compile)
-    if observer is not None:
-        observer.warm_up(2, wait=True)  # the server's compiled observation, ready
-        assert observer.ready
+    f = landscapes.get("rosenbrock")
     starts = [[-1.2, 1.0], [0.5, 2.0], [1.5, -0.5]]
     optimizers = [
         {"name": "gd", "lr": 1e-3},
@@ -79,18 +76,21 @@ def test_run_returns_exactly_what_firstorder_run_computes(compile):
         {"name": "adam", "lr": 0.05, "rho2": 0.99},
         {"name": "rmsprop", "lr": 0.01, "eps": 1e-6},
     ]
+    if compile:  # the server's kernels, ready: the runs below are compiled
+        warm_up(f, [(o["name"], o) for o in optimizers], wait=True)
     body = {"landscape": "rosenbrock", "optimizers": optimizers, "starts": starts, "steps": 60}
     r = post(client, body)
     assert r.status_code == 200, r.text
     data = strict_json(r.text)
     assert data["landscape"] == "rosenbrock" and data["f_star"] == 0.0
     assert [run_["name"] for run_ in data["runs"]] == [o["name"] for o in optimizers]
-    f = landscapes.get("rosenbrock")
+    assert data["observation"] == ("compiled" if compile else "eager")
     for spec, got in zip(optimizers, data["runs"], strict=True):
         hyper = {k: v for k, v in spec.items() if k != "name"}
         want = run(
-            f, spec["name"], starts=starts, steps=60, record="full", observer=observer, **hyper
+            f, spec["name"], starts=starts, steps=60, record="full", compile=compile, **hyper
         )
+        assert got["rule"] == want.meta["rule"] == ("compiled" if compile else "eager")
         assert got["hyper"] == {k: v[0] for k, v in want.hyper.items()}
         assert got["steps"] == want.steps == 60
         # [B, T+1, d] on the wire, [T+1, C, B, d] in the engine: equal to the last bit

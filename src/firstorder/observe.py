@@ -5,21 +5,21 @@ landscape's ``bound``. Eagerly, autograd computes ∇f. On the small batches of 
 (a few starts, hundreds of steps) that costs more than everything else in a step: twenty tiny
 operations and a backward pass, each a few microseconds of overhead. ``Observer(f,
 compile=True)`` compiles the whole observation, forward and backward, into one kernel with
-``torch.compile`` (``torch.func.grad`` for the gradient, dynamic sizes so that one compilation
-serves every batch). Compiling takes seconds per landscape; until it is done, or where it
-fails, the eager observation serves.
+inductor (``torch.func.grad`` for the gradient, traced once with symbolic sizes so that one
+compilation serves every batch). Compiling takes seconds per landscape; until it is done, or
+where it fails, the eager observation serves.
 """
 
 from __future__ import annotations
 
-import threading
-import types
+import functools
+import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from firstorder.kernel import warn_not_compiled
+from firstorder.kernel import Deferred, traced
 
 Observation = tuple[Tensor, Tensor, Tensor, Tensor]  # f, ∇f, ‖∇f‖, out
 
@@ -33,7 +33,7 @@ def value_and_grad(f: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Te
     return fx.detach(), g
 
 
-def stops(x: Tensor, fx: Tensor, g: Tensor, bound: float | None) -> Tensor:
+def stops(x: Tensor, fx: Tensor, g: Tensor, bound: float | Tensor | None) -> Tensor:
     """Where a trajectory must stop: f or ∇f not finite (a non-finite x gives both), or x past
     ``bound`` in some coordinate."""
     out = ~(torch.isfinite(fx) & torch.isfinite(g).all(-1))
@@ -48,8 +48,10 @@ def observe(f: Callable[[Tensor], Tensor], x: Tensor, bound: float | None) -> Ob
     return fx, g, g.norm(dim=-1), stops(x, fx, g, bound)
 
 
-def _observe_traceable(f: Callable[[Tensor], Tensor], x: Tensor, bound: float | None):
-    """:func:`observe` in the form torch.compile traces: torch.func.grad, not autograd.grad."""
+def _observe_traceable(
+    f: Callable[[Tensor], Tensor], x: Tensor, bound: float | Tensor | None
+) -> Observation:
+    """:func:`observe` in the form a tracer follows: torch.func.grad, not autograd.grad."""
 
     def total(x: Tensor) -> tuple[Tensor, Tensor]:
         fx = f(x)
@@ -59,12 +61,16 @@ def _observe_traceable(f: Callable[[Tensor], Tensor], x: Tensor, bound: float | 
     return fx, g, g.norm(dim=-1), stops(x, fx, g, bound)
 
 
-def _own_copy(fn: types.FunctionType) -> types.FunctionType:
-    """``fn`` with a code object of its own. Dynamo keeps its compiled versions per code object,
-    at most 8 of them, and tries each one's guards in turn; a copy per landscape keeps one."""
-    return types.FunctionType(
-        fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
-    )
+def _kernel(f: Callable[[Tensor], Tensor], dim: int, dtype: torch.dtype) -> Callable:
+    """:func:`_observe_traceable` of ``f`` as one kernel (:func:`firstorder.kernel.traced`) for
+    points [C, B, dim] (the engine's trajectory tensor, C and B any sizes) and a 0-d ``bound``
+    (+inf for none), so that one kernel serves every batch and bound."""
+
+    def observation(x, bound):  # no annotations: traced, they would be globals of the graph
+        return _observe_traceable(f, x, bound)
+
+    example = torch.zeros(dim + 2, dim + 1, dim, dtype=dtype)  # sizes unlike each other, 0, 1
+    return traced(observation, example, torch.tensor(math.inf, dtype=dtype))
 
 
 class Observer:
@@ -72,63 +78,65 @@ class Observer:
 
     The compiled form compiles at the first call, or earlier in a background thread with
     :meth:`warm_up` (the playground starts it when a landscape is first shown); until that
-    thread is done, calls use the eager form. Compiled and eager observations agree to float64
-    rounding (inductor may order a sum differently) on every landscape of the course
-    (tests/test_observe.py).
+    thread is done, calls use the eager form. It is compiled for each dimension and dtype of
+    points it meets, on the CPU; other points are observed eagerly. Compiled and eager
+    observations agree to float64 rounding (inductor may order a sum differently) on every
+    landscape of the course (tests/test_observe.py).
     """
 
     def __init__(self, f: Callable[[Tensor], Tensor], *, compile: bool = False) -> None:
         self.f = f
-        self._compiled: Callable[..., Observation] | None = None
-        self._ready = threading.Event()
-        self._lock = threading.Lock()
-        self._started = False
-        if compile:
-            self._compiled = torch.compile(
-                _own_copy(_observe_traceable), dynamic=True, fullgraph=True
-            )
+        self.compile = compile
+        self._kernels: dict[tuple[int, torch.dtype], Deferred] = {}
+        self._bounds: dict[tuple[float | None, torch.dtype], Tensor] = {}
+
+    def _deferred(self, dim: int, dtype: torch.dtype) -> Deferred:
+        key = (dim, dtype)
+        if key not in self._kernels:  # setdefault: two threads asking at once get the same one
+            name = getattr(self.f, "name", self.f)
+            build = functools.partial(_kernel, self.f, dim, dtype)
+            self._kernels.setdefault(key, Deferred(build, f"the observation of {name}"))
+        return self._kernels[key]
 
     def warm_up(self, dim: int, dtype: torch.dtype = torch.float64, *, wait: bool = False) -> None:
         """Compile for points of ``dim`` coordinates, in a background thread unless ``wait``."""
-        with self._lock:
-            if self._compiled is None or self._started:
-                if wait:
-                    self._ready.wait()
-                return
-            self._started = True
+        if self.compile:
+            self._deferred(dim, dtype).warm_up(wait=wait)
 
-        def compile_now() -> None:
-            try:
-                # the landscape's own bound, the one runs use; dim + 1 points, since a batch
-                # size equal to dim would be assumed to stay equal
-                points = torch.zeros(dim + 1, dim, dtype=dtype)
-                self._compiled(self.f, points, getattr(self.f, "bound", None))
-            except Exception as err:  # no C++ compiler, an operation dynamo cannot trace
-                name = getattr(self.f, "name", self.f)
-                warn_not_compiled(f"the observation of {name}", err, "running it eagerly")
-                self._compiled = None
-            finally:
-                self._ready.set()
-
-        if wait:
-            compile_now()
-        else:
-            threading.Thread(target=compile_now, name="firstorder-compile", daemon=True).start()
-
-    @property
-    def ready(self) -> bool:
-        """Whether calls now use the compiled observation."""
-        return self._compiled is not None and self._ready.is_set()
+    def ready(self, dim: int, dtype: torch.dtype = torch.float64) -> bool:
+        """Whether calls on points of ``dim`` coordinates now use the compiled observation."""
+        return self.compile and self._deferred(dim, dtype).ready
 
     def __call__(self, x: Tensor, bound: float | None) -> Observation:
         """f, ∇f, ‖∇f‖ and :func:`stops` for points x [..., d]."""
-        if self._compiled is not None and not self._started:
-            self.warm_up(x.shape[-1], x.dtype, wait=True)  # first use: compile now
-        if self._compiled is not None and self._ready.is_set():
-            compiled = self._compiled
-            if compiled is not None:  # read once: a failed compilation may clear it
-                points = x.reshape(-1, x.shape[-1])  # one symbolic size for every batch shape
-                fx, g, norm, out = compiled(self.f, points, bound)
-                batch = x.shape[:-1]
-                return fx.view(batch), g.view(x.shape), norm.view(batch), out.view(batch)
-        return observe(self.f, x, bound)
+        kernel = None
+        if self.compile and x.device.type == "cpu":
+            kernel = self._deferred(x.shape[-1], x.dtype).get()  # compiles now on first use
+        if kernel is None:
+            return observe(self.f, x, bound)
+        points = x if x.dim() == 3 else x.reshape(1, -1, x.shape[-1])  # the kernel's [C, B, d]
+        fx, g, norm, out = kernel(points.contiguous(), self._bound(bound, x.dtype))
+        if points is not x:
+            batch = x.shape[:-1]
+            return fx.view(batch), g.view(x.shape), norm.view(batch), out.view(batch)
+        return fx, g, norm, out
+
+    def _bound(self, bound: float | None, dtype: torch.dtype) -> Tensor:
+        """``bound`` as the kernel's 0-d input (+inf for none: no point is past it), made once."""
+        key = (bound, dtype)
+        if key not in self._bounds:
+            self._bounds[key] = torch.tensor(math.inf if bound is None else bound, dtype=dtype)
+        return self._bounds[key]
+
+
+_COMPILED: dict[object, Observer] = {}
+
+
+def compiled_observer(f: Callable[[Tensor], Tensor]) -> Observer:
+    """The compiled :class:`Observer` of landscape ``f``, one per landscape (its name and
+    parameters) in the process, so that each compiles once."""
+    name = getattr(f, "name", None)
+    key = (name, repr(sorted(getattr(f, "params", {}).items()))) if name else f
+    if key not in _COMPILED:  # setdefault: two threads asking at once get the same one
+        _COMPILED.setdefault(key, Observer(f, compile=True))
+    return _COMPILED[key]

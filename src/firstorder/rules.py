@@ -174,8 +174,8 @@ class Rule:
     ``state`` lists the buffers shaped like θ that start at zero; ``hyper`` maps each
     hyperparameter to its default (``None``: the user must give it); ``counts_steps`` says the
     rule takes the step counter k; ``needs_hessian`` that it takes H as well as g; ``r_hat``
-    gives, for adaptive rules, the r that enters α/(√r + ε) at step k (for diagnostics: the
-    effective per-coordinate step size).
+    gives, for adaptive rules, the r that enters α/(√r + ε) at step k, made from the state's r
+    alone (for diagnostics: the effective per-coordinate step size).
     """
 
     name: str

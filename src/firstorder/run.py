@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from firstorder import curvature, rules
-from firstorder.observe import Observer, value_and_grad
+from firstorder import curvature, kernel, rules
+from firstorder.observe import Observer, compiled_observer, value_and_grad
 
 
 def grid(**hyper: float | bool | Sequence[float] | Tensor) -> tuple[dict[str, Tensor], int]:
@@ -151,6 +151,7 @@ def run(
     record: str = "full",
     dtype: torch.dtype = torch.float64,
     observer: Observer | None = None,
+    compile: bool = False,
     **hyper: float | bool | Sequence[float] | Tensor,
 ) -> Trajectories:
     """Run rule ``optimizer`` on ``landscape`` from every start, for every grid configuration.
@@ -158,8 +159,10 @@ def run(
     ``hyper`` are the rule's hyperparameters (defaults from :mod:`firstorder.rules`); any of
     them may be a list, which becomes an axis of the grid. ``record`` is ``"full"`` (x and the
     effective steps at every step), ``"curves"`` (f, ‖g‖ and step length only) or ``"final"``.
-    ``observer`` evaluates f and ∇f (default: eagerly; ``Observer(landscape, compile=True)``
-    compiles them, for many steps of small batches).
+    ``observer`` evaluates f and ∇f (default: eagerly). ``compile=True`` runs the observation
+    and the rule as compiled kernels, for many steps of small batches: seconds to compile, once
+    per process for each landscape and rule, then a fraction of each step's fixed cost; the
+    same trajectories to float64 rounding.
     """
     (result,) = run_many(
         landscape,
@@ -172,6 +175,7 @@ def run(
         record=record,
         dtype=dtype,
         observer=observer,
+        compile=compile,
     )
     return result
 
@@ -186,10 +190,14 @@ class _Block:
     c1: int
     hyper: dict[str, object]
     state: dict[str, Tensor]
-    history: list[dict[str, Tensor]] = field(default_factory=list)  # state after each step
+    history: list[Tensor] = field(default_factory=list)  # r after each step (adaptive rules)
+    compiled: kernel.Deferred | None = None  # the rule's kernel, with compile=True
+    tensors: dict[str, Tensor] = field(default_factory=dict)  # hyper as [C, 1, 1], for it
 
 
-def _block(optimizer: str, hyper: dict, c0: int, B: int, d: int, dtype: torch.dtype) -> _Block:
+def _block(
+    optimizer: str, hyper: dict, c0: int, B: int, d: int, dtype: torch.dtype, compile: bool
+) -> _Block:
     rule = rules.get(optimizer)
     unknown = set(hyper) - set(rule.hyper)
     if unknown:
@@ -216,7 +224,15 @@ def _block(optimizer: str, hyper: dict, c0: int, B: int, d: int, dtype: torch.dt
         else:
             hyper_t[name] = torch.tensor(column, dtype=dtype).view(C, 1, 1)
     state = {name: torch.zeros(C, B, d, dtype=dtype) for name in rule.state}
-    return _Block(rule, values, c0, c0 + C, hyper_t, state)
+    blk = _Block(rule, values, c0, c0 + C, hyper_t, state)
+    if compile and not rule.needs_hessian:
+        # the kernel takes every hyperparameter as a [C, 1, 1] tensor: one kernel, any values
+        blk.compiled = kernel.engine_rule(rule, dtype, bool(hyper_t.get("bias_correction", True)))
+        blk.tensors = {
+            n: torch.as_tensor(hyper_t[n], dtype=dtype).expand(C, 1, 1).contiguous()
+            for n in kernel.engine_hyper(rule)
+        }
+    return blk
 
 
 def run_many(
@@ -231,12 +247,15 @@ def run_many(
     record: str = "full",
     dtype: torch.dtype = torch.float64,
     observer: Observer | None = None,
+    compile: bool = False,
 ) -> list[Trajectories]:
     """Several rules at once, ``[(optimizer, hyper), ...]``, from the same starts.
 
     Every rule's grid is a slice of one trajectory tensor, so f and ∇f are evaluated once per
     step for all of them; each rule then updates its own slice in place. The trajectories are
     those of :func:`run` called once per rule; the recording runs until the last one stops.
+    ``compile`` as for :func:`run`; each result's ``meta["rule"]`` says whether its rule ran
+    compiled or (its kernel still compiling in the background, or impossible) eagerly.
     """
     if steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps}.")
@@ -252,7 +271,8 @@ def run_many(
     B, d = x0.shape
     blocks: list[_Block] = []
     for optimizer, hyper in optimizers:
-        blocks.append(_block(optimizer, dict(hyper), blocks[-1].c1 if blocks else 0, B, d, dtype))
+        c0 = blocks[-1].c1 if blocks else 0
+        blocks.append(_block(optimizer, dict(hyper), c0, B, d, dtype, compile))
     C = blocks[-1].c1
     x = x0.expand(C, B, d).clone()
     if bound is None:
@@ -269,21 +289,26 @@ def run_many(
     active = torch.ones(C, B, dtype=torch.bool)
     all_active = True
 
-    observer = observer or Observer(landscape)
+    if observer is None:
+        observer = compiled_observer(landscape) if compile else Observer(landscape)
+    views = [x[blk.c0 : blk.c1] for blk in blocks]  # each rule updates its slice of x in place
+    # a compiled rule, if ready now, for the whole run (one that is still compiling: the eager
+    # rule), and its step counters k as [1, 1, 1] tensors
+    updates = [blk.compiled.get() if blk.compiled is not None else None for blk in blocks]
+    ks = torch.arange(1, steps + 1, dtype=dtype).view(-1, 1, 1, 1) if any(updates) else None
     for k in range(steps + 1):
         fx, g, g_norm, out = observer(x, bound)
         # stopping criteria, checked at every recorded point, the start included
-        if check_f or check_x:
-            reached = torch.zeros_like(active)
-            if check_f:
-                reached |= fx - f_star < tol_f
-            if check_x:
-                reached |= torch.cdist(x, x_star.expand(C, *x_star.shape)).min(-1).values < tol_x
+        reached = fx - f_star < tol_f if check_f else None
+        if check_x:
+            near = torch.cdist(x, x_star.expand(C, *x_star.shape)).min(-1).values < tol_x
+            reached = near if reached is None else reached | near
+        if reached is not None:
             out = out | reached
         stopped = active & out
         if stopped.any():
-            diverged_at[stopped & ~reached if check_f or check_x else stopped] = k
-            if check_f or check_x:
+            diverged_at[stopped if reached is None else stopped & ~reached] = k
+            if reached is not None:
                 steps_to_target[stopped & reached] = k
             active &= ~out
             all_active = False
@@ -300,16 +325,19 @@ def run_many(
             x_before = xs[-1]
         else:
             x_before = x.clone() if keep_curves or not all_active else None
-        for blk in blocks:
-            xb, gb = x[blk.c0 : blk.c1], g[blk.c0 : blk.c1]  # views: the rule updates x itself
-            if blk.rule.counts_steps:
+        for blk, xb, update in zip(blocks, views, updates):
+            gb = g[blk.c0 : blk.c1]
+            if update is not None:
+                k_t = {"k": ks[k]} if blk.rule.counts_steps else {}
+                update(xb, gb, *blk.state.values(), **k_t, **blk.tensors)
+            elif blk.rule.counts_steps:
                 blk.rule.update(xb, gb, **blk.state, k=k + 1, **blk.hyper)
             elif blk.rule.needs_hessian:
                 blk.rule.update(xb, gb, curvature.batch_hessian(landscape, xb), **blk.hyper)
             else:
                 blk.rule.update(xb, gb, **blk.state, **blk.hyper)
             if keep_x and blk.rule.r_hat is not None:
-                blk.history.append({n: v.clone() for n, v in blk.state.items()})
+                blk.history.append(blk.state["r"].clone())
         if not all_active:  # a stopped trajectory stays where it stopped
             x.copy_(torch.where(active.unsqueeze(-1), x, x_before))
         if keep_curves and not keep_x:
@@ -325,7 +353,7 @@ def run_many(
     )
     name = getattr(landscape, "name", type(landscape).__name__)
     results = []
-    for blk in blocks:
+    for blk, update in zip(blocks, updates):
         s = slice(blk.c0, blk.c1)
         adaptive = keep_x and blk.rule.r_hat is not None
         results.append(
@@ -345,9 +373,29 @@ def run_many(
                 final_x=x[s],
                 final_f=fx[s],
                 f_star=f_star,
+                meta={"rule": "compiled" if update is not None else "eager"},
             )
         )
     return results
+
+
+def warm_up(
+    landscape: Callable[[Tensor], Tensor],
+    optimizers: Sequence[tuple[str, dict]],
+    *,
+    dtype: torch.dtype = torch.float64,
+    wait: bool = False,
+) -> None:
+    """Compile what ``run_many(landscape, optimizers, compile=True)`` uses, in the background
+    unless ``wait``: the observation of ``landscape`` and each optimizer's rule (the playground
+    starts this when a page shows a landscape or asks for an optimizer). Until a kernel is
+    ready, such runs use the eager form, the same numbers to float64 rounding."""
+    compiled_observer(landscape).warm_up(landscape.dim, dtype, wait=wait)
+    for name, hyper in optimizers:
+        rule = rules.get(name)
+        if not rule.needs_hessian:
+            switch = bool(hyper.get("bias_correction", True))
+            kernel.engine_rule(rule, dtype, switch).warm_up(wait=wait)
 
 
 def _effective_steps(blk: _Block, B: int, d: int, dtype: torch.dtype) -> Tensor:
@@ -356,7 +404,7 @@ def _effective_steps(blk: _Block, B: int, d: int, dtype: torch.dtype) -> Tensor:
     C = blk.c1 - blk.c0
     if not blk.history:
         return torch.empty((0, C, B, d), dtype=dtype)
-    states = {n: torch.stack([h[n] for h in blk.history]) for n in blk.history[0]}
+    states = {"r": torch.stack(blk.history)}  # r̂ of every adaptive rule is made from r alone
     k = torch.arange(1, len(blk.history) + 1, dtype=dtype).view(-1, 1, 1, 1)
     return blk.rule.effective_step(states, blk.hyper, k).expand(len(blk.history), C, B, d)
 
@@ -417,5 +465,6 @@ __all__ = [
     "run_many",
     "summarize",
     "value_and_grad",
+    "warm_up",
     "write_atomic",
 ]
