@@ -4,18 +4,20 @@
 
 Starts ``firstorder serve`` in a process of its own on a free localhost port, opens the page in
 Debian's headless chromium (Playwright, no browser download) with 4 optimizers (GD, momentum,
-RMSProp, Adam) × 5 starts × ``--steps`` steps on Rosenbrock, moves Adam's α slider until the
-server answers with the compiled observation (it compiles in the background from the page's
-first request), then moves it ``--moves`` times one slider step (a drag, whose next positions
-the page asks the server to run ahead) and ``--moves`` times far (to values nothing computed
-yet), each after the page drew the previous one. The page measures each update, from the
-slider's input event to the end of the redraw; the script prints the median and the slowest,
-and where the time went: until the answer was parsed (the server's run inside it), the redraw.
+RMSProp, Adam) × 5 starts × ``--steps`` steps on Rosenbrock, moves each optimizer's α slider
+until the server answers from compiled kernels only, the observation and the rule (they compile
+in the background from the page's first request), then moves Adam's α ``--moves`` times one
+slider step (a drag, whose next positions the page asks the server to run ahead) and
+``--moves`` times far (to values nothing computed yet), each after the page drew the previous
+one. The page measures each update, from the slider's input event to the end of the redraw;
+the script prints the median and the slowest, and where the time went: until the answer was
+parsed (the server's run inside it), the redraw.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import socket
@@ -53,10 +55,11 @@ def serve(compile: bool) -> tuple[str, subprocess.Popen]:
     return f"http://127.0.0.1:{port}", server
 
 
-def move(page, log10_lr: float) -> None:
-    """Set Adam's α slider (log10 α, in steps of 0.01) and wait until the page drew the run."""
+def move(page, log10_lr: float, optimizer: str = "adam") -> None:
+    """Set an optimizer's α slider (log10 α, in steps of 0.01) and wait until the page drew the
+    run."""
     n = int(page.evaluate("Number(document.body.dataset.runs || 0)"))
-    page.fill("#adam-lr", f"{log10_lr:.2f}")
+    page.fill(f"#{optimizer}-lr", f"{log10_lr:.2f}")
     drawn = f"Number(document.body.dataset.runs || 0) > {n}"
     page.wait_for_function(  # drawn, and no newer state waiting
         f"{drawn} && document.body.dataset.status === 'ready'",
@@ -88,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=15)
     parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--no-compile", action="store_true", help="eager observation only")
+    parser.add_argument("--no-compile", action="store_true", help="eager observation and rules")
     args = parser.parse_args()
     url, server = serve(not args.no_compile)
     query = "&".join(
@@ -102,14 +105,19 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1460, "height": 900})
             page.goto(f"{url}/?{query}")
             page.wait_for_function("Number(document.body.dataset.runs || 0) > 0", timeout=120_000)
-            i = 0
-            compiled = not args.no_compile
-            while compiled and page.evaluate("document.body.dataset.observation") != "compiled":
-                i += 1  # the first moves are answered eagerly while the observation compiles
-                move(page, -0.5 - 0.01 * i)
-                assert i < 150, "the observation did not compile"
+            position = -1.0  # Adam's α slider, moved last (log10 α)
+            if not args.no_compile:
+                for optimizer in OPTIMIZERS:  # each α moved until its answer came compiled
+                    name, lr = optimizer.split(",lr=")
+                    for i in range(1, 301):  # answered eagerly while the kernels compile
+                        position = math.log10(float(lr)) - 0.01 * i
+                        move(page, position, name)
+                        if page.evaluate("document.body.dataset.kernels") == "compiled":
+                            break
+                    else:
+                        raise AssertionError(f"{name}'s kernels did not compile")
             # a drag: one slider step at a time, each new (the positions ahead were prefetched)
-            drag = measure(page, [-0.5 - 0.01 * (i + j) for j in range(1, args.moves + 1)])
+            drag = measure(page, [position - 0.01 * j for j in range(1, args.moves + 1)])
             # jumps: each to a position no earlier request computed or prefetched
             jumps = measure(page, [-3.0 - 0.13 * j for j in range(args.moves)])
             browser.close()
@@ -118,7 +126,7 @@ def main() -> None:
         server.wait()
     print(
         f"# playground, Rosenbrock, 4 optimizers × 5 starts × {args.steps} steps, Adam's α "
-        f"slider moved {args.moves} times one step and {args.moves} times far; observation "
+        f"slider moved {args.moves} times one step and {args.moves} times far; kernels "
         f"{'eager' if args.no_compile else 'compiled'}; {platform.machine()}, "
         f"{os.cpu_count()} CPUs, chromium headless"
     )

@@ -27,9 +27,15 @@ def test_compiled_observation_agrees_with_the_eager_one(name):
     compiled.warm_up(f.dim, wait=True)
     assert compiled.ready(f.dim)  # it did compile
     x = points(f)
-    for bound in (None, 3.0):
-        want = observe(f, x, bound)
-        got = compiled(x, bound)
+    fx = observe(f, x, None)[0]
+    target = (fx.nanmedian().item(), 1e-9)  # f − f* < tol_f: true at about half the points
+    for bound, (f_star, tol_f) in ((None, (None, None)), (3.0, target)):
+        want = observe(f, x, bound, f_star, tol_f)
+        got = compiled(x, bound, f_star, tol_f)
+        if f_star is not None:
+            assert want[4].any() and not want[4].all()
+            assert torch.equal(want[4], (fx - f_star < tol_f))  # reached: the definition
+            assert torch.equal(want[3], want[3] | want[4])  # who reached it stops
         for a, b in zip(got, want):
             assert a.shape == b.shape
             # inductor may fuse or reorder a sum: at most a few roundings apart

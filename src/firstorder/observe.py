@@ -1,13 +1,14 @@
 """What the batched engine sees at each step: f(x), ∇f(x), ‖∇f(x)‖ and who must stop.
 
 A trajectory must stop when it has left the finite numbers (f or ∇f not finite) or the
-landscape's ``bound``. Eagerly, autograd computes ∇f. On the small batches of the playground
-(a few starts, hundreds of steps) that costs more than everything else in a step: twenty tiny
-operations and a backward pass, each a few microseconds of overhead. ``Observer(f,
-compile=True)`` compiles the whole observation, forward and backward, into one kernel with
-inductor (``torch.func.grad`` for the gradient, traced once with symbolic sizes so that one
-compilation serves every batch). Compiling takes seconds per landscape; until it is done, or
-where it fails, the eager observation serves.
+landscape's ``bound`` (it diverged), or when it reached the target f − f* < tol_f. Eagerly,
+autograd computes ∇f. On the small batches of the playground (a few starts, hundreds of steps)
+that costs more than everything else in a step: twenty tiny operations and a backward pass,
+each a few microseconds of overhead. ``Observer(f, compile=True)`` compiles the whole
+observation, forward and backward, into one kernel with inductor (``torch.func.grad`` for the
+gradient, traced once with symbolic sizes so that one compilation serves every batch).
+Compiling takes seconds per landscape; until it is done, or where it fails, the eager
+observation serves.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from torch import Tensor
 
 from firstorder.kernel import Deferred, traced
 
-Observation = tuple[Tensor, Tensor, Tensor, Tensor]  # f, ∇f, ‖∇f‖, out
+# f, ∇f, ‖∇f‖, out (must stop: diverged or reached), reached (f − f* < tol_f)
+Observation = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
 def value_and_grad(f: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
@@ -42,35 +44,52 @@ def stops(x: Tensor, fx: Tensor, g: Tensor, bound: float | Tensor | None) -> Ten
     return out
 
 
-def observe(f: Callable[[Tensor], Tensor], x: Tensor, bound: float | None) -> Observation:
-    """f(x), ∇f(x), ‖∇f(x)‖ and :func:`stops` for points x [..., d], eagerly."""
+def observe(
+    f: Callable[[Tensor], Tensor],
+    x: Tensor,
+    bound: float | None,
+    f_star: float | None = None,
+    tol_f: float | None = None,
+) -> Observation:
+    """The :data:`Observation` of points x [..., d], eagerly: f(x), ∇f(x), ‖∇f(x)‖, where a
+    trajectory must stop (:func:`stops`, or the target reached) and where it reached the target
+    f(x) − f* < tol_f (nowhere without one)."""
     fx, g = value_and_grad(f, x)
-    return fx, g, g.norm(dim=-1), stops(x, fx, g, bound)
+    out = stops(x, fx, g, bound)
+    if f_star is None or tol_f is None:
+        return fx, g, g.norm(dim=-1), out, torch.zeros_like(out)
+    reached = fx - f_star < tol_f
+    return fx, g, g.norm(dim=-1), out | reached, reached
 
 
 def _observe_traceable(
-    f: Callable[[Tensor], Tensor], x: Tensor, bound: float | Tensor | None
+    f: Callable[[Tensor], Tensor], x: Tensor, bound: Tensor, f_star: Tensor, tol_f: Tensor
 ) -> Observation:
-    """:func:`observe` in the form a tracer follows: torch.func.grad, not autograd.grad."""
+    """:func:`observe` in the form a tracer follows: torch.func.grad, not autograd.grad, and
+    every number a 0-d tensor."""
 
     def total(x: Tensor) -> tuple[Tensor, Tensor]:
         fx = f(x)
         return fx.sum(), fx
 
     g, fx = torch.func.grad(total, has_aux=True)(x)
-    return fx, g, g.norm(dim=-1), stops(x, fx, g, bound)
+    reached = fx - f_star < tol_f
+    return fx, g, g.norm(dim=-1), stops(x, fx, g, bound) | reached, reached
 
 
 def _kernel(f: Callable[[Tensor], Tensor], dim: int, dtype: torch.dtype) -> Callable:
     """:func:`_observe_traceable` of ``f`` as one kernel (:func:`firstorder.kernel.traced`) for
-    points [C, B, dim] (the engine's trajectory tensor, C and B any sizes) and a 0-d ``bound``
-    (+inf for none), so that one kernel serves every batch and bound."""
+    points [C, B, dim] (the engine's trajectory tensor, C and B any sizes) and ``bound``,
+    ``f_star`` and ``tol_f`` as [1, 1] tensors (+inf, 0 and −inf for none), so that one kernel
+    serves every batch, bound and target. (With f* and tol_f as 0-d tensors, the tracer of
+    torch 2.13 gives up: TensorifyScalarRestartAnalysis.)"""
 
-    def observation(x, bound):  # no annotations: traced, they would be globals of the graph
-        return _observe_traceable(f, x, bound)
+    def observation(x, bound, f_star, tol_f):  # no annotations: traced, they would be globals
+        return _observe_traceable(f, x, bound, f_star, tol_f)
 
     example = torch.zeros(dim + 2, dim + 1, dim, dtype=dtype)  # sizes unlike each other, 0, 1
-    return traced(observation, example, torch.tensor(math.inf, dtype=dtype))
+    numbers = [torch.full((1, 1), v, dtype=dtype) for v in (math.inf, 0.0, -math.inf)]
+    return traced(observation, example, *numbers)
 
 
 class Observer:
@@ -88,7 +107,7 @@ class Observer:
         self.f = f
         self.compile = compile
         self._kernels: dict[tuple[int, torch.dtype], Deferred] = {}
-        self._bounds: dict[tuple[float | None, torch.dtype], Tensor] = {}
+        self._numbers: dict[tuple[float, torch.dtype], Tensor] = {}
 
     def _deferred(self, dim: int, dtype: torch.dtype) -> Deferred:
         key = (dim, dtype)
@@ -107,26 +126,34 @@ class Observer:
         """Whether calls on points of ``dim`` coordinates now use the compiled observation."""
         return self.compile and self._deferred(dim, dtype).ready
 
-    def __call__(self, x: Tensor, bound: float | None) -> Observation:
-        """f, ∇f, ‖∇f‖ and :func:`stops` for points x [..., d]."""
+    def __call__(
+        self,
+        x: Tensor,
+        bound: float | None,
+        f_star: float | None = None,
+        tol_f: float | None = None,
+    ) -> Observation:
+        """As :func:`observe`, for points x [..., d]."""
         kernel = None
         if self.compile and x.device.type == "cpu":
             kernel = self._deferred(x.shape[-1], x.dtype).get()  # compiles now on first use
         if kernel is None:
-            return observe(self.f, x, bound)
+            return observe(self.f, x, bound, f_star, tol_f)
+        if f_star is None or tol_f is None:
+            f_star, tol_f = 0.0, -math.inf  # no f − f* is below −inf: nothing reaches it
         points = x if x.dim() == 3 else x.reshape(1, -1, x.shape[-1])  # the kernel's [C, B, d]
-        fx, g, norm, out = kernel(points.contiguous(), self._bound(bound, x.dtype))
+        numbers = (math.inf if bound is None else bound, f_star, tol_f)
+        result = kernel(points.contiguous(), *(self._number(v, x.dtype) for v in numbers))
         if points is not x:
-            batch = x.shape[:-1]
-            return fx.view(batch), g.view(x.shape), norm.view(batch), out.view(batch)
-        return fx, g, norm, out
+            return tuple(v.view(*x.shape[:-1], *v.shape[2:]) for v in result)
+        return tuple(result)
 
-    def _bound(self, bound: float | None, dtype: torch.dtype) -> Tensor:
-        """``bound`` as the kernel's 0-d input (+inf for none: no point is past it), made once."""
-        key = (bound, dtype)
-        if key not in self._bounds:
-            self._bounds[key] = torch.tensor(math.inf if bound is None else bound, dtype=dtype)
-        return self._bounds[key]
+    def _number(self, value: float, dtype: torch.dtype) -> Tensor:
+        """``value`` as one of the kernel's [1, 1] inputs, made once."""
+        key = (value, dtype)
+        if key not in self._numbers:
+            self._numbers[key] = torch.full((1, 1), value, dtype=dtype)
+        return self._numbers[key]
 
 
 _COMPILED: dict[object, Observer] = {}

@@ -297,19 +297,15 @@ def run_many(
     updates = [blk.compiled.get() if blk.compiled is not None else None for blk in blocks]
     ks = torch.arange(1, steps + 1, dtype=dtype).view(-1, 1, 1, 1) if any(updates) else None
     for k in range(steps + 1):
-        fx, g, g_norm, out = observer(x, bound)
         # stopping criteria, checked at every recorded point, the start included
-        reached = fx - f_star < tol_f if check_f else None
+        fx, g, g_norm, out, reached = observer(x, bound, *((f_star, tol_f) if check_f else ()))
         if check_x:
             near = torch.cdist(x, x_star.expand(C, *x_star.shape)).min(-1).values < tol_x
-            reached = near if reached is None else reached | near
-        if reached is not None:
-            out = out | reached
-        stopped = active & out
+            reached, out = reached | near, out | near
+        stopped = out if all_active else active & out
         if stopped.any():
-            diverged_at[stopped if reached is None else stopped & ~reached] = k
-            if reached is not None:
-                steps_to_target[stopped & reached] = k
+            diverged_at[stopped & ~reached] = k
+            steps_to_target[stopped & reached] = k
             active &= ~out
             all_active = False
         if keep_curves:
