@@ -19,11 +19,14 @@ copied in, 8 bytes per float32 parameter, and the parameter's ``.grad`` then bec
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import operator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
+
+_GRAD = operator.attrgetter("grad")
 
 
 def _segment(flat: Tensor, offset: int, like: Tensor) -> Tensor:
@@ -59,18 +62,21 @@ class FlatGroup:
                         buffer.copy_(state[p][name])
                     state[p][name] = buffer
         self.states = [state[p] for p in params]  # each parameter's state, without hashing
+        self._all = (True,) * len(params)
         self._theta_ptrs = [p.data_ptr() for p in params]
 
     def intact(self) -> bool:
         """False once a parameter's data were replaced (``module.to(...)``, ``p.data = …``)."""
-        return [p.data_ptr() for p in self.params] == self._theta_ptrs
+        return list(map(Tensor.data_ptr, self.params)) == self._theta_ptrs  # map: no Python loop
 
-    def gather_gradients(self) -> list[bool]:
+    def gather_gradients(self) -> Sequence[bool]:
         """Bring each parameter's gradient into the flat gradient buffer; say which have one.
 
         The check is by identity (a gradient left in place is the view this method assigned),
-        so the common case costs a Python comparison per parameter."""
-        grads = [p.grad for p in self.params]
+        so the common case, every gradient in place, costs no Python loop over parameters."""
+        grads = list(map(_GRAD, self.params))
+        if all(map(operator.is_, grads, self._grads)):
+            return self._all
         fresh = [
             i for i, (g, v) in enumerate(zip(grads, self._grads)) if g is not v and g is not None
         ]
@@ -86,7 +92,9 @@ class FlatGroup:
                 self.params[i].grad = self._grads[i]
         return [g is not None for g in grads]
 
-    def runs(self, has_grad: list[bool], k: list[int] | None = None) -> Iterator[tuple[int, int]]:
+    def runs(
+        self, has_grad: Sequence[bool], k: list[int] | None = None
+    ) -> Iterator[tuple[int, int]]:
         """Stretches [i, j) of ``params`` to update with one call: consecutive parameters that
         have a gradient and, for a rule that counts steps, the same step counter k."""
         i, n = 0, len(self.params)

@@ -12,6 +12,7 @@ momentum ρ = 0.9, AdaGrad ε = 1e-7, RMSProp ρ = 0.9 and ε = 1e-6, Adam α = 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +22,8 @@ from torch import Tensor
 from firstorder import flat, kernel, rules
 
 __all__ = ["GD", "Momentum", "AdaGrad", "RMSProp", "Adam", "Newton"]
+
+_K = operator.itemgetter("k")  # a parameter's step counter, read without a Python loop
 
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -116,7 +119,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         update = kernel.compiled(self.rule.update)
         for buffers in groups:
             has_grad = buffers.gather_gradients()
-            k = [st["k"] for st in buffers.states] if self.rule.counts_steps else None
+            k = list(map(_K, buffers.states)) if self.rule.counts_steps else None
             for i, j in buffers.runs(has_grad, k):
                 a, b = buffers.offsets[i], buffers.offsets[j]
                 state = {name: buf[a:b] for name, buf in buffers.buffers.items()}
