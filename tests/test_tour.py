@@ -1,13 +1,14 @@
 """The tour, its report and results, and the experiment contract every claim must meet."""
 
 import json
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from firstorder import experiments
+from firstorder import experiments, tour
 from firstorder.experiments import VERDICTS, Context, run_experiment
 from firstorder.tour import run_tour
 
@@ -100,6 +101,26 @@ def test_experiments_in_parallel_processes_give_the_same_numbers_in_tour_order(t
     assert [f["id"] for f in data["findings"]] == only
     with pytest.raises(ValueError, match="jobs must be a whole number >= 1, got 0"):
         run_tour(tmp_path, only=only, jobs=0)
+
+
+def run_or_die(experiment_id, ctx):
+    """A worker's job (importable by the spawned worker) whose process dies on C5."""
+    if experiment_id == "C5":
+        os._exit(3)  # as the kernel's OOM killer would end it: no exception, no result
+    return tour._run_by_id(experiment_id, ctx)
+
+
+def test_an_experiment_whose_process_dies_does_not_lose_the_others(tmp_path, monkeypatch):
+    only = ["C7", "C5", "C3"]
+    serial = run_tour(tmp_path / "serial", quick=True, only=["C7", "C3"], progress=False)
+    monkeypatch.setattr(tour, "_run_by_id", run_or_die)
+    findings = run_tour(tmp_path / "parallel", quick=True, only=only, progress=False, jobs=2)
+    assert [f.id for f in findings] == only
+    died = findings[1]
+    assert died.verdict == "error" and "worker process died" in died.evidence
+    assert [findings[0].numbers, findings[2].numbers] == [f.numbers for f in serial]
+    data = json.loads((tmp_path / "parallel" / "results.json").read_text())
+    assert [f["verdict"] for f in data["findings"]][1] == "error"
 
 
 def test_an_experiment_that_raises_does_not_lose_the_tour(tmp_path, monkeypatch):

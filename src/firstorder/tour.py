@@ -2,7 +2,10 @@
 
 ``results.json`` and ``report.html`` are rewritten (atomically) after each finding, so a tour
 stopped half-way, by Ctrl-C or a crash in one experiment, still leaves a valid report of what
-finished. An experiment that raises becomes a finding with the error, never a lost tour.
+finished. An experiment that raises becomes a finding with the error, never a lost tour; so
+does one whose worker process dies (killed for memory, a crash in native code): the
+experiments that were waiting run again, one worker at a time, until the one that kills its
+process is found.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -82,24 +86,81 @@ def _run_parallel(
     bar: Progress,
     task: TaskID,
 ) -> None:
+    pending, workers = list(range(len(chosen))), min(jobs, len(chosen))
+    bar.update(task, description=f"{len(chosen)} experiments, {jobs} at a time")
+    while pending:
+        lost = _run_pool([chosen[i] for i in pending], ctx, workers, finished, bar, task, pending)
+        if lost and workers == 1:
+            # one worker runs the experiments in order: the first lost one killed it
+            culprit, lost = lost[0], lost[1:]
+            finished(culprit, _died(chosen[culprit]))
+            bar.advance(task)
+        pending, workers = lost, 1
+
+
+def _run_pool(
+    chosen: list[Experiment],
+    ctx: Context,
+    workers: int,
+    finished: Callable[[int, Finding], None],
+    bar: Progress,
+    task: TaskID,
+    positions: list[int],
+) -> list[int]:
+    """Run ``chosen`` (at ``positions`` in the tour) on a pool of ``workers`` processes; return
+    the positions whose findings were lost because a worker process died, in order."""
     # spawn, not fork: a forked child of a process whose torch thread pools already started
     # can hang
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(chosen)), mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    lost = []
     try:
-        futures = {pool.submit(_run_by_id, exp.id, ctx): i for i, exp in enumerate(chosen)}
-        bar.update(task, description=f"{len(chosen)} experiments, {jobs} at a time")
+        futures = {pool.submit(_run_by_id, e.id, ctx): i for i, e in zip(positions, chosen)}
         for future in as_completed(futures):
-            finished(futures[future], future.result())
+            try:
+                finding = future.result()
+            except BrokenProcessPool:  # a worker died: every experiment not finished is lost
+                lost.append(futures[future])
+                continue
+            finished(futures[future], finding)
             bar.advance(task)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: the findings so far are saved
         raise
     pool.shutdown()
+    return sorted(lost)
 
 
 def _run_by_id(experiment_id: str, ctx: Context) -> Finding:
     """One experiment in a worker process (an Experiment holds functions; its id travels)."""
     return _run_one(experiments.get(experiment_id), ctx)
+
+
+def _died(exp: Experiment) -> Finding:
+    """The finding of an experiment whose worker process died while running it."""
+    return _error_finding(
+        exp,
+        "its worker process died (killed for memory, or a crash in native code)",
+        "The tour ran the experiment alone in a fresh process, and that process ended "
+        "without a result; the other experiments ran on.",
+        0.0,
+    )
+
+
+def _error_finding(exp: Experiment, evidence: str, explanation: str, seconds: float) -> Finding:
+    return Finding(
+        id=exp.id,
+        kind=exp.kind,
+        title=exp.title,
+        claim=exp.claim,
+        criterion=exp.criterion,
+        verdict="error",
+        evidence=evidence,
+        conditions="",
+        explanation=explanation,
+        numbers={},
+        figures=[],
+        seconds=seconds,
+    )
 
 
 def _run_one(exp: Experiment, ctx: Context) -> Finding:
@@ -109,19 +170,11 @@ def _run_one(exp: Experiment, ctx: Context) -> Finding:
     except KeyboardInterrupt:
         raise
     except Exception as err:  # one broken experiment must not lose the others
-        return Finding(
-            id=exp.id,
-            kind=exp.kind,
-            title=exp.title,
-            claim=exp.claim,
-            criterion=exp.criterion,
-            verdict="error",
-            evidence=f"the experiment raised {type(err).__name__}: {err}",
-            conditions="",
-            explanation=traceback.format_exc(limit=3),
-            numbers={},
-            figures=[],
-            seconds=time.perf_counter() - t0,
+        return _error_finding(
+            exp,
+            f"the experiment raised {type(err).__name__}: {err}",
+            traceback.format_exc(limit=3),
+            time.perf_counter() - t0,
         )
 
 
