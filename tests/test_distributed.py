@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from firstorder import data, optim
+from firstorder import data, kernel, optim
 from firstorder.nn import MLP
 from firstorder.train import train
 
@@ -94,6 +94,19 @@ def worker(rank: int, port: int, out: str) -> None:
         zero = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=optim.Adam, lr=LR)
         results["zero_adam"] = loop(ddp, zero, rank, WORLD)
 
+        # compile=True: the parameters' data become views of flat buffers after DDP has
+        # registered them, and the compiled rule runs even on this small model
+        min_numel, kernel.CompiledRule.min_numel = kernel.CompiledRule.min_numel, 0
+        ddp = DDP(network())
+        fast = optim.Adam(ddp.parameters(), lr=LR, compile=True)
+        results["ddp_adam_compiled"] = loop(ddp, fast, rank, WORLD)
+        ddp = DDP(network())
+        zero = ZeroRedundancyOptimizer(
+            ddp.parameters(), optimizer_class=optim.Adam, lr=LR, compile=True
+        )
+        results["zero_adam_compiled"] = loop(ddp, zero, rank, WORLD)
+        kernel.CompiledRule.min_numel = min_numel
+
         ddp = DDP(spirals_network())
         history = train(ddp, optim.Adam(ddp.parameters(), lr=LR), dataset(), steps=STEPS,
                         batch_size=40, log_every=5)  # fmt: skip
@@ -144,6 +157,8 @@ def test_two_processes_equal_one_process_on_the_whole_batch(tmp_path):
     assert not torch.equal(expected[0], network().theta[0])  # training did move θ
     assert_same(results["ddp_adam"], expected, "DDP + Adam")
     assert_same(results["zero_adam"], expected, "ZeroRedundancyOptimizer(Adam)")
+    for case in ("ddp_adam_compiled", "zero_adam_compiled"):
+        assert_same(results[case], expected, case)
 
     # firstorder.train under DDP: same parameters and the same records as in one process
     model = spirals_network()
