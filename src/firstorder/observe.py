@@ -66,7 +66,7 @@ def _observe_traceable(
     f: Callable[[Tensor], Tensor], x: Tensor, bound: Tensor, f_star: Tensor, tol_f: Tensor
 ) -> Observation:
     """:func:`observe` in the form a tracer follows: torch.func.grad, not autograd.grad, and
-    every number a 0-d tensor."""
+    every number a tensor."""
 
     def total(x: Tensor) -> tuple[Tensor, Tensor]:
         fx = f(x)
