@@ -232,3 +232,60 @@ def test_compile_flag_and_hyperparameters_are_checked():
         opt.param_groups[0]["params"][0].grad = torch.ones(2)
         opt.step()  # a one-element tensor α is allowed
     torch.testing.assert_close(opt.param_groups[0]["params"][0].detach(), torch.full((2,), -0.1))
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_prelude_on_floats_gives_the_numbers_of_the_tensor_prelude(name):
+    """The prelude's arithmetic on Python floats is the same IEEE arithmetic as on 0-d float64
+    tensors: the two must agree bit for bit, here over random hyperparameters and steps k."""
+    rule = rules.get(name)
+    captured = {}
+
+    def capture(gm, example_inputs):
+        captured["gm"] = gm
+        return kernel.hoist_scalars(gm, example_inputs)
+
+    gen = torch.Generator().manual_seed(1)
+    tensors = [torch.rand(50, generator=gen) for _ in range(2 + len(rule.state))]
+    hyper = {n: 0.5 for n in rule.hyper if n != "bias_correction"}
+    if rule.counts_steps:
+        hyper["k"] = 2.0
+    as_tensors = {n: torch.tensor(v, dtype=torch.float64) for n, v in hyper.items()}
+    fn = torch.compile(rule.update, backend=capture, dynamic=True, fullgraph=True)
+    fn(*tensors, **as_tensors)
+    gm = captured["gm"]
+    prelude, _ = kernel.split_scalars(gm)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    scalars = [i for i, n in enumerate(placeholders) if kernel._is_scalar(n)]
+    floats = kernel.on_floats(prelude, scalars)
+    assert floats is not None  # every rule's prelude has its float form
+    for _ in range(20):
+        args = []
+        for i, n in enumerate(placeholders):
+            example = n.meta["example_value"]
+            if i in scalars:  # α, ρ, ε in their domains, k a whole number
+                v = (
+                    float(torch.randint(1, 10**6, (), generator=gen))
+                    if n.name == "l_k_"
+                    else torch.rand((), generator=gen, dtype=torch.float64).item()
+                )
+                args.append(torch.tensor(v, dtype=torch.float64))
+            elif isinstance(example, torch.Tensor):
+                args.append(torch.rand(50, generator=gen))
+            else:
+                args.append(50)  # a symbolic size
+        want = [t.item() for t in prelude(*args)]
+        assert list(floats(*args)) == want
+
+
+def test_a_division_by_zero_in_the_prelude_gives_what_the_plain_rule_gives():
+    theta, g, s, r = (torch.rand(100) + 0.1 for _ in range(4))
+    plain = [t.clone() for t in (theta, g, s, r)]
+    h = dict(k=3, lr=1e-3, rho1=1.0, rho2=0.999, eps=1e-8)  # 1 − ρ₁ᵏ = 0: ŝ = s / 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the compiled rule ran: no fallback
+        kernel.compiled(rules.adam)(theta, g, s, r, **h)
+    rules.adam(*plain, **h)
+    assert torch.isinf(plain[0]).all()
+    for got, want in zip((theta, g, s, r), plain):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=0, equal_nan=True)

@@ -12,7 +12,9 @@ The backend here first moves every operation whose inputs are all 0-d tensors ou
 into a *prelude* that runs once per step, then hands the rest, the loop, to inductor. A
 division by such a value becomes a multiplication by its reciprocal (computed in the prelude in
 float64), the strength reduction a compiler applies to a loop-invariant divisor; it changes a
-result by at most one rounding.
+result by at most one rounding. On the CPU the prelude runs as arithmetic on Python floats
+(:func:`on_floats`), the same IEEE double arithmetic at a fraction of the cost of a dozen eager
+operations on 0-d tensors.
 
 :func:`compiled` wraps a rule with this backend and falls back to the plain rule, with one
 warning, where compiling is impossible (no C++ compiler, an unsupported platform).
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import struct
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -126,18 +129,89 @@ def split_scalars(gm: fx.GraphModule) -> tuple[fx.GraphModule, fx.GraphModule]:
     return fx.GraphModule(torch.nn.Module(), prelude), fx.GraphModule(torch.nn.Module(), loop)
 
 
+def _reciprocal(a: float) -> float:
+    return 1.0 / a
+
+
+def _float32(v: float) -> float:
+    """``v`` rounded to the nearest float32, as a Python float."""
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
+# The prelude's operations as arithmetic on Python floats, which are IEEE doubles like the
+# float64 0-d tensors they stand for, so that the results are the same numbers
+_ON_FLOATS: dict[object, Callable[..., float]] = {
+    **{op: op for op in (operator.add, operator.sub, operator.mul, operator.truediv)},
+    operator.pow: operator.pow,
+    operator.neg: operator.neg,
+    torch.reciprocal: _reciprocal,
+}
+_ROUNDING = {torch.float32: _float32, torch.float64: float}
+
+
+def on_floats(prelude: fx.GraphModule, scalars: Sequence[int]) -> fx.GraphModule | None:
+    """The prelude of :func:`split_scalars` as arithmetic on Python floats, or None where it
+    has an operation without such a form here.
+
+    Called with the graph's inputs, of which those at positions ``scalars`` are 0-d tensors,
+    it returns the prelude's outputs as numbers, each rounded to its dtype. Why: the prelude's
+    dozen eager operations on 0-d tensors cost about 0.1 ms a step, more than all of dynamo's
+    guards; the same arithmetic on floats, in the Python code fx writes for the graph, costs
+    microseconds."""
+    graph = fx.Graph()
+    inputs = [n for n in prelude.graph.nodes if n.op == "placeholder"]
+    new = {n: graph.placeholder(n.name) for n in inputs}
+    number: dict[fx.Node, fx.Node] = {}  # a node of the prelude -> its value as a float
+
+    def value(a: object) -> object:
+        if not isinstance(a, fx.Node):
+            return a
+        if a not in number:  # an input: the number in its 0-d tensor
+            number[a] = graph.call_method("item", (new[a],))
+        return number[a]
+
+    for n in prelude.graph.nodes:
+        if n.op == "placeholder":
+            if inputs.index(n) not in scalars:
+                number[n] = new[n]  # not a number; the prelude never uses it
+        elif n.op == "output":
+            graph.output(tuple(value(o) for o in n.args[0]))
+        elif n.op == "call_method" and n.target == "to" and len(n.args) == 2 and not n.kwargs:
+            if n.args[1] not in _ROUNDING:
+                return None
+            number[n] = graph.call_function(_ROUNDING[n.args[1]], (value(n.args[0]),))
+        elif n.op == "call_function" and n.target in _ON_FLOATS and not n.kwargs:
+            number[n] = graph.call_function(_ON_FLOATS[n.target], tuple(map(value, n.args)))
+        else:
+            return None
+    return fx.GraphModule(torch.nn.Module(), graph)
+
+
 def hoist_scalars(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Callable[..., Any]:
-    """A ``torch.compile`` backend: the 0-d arithmetic of :func:`split_scalars` runs eagerly once
-    per call, and inductor compiles the loop."""
+    """A ``torch.compile`` backend: the 0-d arithmetic of :func:`split_scalars` runs once per
+    call, on Python floats (:func:`on_floats`) where the numbers are on the CPU, and inductor
+    compiles the loop."""
     prelude, loop = split_scalars(gm)
     inductor = torch._dynamo.lookup_backend("inductor")
     # Sizes are symbolic, and inductor would decide from the first call's size whether the loop
     # runs on several threads; with dynamic threads OpenMP decides at each call instead.
     with torch._inductor.config.patch({"cpp.dynamic_threads": True}):
         compiled_loop = inductor(loop, [*example_inputs, *prelude(*example_inputs)])
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    scalars = [i for i, n in enumerate(placeholders) if _is_scalar(n)]
+    on_cpu = all(placeholders[i].meta["example_value"].device.type == "cpu" for i in scalars)
+    floats = on_floats(prelude, scalars) if on_cpu else None  # .item() on a GPU would wait
+    dtypes = [o.args[1] for o in prelude.graph.output_node().args[0]]  # each output a .to(dtype)
 
     def run(*args: Any) -> Any:
-        return compiled_loop(*args, *prelude(*args))
+        if floats is not None:
+            try:
+                values = [_scalar(v, "cpu", d) for v, d in zip(floats(*args), dtypes)]
+            except ArithmeticError:  # 1/0, an overflow: the tensors give inf or nan instead
+                values = prelude(*args)
+        else:
+            values = prelude(*args)
+        return compiled_loop(*args, *values)
 
     return run
 
@@ -154,11 +228,11 @@ def warn_not_compiled(what: str, err: Exception, instead: str) -> None:
     )
 
 
-@functools.lru_cache(maxsize=256)
-def _scalar(value: float, device: torch.device) -> Tensor:
-    """``value`` as a 0-d float64 tensor, made once: most hyperparameters never change, and a
-    new tensor every step would cost more than the step of a small model. Never written to."""
-    return torch.tensor(value, dtype=torch.float64, device=device)
+@functools.lru_cache(maxsize=1024)
+def _scalar(value: float, device: torch.device | str, dtype: torch.dtype = torch.float64) -> Tensor:
+    """``value`` as a 0-d tensor, made once: most hyperparameters never change, and a new
+    tensor every step would cost more than the step of a small model. Never written to."""
+    return torch.tensor(value, dtype=dtype, device=device)
 
 
 class CompiledRule:
@@ -184,8 +258,8 @@ class CompiledRule:
         warn_not_compiled(f"the {self.update.__name__} rule", err, "running the plain rule")
         self.compiled = None
 
-    # A call of the compiled rule costs about 0.2 ms before its loop starts (dynamo's guards,
-    # the prelude); the eager rule's passes over memory cost more only above about this many
+    # A call of the compiled rule costs about 0.25 ms before its loop starts (dynamo's guards
+    # and wrappers, the prelude); the eager rule's passes over memory cost more only above about this many
     # values (benchmarks/step_speed.py, 2 CPU threads), so a smaller θ runs the plain rule.
     min_numel: int = 1 << 18
 
