@@ -259,8 +259,9 @@ class CompiledRule:
         self.compiled = None
 
     # A call of the compiled rule costs about 0.25 ms before its loop starts (dynamo's guards
-    # and wrappers, the prelude); the eager rule's passes over memory cost more only above about this many
-    # values (benchmarks/step_speed.py, 2 CPU threads), so a smaller θ runs the plain rule.
+    # and wrappers, the prelude); the eager rule's passes over memory cost more only above
+    # about this many values (benchmarks/step_speed.py, 2 CPU threads), so a smaller θ runs
+    # the plain rule.
     min_numel: int = 1 << 18
 
     def __call__(self, theta: Tensor, *tensors: Tensor, **hyper: Any) -> None:
