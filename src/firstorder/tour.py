@@ -147,12 +147,8 @@ def _died(exp: Experiment) -> Finding:
 
 
 def _error_finding(exp: Experiment, evidence: str, explanation: str, seconds: float) -> Finding:
-    return Finding(
-        id=exp.id,
-        kind=exp.kind,
-        title=exp.title,
-        claim=exp.claim,
-        criterion=exp.criterion,
+    return Finding.of(
+        exp,
         verdict="error",
         evidence=evidence,
         conditions="",

@@ -71,6 +71,19 @@ class Finding:
     figures: list[str]
     seconds: float
 
+    @classmethod
+    def of(cls, experiment: Experiment, **result: Any) -> Finding:
+        """The finding of ``experiment``: its id, kind, title, claim and criterion, with
+        ``result`` (verdict, evidence, conditions, explanation, numbers, figures, seconds)."""
+        return cls(
+            id=experiment.id,
+            kind=experiment.kind,
+            title=experiment.title,
+            claim=experiment.claim,
+            criterion=experiment.criterion,
+            **result,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -154,12 +167,8 @@ def run_experiment(experiment: Experiment, ctx: Context) -> Finding:
         m = experiment.measure(ctx)
     numbers = _plain(json.loads(json.dumps(m.numbers, default=_jsonable)))  # plain JSON now
     j = experiment.judge(numbers)
-    return Finding(
-        id=experiment.id,
-        kind=experiment.kind,
-        title=experiment.title,
-        claim=experiment.claim,
-        criterion=experiment.criterion,
+    return Finding.of(
+        experiment,
         verdict=j.verdict,
         evidence=j.evidence,
         conditions=j.conditions,
