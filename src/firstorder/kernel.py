@@ -141,9 +141,17 @@ def _float32(v: float) -> float:
 # The prelude's operations as arithmetic on Python floats, which are IEEE doubles like the
 # float64 0-d tensors they stand for, so that the results are the same numbers
 _ON_FLOATS: dict[object, Callable[..., float]] = {
-    **{op: op for op in (operator.add, operator.sub, operator.mul, operator.truediv)},
-    operator.pow: operator.pow,
-    operator.neg: operator.neg,
+    **{
+        op: op
+        for op in (
+            operator.add,
+            operator.sub,
+            operator.mul,
+            operator.truediv,
+            operator.pow,
+            operator.neg,
+        )
+    },
     torch.reciprocal: _reciprocal,
 }
 _ROUNDING = {torch.float32: _float32, torch.float64: float}

@@ -225,14 +225,21 @@ def _block(
             hyper_t[name] = torch.tensor(column, dtype=dtype).view(C, 1, 1)
     state = {name: torch.zeros(C, B, d, dtype=dtype) for name in rule.state}
     blk = _Block(rule, values, c0, c0 + C, hyper_t, state)
-    if compile and not rule.needs_hessian:
+    blk.compiled = _engine_kernel(rule, hyper_t, dtype) if compile else None
+    if blk.compiled is not None:
         # the kernel takes every hyperparameter as a [C, 1, 1] tensor: one kernel, any values
-        blk.compiled = kernel.engine_rule(rule, dtype, bool(hyper_t.get("bias_correction", True)))
         blk.tensors = {
             n: torch.as_tensor(hyper_t[n], dtype=dtype).expand(C, 1, 1).contiguous()
             for n in kernel.engine_hyper(rule)
         }
     return blk
+
+
+def _engine_kernel(rule: rules.Rule, hyper: dict, dtype: torch.dtype) -> kernel.Deferred | None:
+    """The engine kernel of ``rule`` for these hyperparameters (Newton's has none)."""
+    if rule.needs_hessian:
+        return None
+    return kernel.engine_rule(rule, dtype, bool(hyper.get("bias_correction", True)))
 
 
 def run_many(
@@ -388,10 +395,9 @@ def warm_up(
     ready, such runs use the eager form, the same numbers to float64 rounding."""
     compiled_observer(landscape).warm_up(landscape.dim, dtype, wait=wait)
     for name, hyper in optimizers:
-        rule = rules.get(name)
-        if not rule.needs_hessian:
-            switch = bool(hyper.get("bias_correction", True))
-            kernel.engine_rule(rule, dtype, switch).warm_up(wait=wait)
+        engine = _engine_kernel(rules.get(name), hyper, dtype)
+        if engine is not None:
+            engine.warm_up(wait=wait)
 
 
 def _effective_steps(blk: _Block, B: int, d: int, dtype: torch.dtype) -> Tensor:
