@@ -35,13 +35,15 @@ def compile_everything(monkeypatch):
 
 @pytest.fixture
 def compilations(monkeypatch):
-    """A list that grows by one each time the backend compiles a graph."""
+    """A list that grows by one each time the backend compiles a graph. An attempt that dynamo
+    abandons and restarts (its scalar tensorification can ask for that once) is not counted."""
     seen = []
     backend = kernel.hoist_scalars
 
     def counting(gm, example_inputs):
+        compiled = backend(gm, example_inputs)
         seen.append(gm)
-        return backend(gm, example_inputs)
+        return compiled
 
     monkeypatch.setattr(kernel, "hoist_scalars", counting)
     return seen
@@ -122,7 +124,7 @@ def test_parameters_keep_their_identity_and_layout():
     opt.step()
     assert all(a is b for a, b in zip(before, params))
     assert params[-1].is_contiguous(memory_format=torch.channels_last)
-    (buffers,) = opt._flat[0]
+    (buffers,), _ = opt._flat[0]
     # each parameter, its gradient and its state are views into the flat buffers
     for p in params[:1]:
         assert p.untyped_storage().data_ptr() == buffers.theta.untyped_storage().data_ptr()
@@ -130,6 +132,56 @@ def test_parameters_keep_their_identity_and_layout():
         assert opt.state[p]["s"].untyped_storage().data_ptr() == (
             buffers.buffers["s"].untyped_storage().data_ptr()
         )
+
+
+def frozen_then_unfrozen(optimizer, frozen=1, unfreeze_at=10):
+    """20 steps in which parameter ``frozen`` has requires_grad=False until step
+    ``unfreeze_at``, as in fine-tuning; returns the parameters, the optimizer and its
+    state_dict just before the unfreezing."""
+    params, grads = problem()
+    params[frozen].requires_grad_(False)
+    opt = optimizer(params)
+    for k, gs in enumerate(grads):
+        if k == unfreeze_at:
+            params[frozen].requires_grad_(True)
+            before = opt.state_dict()
+        for p, g in zip(params, gs):
+            p.grad = g.clone() if p.requires_grad else None
+        opt.step()
+    return params, opt, before
+
+
+def test_a_frozen_parameter_gets_no_state_until_it_has_a_gradient():
+    runs = {
+        "torch": frozen_then_unfrozen(lambda ps: torch.optim.Adam(ps, lr=0.01)),
+        "plain": frozen_then_unfrozen(lambda ps: MAKERS["adam"](ps, False)),
+        "compiled": frozen_then_unfrozen(lambda ps: MAKERS["adam"](ps, True)),
+    }
+    # torch.optim keeps state only for parameters that had a gradient: 1 is frozen
+    expected = [0, 2, 3, 4]
+    assert sorted(runs["torch"][2]["state"]) == expected
+    for name in ("plain", "compiled"):
+        assert sorted(runs[name][2]["state"]) == expected, name
+    params, opt, _ = runs["compiled"]
+    (buffers,), outside = opt._flat[0]
+    assert outside == []  # unfrozen: in the flat buffers now, with the others
+    assert buffers.theta.numel() == sum(p.numel() for p in params)
+    assert_same_run(runs["plain"][:2], runs["compiled"][:2])
+    assert sorted(opt.state_dict()["state"]) == list(range(len(params)))
+
+
+def test_a_frozen_parameter_takes_no_flat_buffer_memory():
+    params, _ = problem()
+    params[0].requires_grad_(False)
+    data = params[0].data_ptr()
+    opt = Adam(params, lr=0.01, compile=True)
+    for p in params[1:]:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    (buffers,), outside = opt._flat[0]
+    assert outside == [params[0]] and params[0].data_ptr() == data
+    assert buffers.theta.numel() == sum(p.numel() for p in params[1:])
+    assert not opt.state[params[0]]
 
 
 def train(compiled, *, set_to_none, replace_at=None):

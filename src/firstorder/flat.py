@@ -112,6 +112,11 @@ class FlatGroup:
             i = j
 
 
+def any_gradient(params: list[Tensor]) -> bool:
+    """Whether any of ``params`` has a gradient (found without a Python loop)."""
+    return list(map(_GRAD, params)).count(None) != len(params)
+
+
 def flat_groups(
     params: list[Tensor], state: dict[Tensor, dict[str, Any]], names: tuple[str, ...]
 ) -> list[FlatGroup]:

@@ -46,7 +46,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         if not isinstance(compile, bool):
             raise TypeError(f"compile must be True or False, got {compile!r}.")
         self.compile = compile
-        self._flat: dict[int, list[flat.FlatGroup]] = {}  # param group index -> its buffers
+        # param group index -> its flat buffers and the parameters left out of them
+        self._flat: dict[int, tuple[list[flat.FlatGroup], list[Tensor]]] = {}
         super().__init__(params, hyper)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -106,18 +107,24 @@ class RuleOptimizer(torch.optim.Optimizer):
         return loss
 
     def _step_flat(self, index: int, group: dict[str, Any], hyper: dict[str, Any]) -> None:
-        """``compile=True``: one call of the compiled rule per stretch of a flat buffer."""
-        groups = self._flat.get(index)
-        if groups is None or not all(g.intact() for g in groups):
+        """``compile=True``: one call of the compiled rule per stretch of a flat buffer.
+
+        The buffers hold the parameters that had a gradient when they were built, so a frozen
+        parameter (``requires_grad=False``) costs no gradient or state memory and gets no state,
+        as in ``torch.optim``; once one of the others gets a gradient, they are built again."""
+        built = self._flat.get(index)
+        if built is None or not all(g.intact() for g in built[0]) or flat.any_gradient(built[1]):
+            graded = [p for p in group["params"] if p.grad is not None]
             if self.rule.counts_steps:
-                for p in group["params"]:
+                for p in graded:
                     self.state[p].setdefault("k", 0)
-            groups = self._flat[index] = flat.flat_groups(
-                group["params"], self.state, self.rule.state
+            built = self._flat[index] = (
+                flat.flat_groups(graded, self.state, self.rule.state),
+                [p for p in group["params"] if p.grad is None],
             )
         hyper = {n: v.item() if isinstance(v, Tensor) else v for n, v in hyper.items()}
         update = kernel.compiled(self.rule.update)
-        for buffers in groups:
+        for buffers in built[0]:
             has_grad = buffers.gather_gradients()
             k = list(map(_K, buffers.states)) if self.rule.counts_steps else None
             for i, j in buffers.runs(has_grad, k):
