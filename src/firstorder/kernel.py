@@ -280,6 +280,12 @@ class CompiledRule:
                 else v
                 for name, v in hyper.items()
             }
+            # Detached aliases of the views: same memory, no ``_base``, so dynamo guards
+            # nothing on the flat buffer a stretch is cut from (one kernel for every stretch).
+            theta, *tensors = (t.detach() for t in (theta, *tensors))
+            as_tensors = {
+                name: v.detach() if isinstance(v, Tensor) else v for name, v in as_tensors.items()
+            }
             try:
                 self.compiled(theta, *tensors, **as_tensors)
                 return
