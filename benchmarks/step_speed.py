@@ -8,21 +8,24 @@ median ``step()`` time of our optimizer with ``compile=True`` and without, of ea
 ``torch.optim`` path (for-loop, foreach, fused where offered), and of a floor (a compiled loop
 that moves the same bytes without the rule's arithmetic), measured in turns; the ratio ours /
 fastest torch path; the fraction of the memory-bandwidth limit (the bytes a step must move,
-divided by its time, against the bandwidth of a large in-place update measured in the same
-run); the peak extra memory during a step, in units of θ (all parameters); the first step's
-time, which compiles (with inductor's caches off unless ``--warm-cache``); and the step time
-when every step gets new gradient tensors (``zero_grad()`` then ``backward()``), which our flat
-buffers must first copy in. On a CUDA device the same, against torch's fused CUDA kernels.
+divided by its time, against the faster of a large copy and a large in-place update, timed in
+the same turns as the steps); the peak extra memory during a step, in units of θ (all
+parameters); the first step's time, which compiles (with inductor's caches off unless
+``--warm-cache``); and the step time when every step gets new gradient tensors (``zero_grad()``
+then ``backward()``), which our flat buffers must first copy in. At the end, a Markdown table
+of the whole run (the README's). On a CUDA device the same, against torch's fused CUDA kernels.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 
 # The first step's compile time is only honest with inductor's on-disk caches off.
 if "--warm-cache" not in sys.argv:
@@ -91,13 +94,18 @@ def synchronize(device: str) -> None:
 
 def median_times(fns: dict, repeats: int, device: str, before=None) -> dict[str, float]:
     """Median time of each function, measured in turns (one call of each, repeated), so that a
-    slow moment of the machine falls on all of them alike. ``before(name)`` runs untimed."""
+    slow moment of the machine falls on all of them alike. Each turn starts one function
+    further down the list, so that none always follows the same one (whose traces in the
+    caches and the allocator it would otherwise always meet). ``before(name)`` runs untimed."""
     for fn in fns.values():
         for _ in range(3):  # warm up: state allocated, caches and allocator settled
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    for turn in range(repeats):
+        start = turn % len(names)
+        for name in names[start:] + names[:start]:
+            fn = fns[name]
             if before:
                 before(name)
             synchronize(device)
@@ -108,14 +116,37 @@ def median_times(fns: dict, repeats: int, device: str, before=None) -> dict[str,
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def bandwidth(values: int, device: str, repeats: int) -> float:
-    """Bytes per second of the faster of a copy b ← a and an in-place update a ← a + b over
-    ``values`` float32 numbers (a copy's writes also read their cache lines first; the in-place
-    update, like an optimizer step, writes only what it read)."""
+REFERENCES = {"copy": 8, "in-place update": 12}  # bytes each moves per float32 value
+
+
+def references(values: int, device: str) -> dict[str, object]:
+    """The bandwidth references, a copy b ← a and an in-place update a ← a + b over ``values``
+    float32 numbers (a copy's writes also read their cache lines first; the in-place update,
+    like an optimizer step, writes only what it read). They are timed in the same turns as the
+    steps, so that the machine's speed of the moment divides out of the fraction."""
     a = torch.randn(values, device=device)
     b = torch.randn(values, device=device)
-    t = median_times({"copy": lambda: b.copy_(a), "add": lambda: a.add_(b)}, repeats, device)
-    return max(8 * values / t["copy"], 12 * values / t["add"])
+    return {"copy": lambda: b.copy_(a), "in-place update": lambda: a.add_(b)}
+
+
+def bandwidth(values: int, measured: dict[str, float]) -> float:
+    """Bytes per second of the faster reference."""
+    return max(REFERENCES[name] * values / measured[name] for name in REFERENCES)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what C++ code writes to stderr to /dev/null (the profiler logs each start and stop
+    there); Python's own errors still show, after the block."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def peak_extra_bytes(step, device: str) -> int:
@@ -128,7 +159,10 @@ def peak_extra_bytes(step, device: str) -> int:
         step()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - start
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with (
+        native_stderr_silenced(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
         step()
     allocations, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
     while stack:
@@ -173,17 +207,18 @@ def new_gradients_time(opts: dict, repeats: int, device: str) -> dict[str, float
     return median_times({k: o.step for k, o in opts.items()}, repeats, device, give_new_gradients)
 
 
-def run_layout(values: int, tensors: int, device: str, args, only: list[str]) -> None:
-    bw = bandwidth(values, device, args.repeats)
-    print(
-        f"\n## {device}: float32, {values:,} values in {tensors:,} tensors; in-place update "
-        f"bandwidth {bw / 1e9:.1f} GB/s"
-    )
+def run_layout(values: int, tensors: int, device: str, args, only: list[str]) -> list[dict]:
+    """Measure each method of ``only`` on one layout; print its table and return one summary
+    row per method (for the table in the README)."""
+    layout = f"{values:,} values in {tensors:,} tensors"
+    print(f"\n## {device}: float32, {layout}")
     print(
         f"{'method':<9} {'implementation':<24} {'ms/step':>8} {'ours/this':>9} "
         f"{'bandwidth':>9} {'peak extra':>10}"
     )
-    ours_label = "firstorder compile=True"
+    ours_label, plain_label = "firstorder compile=True", "firstorder"
+    refs = references(values, device)
+    rows = []
     for name in only:
         ours, torch_cls, kwargs, paths, n_state = METHODS[name]
         bytes_per_step = (3 + 2 * n_state) * 4 * values  # read θ, g, state; write θ, state
@@ -195,7 +230,7 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
         t_first = time.perf_counter() - t0
         opts = {
             ours_label: fast,
-            "firstorder": ours(make_params(values, tensors, device), False),
+            plain_label: ours(make_params(values, tensors, device), False),
             **{
                 f"torch {path}": torch_cls(
                     make_params(values, tensors, device), **kwargs, **PATH_KWARGS[path]
@@ -205,10 +240,12 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
         }
         steps = {k: o.step for k, o in opts.items()}
         steps[FLOOR] = same_traffic(values, n_state, device)
-        measured = median_times(steps, args.repeats, device)
+        measured = median_times({**steps, **refs}, args.repeats, device)
+        bw = bandwidth(values, measured)
         peers = {k: t for k, t in measured.items() if k.startswith("torch")}
         fastest = min(peers, key=peers.get)
-        for label, t in measured.items():
+        for label in steps:
+            t = measured[label]
             peak = peak_extra_bytes(steps[label], device) / (4 * values)
             shown = label + (" (fastest)" if label == fastest else "")
             ratio = f"{measured[ours_label] / t:8.2f}x" if label in peers or label == FLOOR else ""
@@ -221,11 +258,43 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
         )
         print(
             f"{'':<9} ours / fastest torch {measured[ours_label] / peers[fastest]:.2f}x; "
-            f"new gradient tensors every step: {t_new[ours_label] * 1e3:.2f} ms against "
-            f"{t_new[fastest] * 1e3:.2f} ms, {t_new[ours_label] / t_new[fastest]:.2f}x; "
-            f"first step (compiles) {t_first:.1f} s"
+            f"bandwidth reference (faster of copy {8 * values / measured['copy'] / 1e9:.1f} "
+            f"and in-place update {12 * values / measured['in-place update'] / 1e9:.1f} GB/s, "
+            f"in the same turns) {bw / 1e9:.1f} GB/s; new gradient tensors every step: "
+            f"{t_new[ours_label] * 1e3:.2f} ms against {t_new[fastest] * 1e3:.2f} ms, "
+            f"{t_new[ours_label] / t_new[fastest]:.2f}x; first step (compiles) {t_first:.1f} s"
+        )
+        rows.append(
+            dict(
+                method=name,
+                layout=layout,
+                ours=measured[ours_label],
+                plain=measured[plain_label],
+                fastest=fastest.removeprefix("torch "),
+                t_fastest=peers[fastest],
+                floor=measured[FLOOR],
+                fraction=bytes_per_step / measured[ours_label] / bw,
+                reference=bw,
+            )
         )
         del opts, fast
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    """The README's table: ms per step, ours / fastest, bandwidth fraction."""
+    lines = [
+        "| method | layout | `compile=True` | plain | fastest `torch.optim` | floor | "
+        "ours / fastest | bandwidth |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['layout']} | {r['ours'] * 1e3:.1f} | {r['plain'] * 1e3:.1f} "
+            f"| {r['fastest']} {r['t_fastest'] * 1e3:.1f} | {r['floor'] * 1e3:.1f} "
+            f"| {r['ours'] / r['t_fastest']:.2f}× | {r['fraction']:.0%} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -247,12 +316,17 @@ def main() -> None:
         f"{args.threads} threads"
         + (f", {torch.cuda.get_device_name()}" if "cuda" in args.devices else "")
     )
-    print("# bandwidth: bytes the step must move / time, against the in-place update's")
+    print(
+        "# bandwidth: bytes the step must move / time, against the faster of a copy and an "
+        "in-place update timed in the same turns"
+    )
     print("# peak extra: memory a step holds beyond its start, in units of θ (all parameters)")
     for device in args.devices.split(","):
+        rows = []
         for layout in args.layouts.split(","):
             values, tensors = (int(x) for x in layout.lower().split("x"))
-            run_layout(values, tensors, device, args, only)
+            rows += run_layout(values, tensors, device, args, only)
+        print(f"\n## {device}: summary (ms per step)\n\n{markdown(rows)}")
 
 
 if __name__ == "__main__":
