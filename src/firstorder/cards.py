@@ -19,7 +19,7 @@ import re
 import shutil
 from pathlib import Path
 
-from firstorder.run import write_atomic
+from firstorder.files import write_atomic
 
 DECK_ID = 1_769_622_930  # fixed: the same deck across exports (Anki ids are 31-bit or more)
 MODEL_ID = 1_769_622_931

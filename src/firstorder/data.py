@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from firstorder.files import atomic
+
 __all__ = ["Dataset", "load", "names"]
 
 
@@ -172,14 +174,11 @@ def _mnist1d_arrays(seed: int) -> dict[str, np.ndarray]:
     except (OSError, KeyError, ValueError):
         pass  # no usable cache file: generate
     arrays = _generate_mnist1d(seed)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:  # the disk cache is an optimization only: a read-only home must not break loading
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic(path, "wb") as f:  # readers see the old file or the whole new one
             np.savez(f, **arrays)
-        os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
     except OSError:
-        tmp.unlink(missing_ok=True)
+        pass
     return arrays
 
 

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from firstorder import experiments, report
 from firstorder.experiments import Context, Experiment, Finding
-from firstorder.run import write_atomic
+from firstorder.files import write_atomic
 
 
 def select(only: Iterable[str] | None = None) -> list[Experiment]:

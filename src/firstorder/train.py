@@ -23,7 +23,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +36,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from firstorder.data import Dataset
+from firstorder.files import atomic
 from firstorder.netcurvature import effective_step, sharpness
 
 __all__ = ["History", "LOSSES", "Record", "compare", "train"]
@@ -200,15 +200,9 @@ def _check_int(name: str, value: object, low: int = 1, none_ok: bool = True) -> 
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    """torch.save to a temporary file next to ``path``, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same directory: rename is atomic
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """torch.save, atomically: never a half-written checkpoint."""
+    with atomic(path, "wb") as fh:
+        torch.save(state, fh)
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
