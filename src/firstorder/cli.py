@@ -248,7 +248,7 @@ def _count(v) -> int | None:
 
 def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     from firstorder import plots
-    from firstorder.run import summarize
+    from firstorder.trajectories import summarize
 
     f, result = _run(args, log_lr=True)
     rows = summarize(result)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from firstorder.run import Trajectories  # noqa: E402
+from firstorder.trajectories import Trajectories  # noqa: E402
 
 # the notes' symbols for the hyperparameters' names
 SYMBOLS = {"lr": "α", "rho": "ρ", "rho1": "ρ₁", "rho2": "ρ₂", "eps": "ε", "damping": "λ"}
