@@ -25,11 +25,14 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 
 # The first step's compile time is only honest with inductor's on-disk caches off.
 if "--warm-cache" not in sys.argv:
     os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
+    # dynamo says once that this also turns its profile-guided recompilation off: as intended
+    warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
 
 import torch
 from torch._C._profiler import _EventType
