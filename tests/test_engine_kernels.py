@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from firstorder import kernel, landscapes, rules
-from firstorder.kernel import Deferred
+from firstorder import engine_kernels, landscapes, rules
+from firstorder.engine_kernels import Deferred
 from firstorder.observe import compiled_observer
 from firstorder.run import run, run_many
 
@@ -41,7 +41,7 @@ CASES += [("adam", True), ("adam", False)]
 @pytest.mark.parametrize("C,B,d", [(3, 4, 2), (1, 1, 2), (1, 5, 3), (6, 1, 1)])
 def test_the_compiled_rule_is_the_equation(name, bc, C, B, d):
     rule = rules.get(name)
-    update = kernel.engine_rule(rule, torch.float64, bc).get()
+    update = engine_kernels.engine_rule(rule, torch.float64, bc).get()
     assert update is not None  # it compiled
     gen = np.random.default_rng(C * 100 + B * 10 + d)
     whole = torch.tensor(gen.normal(size=(C + 2, B, d)))
@@ -60,7 +60,7 @@ def test_the_compiled_rule_is_the_equation(name, bc, C, B, d):
     want_theta, want_state = numpy_step(
         name, theta.numpy().copy(), g.numpy(), {n: v.numpy().copy() for n, v in state.items()}, k, h
     )
-    tensors = {n: torch.tensor(h[n]) for n in kernel.engine_hyper(rule)}
+    tensors = {n: torch.tensor(h[n]) for n in engine_kernels.engine_hyper(rule)}
     steps = {"k": torch.full((1, 1, 1), float(k), dtype=torch.float64)} if rule.counts_steps else {}
     before = whole.clone()
     update(theta, g, *state.values(), **steps, **tensors)
@@ -113,7 +113,7 @@ def test_a_rule_still_compiling_in_the_background_runs_eagerly(monkeypatch):
     rule = rules.get("momentum")
     release = threading.Event()
     slow = Deferred(lambda: release.wait() and None, "a slow kernel")  # builds until released
-    monkeypatch.setitem(kernel._ENGINE, (rule.name, torch.float64, True), slow)
+    monkeypatch.setitem(engine_kernels._ENGINE, (rule.name, torch.float64, True), slow)
     f = landscapes.get("canyon")
     compiled_observer(f).warm_up(f.dim, wait=True)  # the run need not compile (or wait) for it
     slow.warm_up()

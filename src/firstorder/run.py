@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from firstorder import curvature, kernel, rules
+from firstorder import curvature, engine_kernels, rules
 from firstorder.files import write_atomic
 from firstorder.observe import Observer, compiled_observer, value_and_grad
 from firstorder.trajectories import Trajectories, final_gap, summarize
@@ -105,7 +105,7 @@ class _Block:
     hyper: dict[str, object]
     state: dict[str, Tensor]
     history: list[Tensor] = field(default_factory=list)  # r after each step (adaptive rules)
-    compiled: kernel.Deferred | None = None  # the rule's kernel, with compile=True
+    compiled: engine_kernels.Deferred | None = None  # the rule's kernel, with compile=True
     tensors: dict[str, Tensor] = field(default_factory=dict)  # hyper as [C, 1, 1], for it
 
 
@@ -144,16 +144,18 @@ def _block(
         # the kernel takes every hyperparameter as a [C, 1, 1] tensor: one kernel, any values
         blk.tensors = {
             n: torch.as_tensor(hyper_t[n], dtype=dtype).expand(C, 1, 1).contiguous()
-            for n in kernel.engine_hyper(rule)
+            for n in engine_kernels.engine_hyper(rule)
         }
     return blk
 
 
-def _engine_kernel(rule: rules.Rule, hyper: dict, dtype: torch.dtype) -> kernel.Deferred | None:
+def _engine_kernel(
+    rule: rules.Rule, hyper: dict, dtype: torch.dtype
+) -> engine_kernels.Deferred | None:
     """The engine kernel of ``rule`` for these hyperparameters (Newton's has none)."""
     if rule.needs_hessian:
         return None
-    return kernel.engine_rule(rule, dtype, bool(hyper.get("bias_correction", True)))
+    return engine_kernels.engine_rule(rule, dtype, bool(hyper.get("bias_correction", True)))
 
 
 def run_many(
