@@ -17,6 +17,13 @@ def run_cli(*args):
     )
 
 
+PLOT_MISTAKES = [
+    ["run", "canyon", "--optimizer", "gd", "--lr", "0.1", "--plot", "paths.txt"],
+    ["sweep", "canyon", "--optimizer", "gd", "--lr", "0.1", "--plot", "sweep.png"],
+    ["train", "--data", "digits", "--epochs", "1", "--plot", "curves.txt"],
+]
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -30,6 +37,7 @@ def run_cli(*args):
         ["train", "--data", "digits", "--layers", "10,10", "--epochs", "1"],
         ["claims", "--only", "C99"],
         ["run", "canyon"],
+        *PLOT_MISTAKES,
     ],
 )
 def test_user_mistakes_exit_2_with_one_line_and_no_traceback(args):
@@ -38,6 +46,20 @@ def test_user_mistakes_exit_2_with_one_line_and_no_traceback(args):
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 or "usage" in r.stderr.lower()
     assert "error" in r.stderr
+
+
+@pytest.mark.parametrize("args", PLOT_MISTAKES)
+def test_a_plot_that_cannot_be_drawn_is_refused_before_anything_runs(args, tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "firstorder.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2 and "--plot" in r.stderr, r.stderr
+    assert r.stdout == ""  # no table: nothing ran
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_run_json_and_plot(tmp_path):

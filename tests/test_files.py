@@ -1,5 +1,8 @@
 """files.atomic: a reader sees the old file or the whole new one, and no temporary is left."""
 
+import os
+import stat
+
 import pytest
 import torch
 
@@ -35,3 +38,12 @@ def test_a_mode_other_than_text_or_bytes_writing_is_refused(tmp_path):
     with pytest.raises(ValueError, match="mode must be 'w' or 'wb', got 'a'"):
         with atomic(tmp_path / "x.txt", "a"):
             pass
+
+
+def test_the_file_gets_the_permissions_of_the_umask_as_a_plain_open_would(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "report.html", "<p>")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o644

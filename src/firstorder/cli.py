@@ -181,11 +181,15 @@ def _hyper(args: argparse.Namespace, *, log_lr: bool) -> dict[str, object]:
     return hyper
 
 
-def _run(args: argparse.Namespace, *, log_lr: bool):
-    from firstorder import landscapes
+def _run(args: argparse.Namespace, *, log_lr: bool, plot_needs_2d: bool = False):
+    from firstorder import landscapes, plots
     from firstorder.run import run
 
     f = landscapes.get(args.landscape)
+    if args.plot:  # checked before the run, which may take a while
+        plots.check_suffix(args.plot, "--plot")
+        if plot_needs_2d and f.dim != 2:
+            raise UsageError(f"--plot draws 2-D landscapes, got {f.name} with dim {f.dim}.")
     starts = None
     if args.start:
         try:
@@ -210,7 +214,7 @@ def _run(args: argparse.Namespace, *, log_lr: bool):
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from firstorder import plots
 
-    f, result = _run(args, log_lr=False)
+    f, result = _run(args, log_lr=False, plot_needs_2d=True)
     rows = result.records()
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -234,8 +238,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             )
         )
     if args.plot:
-        if f.dim != 2:
-            raise UsageError(f"--plot draws 2-D landscapes, got {f.name} with dim {f.dim}.")
         path = plots.save(plots.trajectories_figure(result, f), args.plot)
         console.print(f"plot: {path}")
     return 0
@@ -250,6 +252,9 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     from firstorder import plots
     from firstorder.trajectories import summarize
 
+    swept = [n for n in HYPER if isinstance(_hyper(args, log_lr=True).get(n), list)]
+    if args.plot and not swept:
+        raise UsageError("--plot needs at least one swept hyperparameter (A:B:N), got none.")
     f, result = _run(args, log_lr=True)
     rows = summarize(result)
     if args.json:
@@ -265,9 +270,6 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
             )
         )
     if args.plot:
-        swept = [n for n in HYPER if isinstance(_hyper(args, log_lr=True).get(n), list)]
-        if not swept:
-            raise UsageError("--plot needs at least one swept hyperparameter (A:B:N), got none.")
         x, y = swept[0], (swept[1] if len(swept) > 1 else None)
         value = "steps" if (result.steps_to_target >= 0).any() else "loss"
         path = plots.save(plots.sweep_heatmap(result, x, y, value), args.plot)
@@ -375,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--steps", type=int, default=500 if name == "run" else 300)
         r.add_argument("--tol", type=float, default=1e-6, help="target: f − f* < tol")
         r.add_argument("--start", action="append", help="start point 'x,y' (repeatable)")
-        r.add_argument("--plot", help="draw to this PNG file")
+        r.add_argument("--plot", help="draw to this file (.png, .pdf, .svg, …)")
         r.add_argument("--json", action="store_true")
         r.set_defaults(func=func)
 
@@ -403,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int, default=20)
     tr.add_argument("--batch-size", type=int, default=64, help="0 for full batch")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--plot", help="draw the loss curves to this PNG file")
+    tr.add_argument("--plot", help="draw the loss curves to this file (.png, .pdf, .svg, …)")
     tr.add_argument("--json", action="store_true")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)

@@ -11,7 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
+from firstorder.files import atomic  # noqa: E402
 from firstorder.trajectories import Trajectories  # noqa: E402
 
 # the notes' symbols for the hyperparameters' names
@@ -128,12 +130,25 @@ def sweep_heatmap(result: Trajectories, x: str, y: str | None, value: str) -> pl
     return fig
 
 
+def check_suffix(path: str | Path, name: str = "path") -> None:
+    """Raise a ValueError naming ``name`` unless ``path`` ends in a format matplotlib writes
+    (the command line checks ``--plot`` before it runs anything)."""
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if Path(path).suffix[1:].lower() not in kinds:
+        raise ValueError(
+            f"{name} must end in one of {', '.join('.' + k for k in sorted(kinds))}, "
+            f"got {str(path)!r}."
+        )
+
+
 def save(fig: plt.Figure, path: str | Path) -> Path:
-    """Save atomically (temporary file, then rename) and close the figure."""
+    """Save in the format of the file's suffix, atomically (:func:`firstorder.files.atomic`),
+    and close the figure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        check_suffix(path)
+        with atomic(path, "wb") as fh:
+            fig.savefig(fh, format=path.suffix[1:].lower(), dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path

@@ -41,6 +41,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
             raise ValueError(f"--optimizer must be one of {allowed}, got {n!r}.")
     if args.epochs < 1:
         raise ValueError(f"--epochs must be a positive integer, got {args.epochs}.")
+    if args.plot:
+        plots.check_suffix(args.plot, "--plot")  # before training, not after
     data = datasets.load(args.data, seed=args.seed)
     widths = _widths(args.layers)
     if widths[0] != data.n_features or widths[-1] != data.n_outputs:
