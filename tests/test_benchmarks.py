@@ -1,0 +1,37 @@
+"""The benchmark scripts run and print their tables (tiny sizes: what is checked is that the
+scripts work, not how fast anything is; the README's numbers come from full runs)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+CASES = {
+    "step_speed.py": (
+        ["--layouts", "3000x3", "--only", "Adam,RMSProp", "--repeats", "2", "--warm-cache"],
+        ["## cpu: summary (ms per step)", "| Adam | 3,000 values in 3 tensors |", "| RMSProp |"],
+    ),
+    "sweep_speed.py": (
+        ["--configs", "20", "--steps", "10", "--sample", "2"],
+        ["ratio: the batched engine is"],
+    ),
+    "train_speed.py": (["--epochs", "1", "--repeats", "1"], ["Adam"]),
+}
+
+
+@pytest.mark.parametrize("script", CASES)
+def test_the_benchmark_runs_and_prints_its_table(script):
+    args, expected = CASES[script]
+    r = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    for text in expected:
+        assert text in r.stdout, r.stdout[-2000:]
+    assert "Traceback" not in r.stderr
