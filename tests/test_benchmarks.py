@@ -18,7 +18,10 @@ CASES = {
         ["--configs", "20", "--steps", "10", "--sample", "2"],
         ["ratio: the batched engine is"],
     ),
-    "train_speed.py": (["--epochs", "1", "--repeats", "1"], ["Adam"]),
+    "train_speed.py": (
+        ["--epochs", "1", "--repeats", "1", "--layers", "64,16,10", "--zero-grad", "zeros"],
+        ["MLP 64-16-10 ReLU (1,210 parameters)", "zero_grad(set_to_none=False)", "ratio"],
+    ),
 }
 
 
