@@ -19,7 +19,7 @@ import re
 import shutil
 from pathlib import Path
 
-from firstorder.files import write_atomic
+from firstorder.files import atomic, write_atomic
 
 DECK_ID = 1_769_622_930  # fixed: the same deck across exports (Anki ids are 31-bit or more)
 MODEL_ID = 1_769_622_931
@@ -115,11 +115,9 @@ def write_apkg(findings: list[dict], results_dir: Path, out: Path) -> Path:
             guid=genanki.guid_for("firstorder", f["id"]),  # stable: re-import updates
         )
         deck.add_note(note)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "firstorder.apkg"
-    tmp = out / ".firstorder.apkg.tmp"
-    genanki.Package(deck, media_files=media).write_to_file(str(tmp))
-    tmp.replace(path)
+    with atomic(path, "wb") as fh:  # genanki writes to a file name: the temporary file's
+        genanki.Package(deck, media_files=media).write_to_file(fh.name)
     return path
 
 
