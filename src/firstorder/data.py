@@ -17,6 +17,7 @@ only centred), so no information from the test set leaks into training.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import inspect
@@ -174,11 +175,9 @@ def _mnist1d_arrays(seed: int) -> dict[str, np.ndarray]:
     except (OSError, KeyError, ValueError):
         pass  # no usable cache file: generate
     arrays = _generate_mnist1d(seed)
-    try:  # the disk cache is an optimization only: a read-only home must not break loading
-        with atomic(path, "wb") as f:  # readers see the old file or the whole new one
-            np.savez(f, **arrays)
-    except OSError:
-        pass
+    # the disk cache is an optimization only: a read-only home must not break loading
+    with contextlib.suppress(OSError), atomic(path, "wb") as f:
+        np.savez(f, **arrays)  # readers see the old file or the whole new one
     return arrays
 
 

@@ -267,17 +267,17 @@ class CompiledRule:
 
     def __call__(self, theta: Tensor, *tensors: Tensor, **hyper: Any) -> None:
         if self.compiled is not None and theta.numel() >= self.min_numel:
+            # The views come in as detached aliases: the same memory without ``_base``, so dynamo
+            # guards nothing on the flat buffer a stretch is cut from (one kernel for every
+            # stretch); state buffers arrive among the keywords.
+            theta, *tensors = (t.detach() for t in (theta, *tensors))
             as_tensors = {
                 name: _scalar(float(v), theta.device)
                 if isinstance(v, int | float) and not isinstance(v, bool)
+                else v.detach()
+                if isinstance(v, Tensor)
                 else v
                 for name, v in hyper.items()
-            }
-            # Detached aliases of the views: same memory, no ``_base``, so dynamo guards
-            # nothing on the flat buffer a stretch is cut from (one kernel for every stretch).
-            theta, *tensors = (t.detach() for t in (theta, *tensors))
-            as_tensors = {
-                name: v.detach() if isinstance(v, Tensor) else v for name, v in as_tensors.items()
             }
             try:
                 self.compiled(theta, *tensors, **as_tensors)

@@ -22,7 +22,7 @@ from firstorder.files import write_atomic
 
 @dataclass
 class Trajectories:
-    """The result of :func:`run`: trajectories of C configurations × B starts.
+    """The result of :func:`firstorder.run.run`: trajectories of C configurations × B starts.
 
     Tensors recorded per step have a leading time axis of length T+1 (the start included):
     ``x`` [T+1, C, B, d], ``f`` and ``grad_norm`` [T+1, C, B], ``step_length`` [T, C, B] and,
