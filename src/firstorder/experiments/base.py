@@ -33,11 +33,18 @@ VERDICTS = ("holds", "partly", "fails")
 
 @dataclass
 class Judgement:
-    """The verdict, a one-line evidence for the table, and the conditions where ``partly``."""
+    """The verdict, a one-line evidence for the table, and the conditions where ``partly``.
+
+    ``takeaway`` is the one plain sentence a student keeps (written from the numbers, so it
+    says what was measured, not what was hoped); ``headline`` the one number the summary table
+    shows beside the verdict (for example ``"9.7× fewer steps"``).
+    """
 
     verdict: str
     evidence: str
     conditions: str = ""
+    takeaway: str = ""
+    headline: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -70,6 +77,17 @@ class Finding:
     numbers: dict[str, Any]
     figures: list[str]
     seconds: float
+    takeaway: str = ""
+    headline: str = ""
+    # the seeds the experiment ran and the verdict each one alone gives (same order); a
+    # verdict that changes with the seed is reported as such
+    seeds: list[int] = field(default_factory=list)
+    seed_verdicts: list[str] = field(default_factory=list)
+
+    @property
+    def seeds_agree(self) -> bool:
+        """Whether every seed alone gives the finding's verdict."""
+        return all(v == self.verdict for v in self.seed_verdicts)
 
     @classmethod
     def of(cls, experiment: Experiment, **result: Any) -> Finding:
@@ -176,6 +194,10 @@ def run_experiment(experiment: Experiment, ctx: Context) -> Finding:
         numbers=numbers,
         figures=[str(p) for p in m.figures],
         seconds=time.perf_counter() - t0,
+        takeaway=j.takeaway,
+        headline=j.headline,
+        seeds=[ctx.seed],
+        seed_verdicts=[j.verdict],
     )
 
 
