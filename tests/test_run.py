@@ -169,3 +169,71 @@ def test_run_many_equals_each_rule_run_alone():
         assert torch.equal(got.diverged_at, alone.diverged_at)
         if alone.effective_step is not None:
             torch.testing.assert_close(got.effective_step, alone.effective_step, rtol=0, atol=0)
+
+
+# --- divergence and escape, against GD's closed form on a quadratic ------------------------------
+# On f = ½ Σ λ_i x_i² GD is x_{k,i} = (1 − αλ_i)^k x_{0,i}: it diverges iff some |1 − αλ_i| > 1,
+# i.e. αλ_max > 2 (α > 0), and leaves the box max_i |x_i| ≤ bound at the first k where
+# |1 − αλ_i|^k |x_{0,i}| > bound. That k is computed here in float64 NumPy, apart from the engine.
+
+
+def _first_exit(x0: np.ndarray, factors: np.ndarray, bound: float, steps: int) -> int:
+    """The first k ≤ steps with max_i |factor_i^k x0_i| > bound, −1 if none; checks that no
+    |x_k| sits within 1e-9 of bound (so the engine's rounding, ~k u relative, cannot flip it)."""
+    for k in range(steps + 1):
+        xk = np.abs(factors**k * x0)
+        assert not np.any(np.abs(xk / bound - 1) < 1e-9), "too close to the bound to test"
+        if xk.max() > bound:
+            return k
+    return -1
+
+
+@pytest.mark.parametrize("lr", [0.1, 0.45, 0.5, 0.55, 0.99, 1.1, 10.0])
+def test_gd_on_the_canyon_diverges_iff_alpha_lambda_max_exceeds_two(lr):
+    f = landscapes.get("canyon")  # ½ xᵀ diag(0.2, 4) x, its default bound
+    lam = np.array([0.2, 4.0])
+    x0 = np.array(f.starts, dtype=np.float64)
+    steps = 200
+    r = run(f, "gd", starts=x0, steps=steps, lr=lr, record="final")
+    want = [_first_exit(s, 1 - lr * lam, f.bound, steps) for s in x0]
+    assert r.diverged_at[0].tolist() == want
+    assert all((k >= 0) == (lr * lam.max() > 2) for k in want)  # the theory the test relies on
+    if lr * lam.max() > 2:
+        if abs(1 - 4 * lr) >= 2.9:  # a fast blow-up (α ≥ 0.99) is caught within a few steps
+            assert max(want) <= 8
+        assert summarize(r)[0]["diverged"] == 1.0 and summarize(r)[0]["median_gap"] == math.inf
+        assert r.outcome(0, 0) == ("diverged", want[0])
+
+
+def test_the_default_bound_is_100_times_the_window():
+    for name in landscapes.names():
+        f = landscapes.get(name)
+        edge = max(abs(v) for axis in f.window for v in axis)
+        assert f.bound == (2.0 if f.unbounded_below else 100 * edge), name
+
+
+@pytest.mark.parametrize("lr", [0.05, 0.2])
+def test_leaving_the_saddle_is_an_escape_not_a_divergence(lr):
+    # x² − y² = ½ xᵀ diag(2, −2) x: GD multiplies x by 1 − 2α and y by 1 + 2α each step
+    f = landscapes.get("saddle")
+    x0 = np.array(f.starts, dtype=np.float64)
+    r = run(f, "gd", starts=x0, steps=500, lr=lr)
+    want = [_first_exit(s, np.array([1 - 2 * lr, 1 + 2 * lr]), f.bound, 500) for s in x0]
+    assert all(k > 0 for k in want)
+    assert r.escaped_at[0].tolist() == want
+    assert (r.diverged_at == -1).all()
+    assert r.outcome(0, 1) == ("escaped", want[1])
+    assert summarize(r)[0]["escaped"] == 1.0 and summarize(r)[0]["diverged"] == 0.0
+    assert r.records()[0]["escaped_at"] == want[0]
+
+
+def test_a_non_finite_run_on_the_saddle_still_diverges():
+    f = landscapes.get("saddle")
+    r = run(f, "gd", starts=[[1.0, 1e-3]], steps=5, lr=math.inf)
+    assert r.outcome(0, 0)[0] == "diverged" and r.escaped_at[0, 0] == -1
+
+
+def test_a_run_that_reaches_nothing_ends_at_the_budget():
+    f = landscapes.get("canyon")
+    r = run(f, "gd", starts=[[-5.0, -2.0]], steps=3, lr=0.1)
+    assert r.outcome(0, 0) == ("budget", None) and r.escaped_at is None

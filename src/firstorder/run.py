@@ -8,7 +8,9 @@ cost one tensor program per step.
 
 Each trajectory stops on its own: when it reaches the target (f − f* < tol_f, or ‖x − x*‖ <
 tol_x for the nearest global minimum x*), or when it diverges (a non-finite value, or |x| past
-``bound``). A stopped trajectory is frozen where it stopped while the others go on.
+``bound``, by default the landscape's: 100 × its window). On a surface unbounded below (the
+saddle x² − y²), a finite trajectory past ``bound`` has escaped, not diverged: f → −∞ is that
+surface's way down. A stopped trajectory is frozen where it stopped while the others go on.
 
 The result, :class:`~firstorder.trajectories.Trajectories`, and :func:`summarize` are in
 :mod:`firstorder.trajectories` (importable from here as well).
@@ -199,7 +201,8 @@ def run_many(
     C = blocks[-1].c1
     x = x0.expand(C, B, d).clone()
     if bound is None:
-        bound = getattr(landscape, "bound", None)  # surfaces unbounded below carry one
+        bound = getattr(landscape, "bound", None)  # every Landscape carries one
+    escapes = bool(getattr(landscape, "unbounded_below", False))  # leaving bound: an escape
 
     f_star = _f_star(landscape)
     x_star = _global_minima(landscape, dtype)
@@ -209,6 +212,7 @@ def run_many(
     fs, gnorms, lengths, xs = [], [], [], []
     steps_to_target = torch.full((C, B), -1, dtype=torch.long)
     diverged_at = torch.full((C, B), -1, dtype=torch.long)
+    escaped_at = torch.full((C, B), -1, dtype=torch.long)
     active = torch.ones(C, B, dtype=torch.bool)
     all_active = True
 
@@ -227,7 +231,12 @@ def run_many(
             reached, out = reached | near, out | near
         stopped = out if all_active else active & out
         if stopped.any():
-            diverged_at[stopped & ~reached] = k
+            gone = stopped & ~reached
+            if escapes:  # finite but past bound: escaped down the unbounded surface
+                escaped = gone & torch.isfinite(fx) & torch.isfinite(g).all(-1)
+                escaped_at[escaped] = k
+                gone &= ~escaped
+            diverged_at[gone] = k
             steps_to_target[stopped & reached] = k
             active &= ~out
             all_active = False
@@ -289,6 +298,7 @@ def run_many(
                 effective_step=_effective_steps(blk, B, d, dtype) if adaptive else None,
                 steps_to_target=steps_to_target[s],
                 diverged_at=diverged_at[s],
+                escaped_at=escaped_at[s] if escapes else None,
                 final_x=x[s],
                 final_f=fx[s],
                 f_star=f_star,

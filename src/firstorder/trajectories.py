@@ -28,7 +28,10 @@ class Trajectories:
     ``x`` [T+1, C, B, d], ``f`` and ``grad_norm`` [T+1, C, B], ``step_length`` [T, C, B] and,
     for adaptive rules, ``effective_step`` α/(√r̂+ε) [T, C, B, d]. After a trajectory stops,
     its recorded values stay at the values where it stopped.
-    ``steps_to_target`` and ``diverged_at`` are [C, B] step counts, −1 where it did not happen.
+    ``steps_to_target`` and ``diverged_at`` are [C, B] step counts, −1 where it did not happen;
+    so is ``escaped_at`` on a surface unbounded below (None elsewhere): the step at which a
+    finite trajectory left ``bound``, going down for ever (a saddle left behind, not a blow-up).
+    :meth:`outcome` says which of these happened to one trajectory.
     """
 
     optimizer: str
@@ -47,6 +50,7 @@ class Trajectories:
     final_f: Tensor
     f_star: float | None = None
     meta: dict = field(default_factory=dict)
+    escaped_at: Tensor | None = None
 
     @property
     def configs(self) -> int:
@@ -55,6 +59,18 @@ class Trajectories:
     def config(self, c: int) -> dict[str, object]:
         """The hyperparameters of configuration c."""
         return {name: values[c] for name, values in self.hyper.items()}
+
+    def outcome(self, c: int, b: int) -> tuple[str, int | None]:
+        """How trajectory (c, b) ended and at which step: ``("reached", k)``, ``("diverged",
+        k)``, ``("escaped", k)``, or ``("budget", None)`` (still going when the steps ran out)."""
+        for status, at in (
+            ("reached", self.steps_to_target),
+            ("diverged", self.diverged_at),
+            ("escaped", self.escaped_at),
+        ):
+            if at is not None and int(at[c, b]) >= 0:
+                return status, int(at[c, b])
+        return "budget", None
 
     def records(self) -> list[dict[str, object]]:
         """A tidy table: one row per trajectory (configuration × start)."""
@@ -76,6 +92,9 @@ class Trajectories:
                         "diverged_at": diverged if diverged >= 0 else None,
                     }
                 )
+                if self.escaped_at is not None:
+                    escaped = int(self.escaped_at[c, b])
+                    rows[-1]["escaped_at"] = escaped if escaped >= 0 else None
         return rows
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -107,7 +126,9 @@ def final_gap(result: Trajectories) -> Tensor:
 
 
 def summarize(result: Trajectories) -> list[dict[str, object]]:
-    """One row per configuration: success rate, median steps to target, median final gap."""
+    """One row per configuration: the fractions of its starts that reached the target, that
+    diverged (and, on a surface unbounded below, that escaped), the median steps to the target
+    of those that reached it and the median final gap f(x_T) − f* (inf once half diverged)."""
     rows = []
     for c in range(result.configs):
         reached = result.steps_to_target[c]
@@ -118,6 +139,8 @@ def summarize(result: Trajectories) -> list[dict[str, object]]:
             "median_steps": float(reached[ok].double().median()) if ok.any() else None,
             "diverged": float((result.diverged_at[c] >= 0).double().mean()),
         }
+        if result.escaped_at is not None:
+            row["escaped"] = float((result.escaped_at[c] >= 0).double().mean())
         if result.f_star is not None:
             row["median_gap"] = float(final_gap(result)[c].median())
         rows.append(row)

@@ -98,6 +98,7 @@ def canyon():
         description="0.1 x₁² + 2 x₂² (d2l), axis-aligned canyon, κ = 20",
         window=((-6.0, 6.0), (-3.0, 3.0)),
         starts=((-5.0, -2.0), (-5.0, 2.0), (5.0, 1.0)),
+        bound=None,  # the default for this window
     )
 
 
@@ -112,6 +113,7 @@ def rotated_canyon(*, angle=45.0):
         description=f"the canyon rotated by {angle:g}°, κ = 20 in non-axis directions",
         window=((-6.0, 6.0), (-6.0, 6.0)),
         starts=tuple(starts),
+        bound=None,  # the default for this window
     )
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 OBSTACLES = ("canyon", "flat", "saddle", "local minima")
+BOUND_FACTOR = 100.0  # default bound: 100 × the window's largest |coordinate|
 KINDS = ("minimum", "maximum", "saddle", "degenerate")
 
 
@@ -31,8 +32,13 @@ class Landscape:
     ``window`` is ((xmin, xmax), (ymin, ymax)) for contour plots; for dim > 2 it is the plotting
     slice through the first two coordinates and every coordinate ranges over ``window[0]``.
     ``minima`` are sorted by f, the global one first; ``saddles`` also holds degenerate critical
-    points (kind "degenerate", zero Hessian eigenvalues). ``bound`` is set on surfaces that are
-    unbounded below: a trajectory has escaped once max_i |x_i| > bound.
+    points (kind "degenerate", zero Hessian eigenvalues). ``bound``: a trajectory has left the
+    landscape once max_i |x_i| > bound. On a surface with minima that is a blow-up (the engine
+    marks it diverged); the default, :data:`BOUND_FACTOR` times the window's largest |coordinate|,
+    is far past anything a converging run visits, and an iteration that grows geometrically by
+    a factor q per step crosses it within log(BOUND_FACTOR)/log q steps of leaving the window.
+    On a surface unbounded below (no minima: saddle, monkey_saddle) leaving it is the answer
+    the surface asks for, an escape, and the bound sits at the window's edge.
     """
 
     name: str
@@ -46,7 +52,17 @@ class Landscape:
     window: tuple[tuple[float, float], tuple[float, float]]
     starts: tuple[tuple[float, ...], ...]
     params: dict = field(default_factory=dict)
-    bound: float | None = None
+    bound: float | None = None  # None: BOUND_FACTOR × the window's largest |coordinate|
+
+    def __post_init__(self) -> None:
+        if self.bound is None:  # frozen dataclass: set the default through object.__setattr__
+            edge = max(abs(v) for axis in self.window for v in axis)
+            object.__setattr__(self, "bound", BOUND_FACTOR * edge)
+
+    @property
+    def unbounded_below(self) -> bool:
+        """Whether f has no minimum (f → −∞ somewhere): leaving ``bound`` is then an escape."""
+        return not self.minima
 
     def __call__(self, x: Tensor) -> Tensor:
         """f(x) for x of shape [..., dim], returning [...]."""
