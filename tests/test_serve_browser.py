@@ -148,3 +148,75 @@ def test_a_diverged_run_says_so(server, page):
     wait_for_run(page, 0)
     assert "diverged at step" in page.text_content("#outcomes")
     assert not page.errors, page.errors
+
+
+# --- the tour's report, read on a laptop and on a phone -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory):
+    """A report of two findings made here, each with a wide figure and long numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from firstorder import report
+    from firstorder.experiments import Finding
+
+    out = tmp_path_factory.mktemp("report")
+    findings = []
+    for i, fid in enumerate(("C6", "R1")):
+        fig, ax = plt.subplots(figsize=(16, 4))
+        ax.plot([0, 1, 2], [i, 2, 1])
+        fig.savefig(out / f"{fid}.png", dpi=100)
+        plt.close(fig)
+        findings.append(
+            Finding(
+                id=fid,
+                kind="claim" if fid[0] == "C" else "reproduction",
+                title="Momentum's step scale 1/(1−ρ): larger for small ρ₁?",
+                claim='"the step size is scaled by 1/(1−ρ)" and "the steps will be much larger"',
+                criterion="compare the terminal speed on a slope (E2) " * 5,
+                verdict="fails",
+                evidence="speed ratio ρ₁=0 : ρ₁=0.99 = 0.01 on a slope; " * 4,
+                conditions="",
+                explanation="The figure shows the paths. " * 5,
+                numbers={
+                    "a_very_long_name_of_a_measured_quantity_without_spaces": list(range(60)),
+                    "matrix": [[1.23456789e-5 * j for j in range(12)] for _ in range(4)],
+                },
+                figures=[str(out / f"{fid}.png")],
+                seconds=1.0,
+                takeaway="Small ρ₁ moves less, not more.",
+                headline="0.01× the speed",
+                seeds=[0, 1],
+                seed_verdicts=["fails", "fails"],
+            )
+        )
+    path = out / "report.html"
+    path.write_text(report.html(findings, quick=True, seed=0, seconds=1.0))
+    return path
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_report_fits_the_screen_and_every_figure_loads(report_file, width, tmp_path):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        pg = browser.new_page(viewport={"width": width, "height": 900})
+        pg.goto(report_file.as_uri())
+        pg.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        # no sideways scroll: the page is no wider than the screen, "All numbers" open
+        assert pg.evaluate("document.documentElement.scrollWidth") <= width
+        assert pg.locator("table.summary tr").count() == 3  # the head and two findings
+        assert pg.locator("table.equations tr").count() == 10  # E1 … E10
+        images = pg.evaluate(
+            "[...document.images].map(i => [i.complete, i.naturalWidth, i.clientWidth])"
+        )
+        assert len(images) == 2
+        for complete, natural, shown in images:
+            assert complete and natural == 1600 and 0 < shown <= width
+        shot = tmp_path / f"report-{width}.png"
+        pg.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot: {shot}")
+        browser.close()

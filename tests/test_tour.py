@@ -145,3 +145,59 @@ def test_an_experiment_that_raises_does_not_lose_the_tour(tmp_path, monkeypatch)
 def test_unknown_experiment_id_is_a_clear_error():
     with pytest.raises(ValueError, match="experiment must be one of C1"):
         experiments.get("C99")
+
+
+# --- the report's own rendering, on findings made here ------------------------------------------
+
+
+def _finding(fid="C4", **kw):
+    from firstorder.experiments import Finding
+
+    base = dict(
+        id=fid,
+        kind="claim",
+        title="RMSProp's step does not vanish",
+        claim='"the step does not shrink" and "problem: oscillates"',
+        criterion="count the oscillations (E4)",
+        verdict="partly",
+        evidence="oscillates in 3 of 4 settings",
+        conditions="ρ ≥ 0.9",
+        explanation="The figure shows the steps.",
+        numbers={"speed_ratio": [1.0, 9.999999999999773], "ok": True, "grid": [[1, 2], [3, 4]]},
+        figures=[],
+        seconds=0.5,
+    )
+    return Finding(**{**base, **kw})
+
+
+def test_the_report_quotes_once_links_equations_and_rounds_the_numbers():
+    from firstorder import report
+
+    page = report.html([_finding()], quick=True, seed=0, seconds=1)
+    assert "“the step does not shrink” and “problem: oscillates”" in page
+    assert "“&quot;" not in page and "““" not in page  # no doubled quotation marks
+    assert '<a href="#E4">E4</a>' in page  # the criterion's E4 links to the equations
+    for e in [f"E{i}" for i in range(1, 11)]:
+        assert f'<tr id="{e}">' in page
+    assert "[1, 10]" in page and "9.999999" not in page  # rounded to 4 significant digits
+    assert "speed ratio" in page and "speed_ratio" not in page  # labelled in words
+    assert '"speed_ratio"' not in page  # not a raw JSON dump
+    # no takeaway yet: the evidence leads the section, once
+    assert page.count("oscillates in 3 of 4 settings") == 1
+    assert 'class="summary"' in page and "in one number" not in page  # no headline: no column
+
+
+def test_the_report_leads_with_the_takeaway_and_shows_the_headline_and_seeds():
+    from firstorder import report
+
+    one = _finding(takeaway="RMSProp keeps oscillating.", headline="3 of 4", seeds=[0])
+    page = report.html([one], quick=True, seed=0, seconds=1)
+    assert page.index("RMSProp keeps oscillating.") < page.index("<blockquote>")
+    assert "in one number" in page and ">3 of 4</td>" in page
+    assert "Seeds:" not in page  # one seed: nothing to agree on
+    agree = _finding(seeds=[0, 1, 2], seed_verdicts=["partly"] * 3)
+    assert "each alone gives partly" in report.html([agree], quick=True, seed=0, seconds=1)
+    split = _finding(seeds=[0, 1], seed_verdicts=["partly", "holds"])
+    assert "they disagree (seed 0: partly; seed 1: holds)" in report.html(
+        [split], quick=True, seed=0, seconds=1
+    )

@@ -185,6 +185,11 @@ def takeaway(f: Finding) -> str:
     return f.takeaway.strip() or f.evidence
 
 
+def measured(f: Finding) -> str:
+    """The evidence line, unless the takeaway above already is the evidence."""
+    return f"<p><b>Measured:</b> {linked(f.evidence)}</p>" if f.takeaway.strip() else ""
+
+
 def seeds_html(f: Finding) -> str:
     """Which seeds the finding ran and whether each alone gives its verdict (hidden for one)."""
     if len(f.seeds) < 2:
@@ -216,7 +221,7 @@ def section(f: Finding) -> str:
 <blockquote>{quote(f.claim)}</blockquote>
 {about}
 <p class="criterion"><b>Criterion, stated before the run:</b> {linked(f.criterion)}</p>
-<p><b>Measured:</b> {linked(f.evidence)}</p>
+{measured(f)}
 {conditions}
 {seeds_html(f)}
 {figures}
@@ -227,15 +232,20 @@ def section(f: Finding) -> str:
 
 
 def summary_table(findings: list[Finding]) -> str:
-    """id, claim, verdict and the one headline number of each finding."""
+    """id, claim, verdict and the one headline number of each finding (the column is left
+    out while no finding has one)."""
+    numbers = any(f.headline for f in findings)
     rows = "\n".join(
         f'<tr><td><a href="#{escape(f.id)}">{escape(f.id)}</a></td><td>{escape(f.title)}</td>'
-        f'<td>{badge(f.verdict)}</td><td class="num">{escape(f.headline or "—")}</td></tr>'
+        f"<td>{badge(f.verdict)}</td>"
+        + (f'<td class="num">{escape(f.headline or "—")}</td>' if numbers else "")
+        + "</tr>"
         for f in findings
     )
+    head = "<th>in one number</th>" if numbers else ""
     return (
         '<table class="summary">\n<tr><th>id</th><th>claim</th><th>verdict</th>'
-        f"<th>in one number</th></tr>\n{rows}\n</table>"
+        f"{head}</tr>\n{rows}\n</table>"
     )
 
 
