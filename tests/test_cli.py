@@ -2,8 +2,10 @@
 user's mistake."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +138,137 @@ def test_ranges():
     assert parse_values("lr", "1e-3:1e-1:3", log=True) == pytest.approx([1e-3, 1e-2, 1e-1])
     assert parse_values("rho", "0:0.5:3", log=False) == pytest.approx([0, 0.25, 0.5])
     assert parse_values("rho", "0.1,0.2", log=False) == [0.1, 0.2]
+
+
+# --- a person's habits: help, tables, words ------------------------------------------------------
+
+COMMANDS = ["tour", "claims", "landscapes", "run", "sweep", "cards", "serve", "train"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_has_a_description_an_example_and_every_default(command, capsys):
+    from firstorder.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "examples:\n  firstorder " + command in text
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    assert sub.description and len(sub.description) > 40
+    for action in sub._actions:
+        if action.option_strings and action.dest != "help" and not action.required:
+            shown = sub.formatter_class("x")._get_help_string(action)
+            assert "default" in shown, f"{command} {action.option_strings[0]}: {shown}"
+
+
+def test_run_and_sweep_explain_themselves_differently(capsys):
+    texts = {}
+    for command in ("run", "sweep"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        texts[command] = capsys.readouterr().out
+    assert texts["run"].split("options:")[0] != texts["sweep"].split("options:")[0]
+    assert "log-spaced" in texts["sweep"] and "log-spaced" not in texts["run"]
+    for text in texts.values():
+        for name in landscapes.names():
+            assert name in text
+
+
+def lines_of(*args):
+    r = subprocess.run(
+        [sys.executable, "-m", "firstorder.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)  # fits 80 columns
+    return r.stdout
+
+
+def test_run_says_where_a_blow_up_was_caught():
+    # GD on 0.1 x₁² + 2 x₂² at α = 10 multiplies x₂ by 1 − 10·4 = −39 a step: from |x₂| = 2 it
+    # is 78 after one step (inside the bound 100 × 6 = 600) and 3042 after two
+    out = lines_of("run", "canyon", "--optimizer", "gd", "--lr", "10", "--steps", "50")
+    assert out.count("diverged at step 2") == 3
+
+
+def test_sweep_prints_shares_as_percentages_and_counts_lr_099_diverged():
+    # α λ_max = 0.99 · 4 = 3.96 > 2 and 1.1 · 4 = 4.4 > 2: both diverge; 0.1 and 0.5 do not
+    out = lines_of("sweep", "canyon", "--optimizer", "gd", "--lr", "0.1,0.5,0.99,1.1")
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
+    assert "100%" in rows["0.99"] and "100%" in rows["1.1"]
+    assert "inf" in rows["0.99"] and "e+283" not in out
+    assert rows["0.1"].count("0%") >= 2 and "100%" not in rows["0.1"]
+
+
+def test_on_the_saddle_a_run_escapes():
+    out = lines_of("run", "saddle", "--optimizer", "gd", "--lr", "0.1")
+    assert out.count("escaped at step") == 3 and "diverged" not in out
+
+
+def test_the_readme_sweep_reaches_the_target_somewhere():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("firstorder sweep rosenbrock"))
+    args = line.split("#")[0].split()[1:]
+    args = [a for i, a in enumerate(args) if a != "--plot" and args[i - 1] != "--plot"]
+    rows = json.loads(lines_of(*args, "--json"))
+    assert any(r["success"] > 0 for r in rows)
+
+
+def test_a_missing_value_is_named_before_a_bad_one():
+    r = run_cli("run", "canyon", "--optimizer", "momentum", "--rho", "1.5")
+    assert r.returncode == 2 and "lr must be given" in r.stderr, r.stderr
+    r = run_cli("run", "canyon", "--optimizer", "momentum", "--lr", "0.1", "--rho", "1.5")
+    assert r.returncode == 2 and "rho" in r.stderr and "1.5" in r.stderr, r.stderr
+
+
+def test_claims_from_a_results_file_reruns_nothing(tmp_path, capsys):
+    finding = {
+        "id": "C6",
+        "kind": "claim",
+        "title": "Momentum's step scale",
+        "claim": "the steps will be much larger for small ρ₁",
+        "criterion": "compare",
+        "verdict": "fails",
+        "evidence": "speed ratio 0.01",
+        "conditions": "",
+        "explanation": "",
+        "numbers": {},
+        "figures": [],
+        "seconds": 0.5,
+        "takeaway": "Small ρ₁ moves less, not more.",
+        "a_field_of_a_newer_version": 1,
+    }
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"mode": "quick", "seed": 0, "findings": [finding]}))
+    assert main(["claims", "--from", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "C6" in out and "fails" in out and "Small ρ₁ moves less" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # nothing written
+    assert main(["claims", "--from", str(results), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["verdict"] == "fails"
+
+
+def test_train_labels_each_optimizers_bar():
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "firstorder.cli",
+            "train",
+            "--epochs",
+            "1",
+            "--optimizer",
+            "adam",
+            "--optimizer",
+            "gd",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "adam, α = 0.001 (1/2)" in r.stdout and "gd, α = 0.1 (2/2)" in r.stdout

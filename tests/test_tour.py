@@ -201,3 +201,16 @@ def test_the_report_leads_with_the_takeaway_and_shows_the_headline_and_seeds():
     assert "they disagree (seed 0: partly; seed 1: holds)" in report.html(
         [split], quick=True, seed=0, seconds=1
     )
+
+
+def test_the_progress_shows_n_of_N_and_the_running_experiments(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100)
+    run_tour(tmp_path, quick=True, only=["C5", "C7"], console=console, jobs=2)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())  # without the colours
+    assert "0/2" in shown and "2/2" in shown
+    assert "running C5" in shown  # the experiments in flight, by id

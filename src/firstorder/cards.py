@@ -66,7 +66,7 @@ def _first_figure(f: dict, results_dir: Path) -> Path | None:
 
 
 def write_obsidian(findings: list[dict], results_dir: Path, out: Path) -> Path:
-    """``out/firstorder cards.md`` with one card per finding, figures copied beside it."""
+    """``out/firstorder_cards.md`` with one card per finding, figures copied beside it."""
     out.mkdir(parents=True, exist_ok=True)
     blocks = ["# firstorder: the notes' claims, measured\n"]
     for f in findings:
@@ -74,7 +74,7 @@ def write_obsidian(findings: list[dict], results_dir: Path, out: Path) -> Path:
         if figure is not None:
             shutil.copyfile(figure, out / figure.name)
         blocks.append(obsidian_block(f, figure.name if figure else None))
-    return write_atomic(out / "firstorder cards.md", "\n\n".join(blocks))
+    return write_atomic(out / "firstorder_cards.md", "\n\n".join(blocks))
 
 
 def _anki_html(markdown: str) -> str:

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,16 @@ from rich.console import Console
 from rich.table import Table
 
 HYPER = ("lr", "rho", "rho1", "rho2", "eps", "damping")
+# summarize()'s keys as the sweep table's column titles; the fractions print as percentages
+SWEEP_COLUMNS = {
+    "success": "reached",
+    "median_steps": "median steps",
+    "diverged": "diverged",
+    "escaped": "escaped",
+    "median_escape_steps": "median steps to escape",
+    "median_gap": "median f − f*",
+}
+PERCENT = ("success", "diverged", "escaped")
 
 
 class UsageError(ValueError):
@@ -65,6 +76,11 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]])
     return table
 
 
+def _percent(v: float) -> str:
+    """A fraction of the starts as a percentage: 0.3333 -> "33%"."""
+    return f"{100 * v:.0f}%"
+
+
 def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -96,18 +112,24 @@ def cmd_tour(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_claims(args: argparse.Namespace, console: Console) -> int:
-    from firstorder.tour import run_tour
+    from firstorder.tour import load, run_tour
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = args.out or tmp
-        findings = run_tour(
-            out,
-            quick=args.quick,
-            seed=args.seed,
-            only=_only(args),
-            progress=not args.json,
-            jobs=args.jobs,
-        )
+    if args.from_results:  # a tour's results, printed as they are: nothing reruns
+        findings = [_finding(d) for d in load(args.from_results)]
+        if args.only:
+            wanted = [i.strip() for i in args.only.split(",") if i.strip()]
+            findings = [f for f in findings if f.id in wanted]
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = args.out or tmp
+            findings = run_tour(
+                out,
+                quick=args.quick,
+                seed=args.seed,
+                only=_only(args),
+                progress=not args.json,
+                jobs=args.jobs,
+            )
     if args.json:
         rows = [
             {"id": f.id, "claim": f.claim, "verdict": f.verdict, "evidence": f.evidence}
@@ -119,6 +141,16 @@ def cmd_claims(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _finding(d: dict):
+    """A Finding from one entry of results.json (fields a newer version added are dropped)."""
+    from dataclasses import fields
+
+    from firstorder.experiments import Finding
+
+    known = {f.name for f in fields(Finding)}
+    return Finding(**{k: v for k, v in d.items() if k in known})
+
+
 def _only(args: argparse.Namespace) -> list[str] | None:
     return args.only.split(",") if getattr(args, "only", None) else None
 
@@ -126,11 +158,12 @@ def _only(args: argparse.Namespace) -> list[str] | None:
 def _print_verdicts(findings, console: Console) -> None:
     colours = {"holds": "green", "partly": "yellow", "fails": "red"}
     table = Table(title="The notes' claims, measured", show_lines=False)
-    for c in ("id", "statement", "verdict", "evidence"):
+    for c in ("id", "statement", "verdict", "what was measured"):
         table.add_column(c, overflow="fold")
     for f in findings:
         style = colours.get(f.verdict, "magenta")
-        table.add_row(f.id, f.title, f"[{style}]{f.verdict}[/{style}]", f.evidence)
+        said = f.takeaway or f.evidence  # the one plain sentence, where the finding has one
+        table.add_row(f.id, f.title, f"[{style}]{f.verdict}[/{style}]", said)
     console.print(table)
 
 
@@ -221,16 +254,20 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(
             _table(
-                f"{result.optimizer} on {f.name}, {result.steps} steps, target f−f* < {args.tol:g}",
-                ("config", "start", "final f", "f − f*", "steps to target", "diverged at"),
+                f"{result.optimizer} on {f.name}, up to {args.steps} steps"
+                + (
+                    f", target f − f* < {args.tol:g}"
+                    if f.minima
+                    else f", escape: |x| > {f.bound:g}"
+                ),
+                ("config", "start", "final f", "f − f*", "ended"),
                 [
                     (
                         ", ".join(f"{k}={v:g}" for k, v in result.config(c).items()),
                         ", ".join(f"{v:.3g}" for v in result.starts[b].tolist()),
                         float(result.final_f[c, b]),
                         float(result.final_f[c, b] - f.f_star) if f.minima else None,
-                        _count(result.steps_to_target[c, b]),
-                        _count(result.diverged_at[c, b]),
+                        _ended(*result.outcome(c, b), args.steps),
                     )
                     for c in range(result.configs)
                     for b in range(result.starts.shape[0])
@@ -241,6 +278,13 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         path = plots.save(plots.trajectories_figure(result, f), args.plot)
         console.print(f"plot: {path}")
     return 0
+
+
+def _ended(status: str, step: int | None, steps: int) -> str:
+    """How a trajectory ended, in words: "reached at step 12", "diverged at step 3", …"""
+    if status == "budget":
+        return f"still going at step {steps}"
+    return f"{status} at step {step}"
 
 
 def _count(v) -> int | None:
@@ -260,13 +304,21 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        keys = [k for k in rows[0] if k not in ("bias_correction",)]
+        swept_keys = [k for k in rows[0] if k in HYPER]
+        shown = {**{k: k for k in swept_keys}, **SWEEP_COLUMNS}
+        no_target = ("success", "median_steps")  # a surface unbounded below has no target
+        keys = [k for k in shown if k in rows[0] and (f.minima or k not in no_target)]
         console.print(
             _table(
                 f"{result.optimizer} on {f.name}: {result.configs} configurations × "
-                f"{result.starts.shape[0]} starts, {args.steps} steps",
-                keys,
-                [[r[k] for k in keys] for r in rows],
+                f"{result.starts.shape[0]} starts, up to {args.steps} steps"
+                + (
+                    f", target f − f* < {args.tol:g}"
+                    if f.minima
+                    else f", escape: |x| > {f.bound:g}"
+                ),
+                [shown[k] for k in keys],
+                [[_percent(r[k]) if k in PERCENT else r[k] for k in keys] for r in rows],
             )
         )
     if args.plot:
@@ -317,6 +369,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks; every option's help states its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        if action.default is None or action.default is False:
+            return f"{text} (default: off)" if action.nargs == 0 else text
+        return f"{text} (default: {action.default})"
+
+
 def _jobs(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
@@ -333,81 +397,229 @@ def _add_jobs(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="firstorder", description="The notes' optimizers, obstacles and claims.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
-    t = sub.add_parser("tour", help="run every experiment and write the HTML report")
-    t.add_argument("--quick", action="store_true", help="small sizes: about a minute")
-    t.add_argument("--out", default="out", help="output folder (default: out)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--only", help="comma-separated ids, for example C6,C8a")
+
+def _sub(sub, name: str, summary: str, description: str, *examples: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, 78),
+        epilog=_examples(*examples),
+        formatter_class=_Help,
+    )
+
+
+def _landscape_names() -> str:
+    from firstorder import landscapes
+
+    return ", ".join(landscapes.names())
+
+
+def _rule_defaults(name: str) -> str:
+    """ "default: …" of hyperparameter ``name`` in every rule that has it, from rules.py."""
+    from firstorder import rules
+
+    have = {r: rules.get(r).hyper[name] for r in rules.names() if name in rules.get(r).hyper}
+    given = [f"{r} {v:g}" for r, v in have.items() if v is not None]
+    needed = [r for r, v in have.items() if v is None]
+    if len(set(have.values())) == 1 and not needed:
+        return f"default: {next(iter(have.values())):g}"
+    return "default: " + ", ".join(
+        given + ([f"required for {', '.join(needed)}"] if needed else [])
+    )
+
+
+def _add_run_options(r: argparse.ArgumentParser, *, sweep: bool) -> None:
+    r.add_argument("landscape", help=f"one of: {_landscape_names()}")
+    r.add_argument(
+        "--optimizer", required=True, help="gd, momentum, adagrad, rmsprop, adam or newton"
+    )
+    grid = "A:B:N (N values from A to B{}), a comma list a,b,c or one value"
+    lr = grid.format(", log-spaced") if sweep else "one value or a comma list a,b,c"
+    other = grid.format(", evenly spaced") if sweep else "one value or a comma list"
+    r.add_argument("--lr", help=f"α: {lr} ({_rule_defaults('lr')})")
+    r.add_argument("--rho", help=f"ρ of momentum or RMSProp: {other} ({_rule_defaults('rho')})")
+    r.add_argument("--rho1", help=f"ρ₁ of Adam: {other} ({_rule_defaults('rho1')})")
+    r.add_argument("--rho2", help=f"ρ₂ of Adam: {other} ({_rule_defaults('rho2')})")
+    r.add_argument("--eps", help=f"ε: {other} ({_rule_defaults('eps')})")
+    r.add_argument("--damping", help=f"Newton's damping λ: {other} ({_rule_defaults('damping')})")
+    r.add_argument("--no-bias-correction", action="store_true", help="Adam without ŝ, r̂ (E5)")
+    r.add_argument("--steps", type=int, default=300 if sweep else 500, help="the step budget T")
+    r.add_argument("--tol", type=float, default=1e-6, help="the target: f − f* < tol")
+    r.add_argument(
+        "--start",
+        action="append",
+        help="a start point 'x,y', repeatable (default: the landscape's own starts)",
+    )
+    what = "a heatmap over the first two swept values" if sweep else "the paths on the contours"
+    r.add_argument("--plot", help=f"draw {what} to this file (.png, .pdf, .svg; default: none)")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print the numbers as JSON: one row per configuration"
+        if sweep
+        else "print the numbers as JSON: one row per trajectory",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="firstorder",
+        description="The notes' optimizers, obstacles and claims.\n"
+        "`firstorder COMMAND --help` explains a command, with examples.",
+        epilog=_examples(
+            "firstorder tour --quick                 # every claim measured: out/report.html",
+            "firstorder run canyon --optimizer gd --lr 0.4",
+            "firstorder serve --open                 # the playground in the browser",
+        ),
+        formatter_class=_Help,
+    )
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    t = _sub(
+        sub,
+        "tour",
+        "run every experiment and write the HTML report",
+        "Run the experiment of every claim of the notes and write report.html (the verdicts, "
+        "figures and numbers), results.json and figures/ into --out.",
+        "firstorder tour --quick               # about half a minute on 2 cores",
+        "firstorder tour --only C6,C8a --out c6",
+    )
+    t.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
+    t.add_argument("--out", default="out", help="output folder")
+    t.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
+    t.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
     _add_jobs(t)
     t.set_defaults(func=cmd_tour)
 
-    c = sub.add_parser("claims", help="the verdict table")
-    c.add_argument("--quick", action="store_true")
-    c.add_argument("--json", action="store_true", help='[{"id","claim","verdict","evidence"}]')
-    c.add_argument("--only", help="comma-separated ids, for example C6,C8a")
-    c.add_argument("--seed", type=int, default=0)
+    c = _sub(
+        sub,
+        "claims",
+        "the verdict table in the terminal",
+        "Print the table of claims and verdicts: measured now, or read from a tour's "
+        "results.json with --from (nothing reruns).",
+        "firstorder claims --from out/results.json",
+        "firstorder claims --quick --only C6,C8a",
+        "firstorder claims --quick --json",
+    )
+    c.add_argument(
+        "--from",
+        dest="from_results",
+        help="a tour's results.json: print it, run nothing (default: run the experiments)",
+    )
+    c.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
+    c.add_argument(
+        "--json", action="store_true", help='print [{"id","claim","verdict","evidence"}]'
+    )
+    c.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
+    c.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
     c.add_argument("--out", help="keep figures and results here (default: discarded)")
     _add_jobs(c)
     c.set_defaults(func=cmd_claims)
 
-    la = sub.add_parser("landscapes", help="the obstacle course")
-    la.add_argument("--json", action="store_true")
+    la = _sub(
+        sub,
+        "landscapes",
+        "the obstacle course: names, obstacles, minima",
+        "List the landscapes of the obstacle course (canyons, flat areas, saddles, local "
+        "minima): their names for run and sweep, dimension, minima and what each shows.",
+        "firstorder landscapes",
+        "firstorder landscapes --json",
+    )
+    la.add_argument("--json", action="store_true", help="print the list as JSON")
     la.set_defaults(func=cmd_landscapes)
 
-    for name, func, helptext in (
-        ("run", cmd_run, "run one optimizer on a landscape"),
-        ("sweep", cmd_sweep, "sweep hyperparameters A:B:N on a landscape"),
-    ):
-        r = sub.add_parser(name, help=helptext)
-        r.add_argument("landscape")
-        r.add_argument(
-            "--optimizer", required=True, help="gd, momentum, adagrad, rmsprop, adam, newton"
-        )
-        r.add_argument("--lr", help="α (sweep: A:B:N is log-spaced)")
-        r.add_argument("--rho", help="ρ of momentum or RMSProp")
-        r.add_argument("--rho1", help="ρ₁ of Adam")
-        r.add_argument("--rho2", help="ρ₂ of Adam")
-        r.add_argument("--eps", help="ε")
-        r.add_argument("--damping", help="Newton's damping λ")
-        r.add_argument("--no-bias-correction", action="store_true", help="Adam without ŝ, r̂")
-        r.add_argument("--steps", type=int, default=500 if name == "run" else 300)
-        r.add_argument("--tol", type=float, default=1e-6, help="target: f − f* < tol")
-        r.add_argument("--start", action="append", help="start point 'x,y' (repeatable)")
-        r.add_argument("--plot", help="draw to this file (.png, .pdf, .svg, …)")
-        r.add_argument("--json", action="store_true")
-        r.set_defaults(func=func)
+    r = _sub(
+        sub,
+        "run",
+        "one optimizer on a landscape: where each start ends",
+        "Run one optimizer from each start point of a landscape and print, per trajectory, "
+        "where it ended: the target reached at step k, diverged at step k (a non-finite value "
+        "or far outside the map), escaped at step k (a surface unbounded below), or still "
+        "going after --steps.",
+        "firstorder run canyon --optimizer gd --lr 0.4",
+        "firstorder run canyon --optimizer gd --lr 0.4,0.6 --plot paths.png",
+        "firstorder run rosenbrock --optimizer momentum --lr 1e-3 --rho 0.9 --start=-1.2,1",
+    )
+    _add_run_options(r, sweep=False)
+    r.set_defaults(func=cmd_run)
 
-    ca = sub.add_parser("cards", help="Anki cards of the findings, in the notes' format")
-    ca.add_argument("--quick", action="store_true")
-    ca.add_argument("--out", default="cards", help="output folder (default: cards)")
-    ca.add_argument("--format", default="both", help="obsidian, apkg or both (default)")
-    ca.add_argument("--from", dest="from_results", help="an existing results.json of a tour")
-    ca.add_argument("--only", help="comma-separated ids, for example C6,C8a")
-    ca.add_argument("--seed", type=int, default=0)
+    sw = _sub(
+        sub,
+        "sweep",
+        "a grid of hyperparameters: success and divergence per configuration",
+        "Run every combination of the given hyperparameter values (A:B:N ranges or comma "
+        "lists) from the landscape's starts and print one row per configuration: the share "
+        "of starts that reached the target, their median steps, the share that diverged, and "
+        "the median final gap f − f*.",
+        "firstorder sweep canyon --optimizer gd --lr 0.1,0.5,0.99,1.1",
+        "firstorder sweep rosenbrock --optimizer adam --lr 1e-3:0.5:9 --rho1 0,0.5,0.9,0.99 "
+        "--steps 2000 --plot sweep.png",
+    )
+    _add_run_options(sw, sweep=True)
+    sw.set_defaults(func=cmd_sweep)
+
+    ca = _sub(
+        sub,
+        "cards",
+        "Anki cards of the findings, in the notes' format",
+        "Write one study card per finding: Markdown in the notes' Obsidian_to_Anki syntax "
+        "and an Anki package, figures beside them.",
+        "firstorder cards --from out/results.json",
+        "firstorder cards --quick --out cards --format obsidian",
+    )
+    ca.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
+    ca.add_argument("--out", default="cards", help="output folder")
+    ca.add_argument("--format", default="both", help="obsidian, apkg or both")
+    ca.add_argument(
+        "--from", dest="from_results", help="an existing results.json of a tour (default: run one)"
+    )
+    ca.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
+    ca.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
     _add_jobs(ca)
     ca.set_defaults(func=cmd_cards)
 
-    se = sub.add_parser("serve", help="the playground: watch the optimizers in the browser")
-    se.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765)")
+    se = _sub(
+        sub,
+        "serve",
+        "the playground: watch the optimizers in the browser",
+        "Serve the playground on 127.0.0.1: pick a landscape, switch optimizers on, move "
+        "their sliders and watch the paths. Ctrl-C stops it.",
+        "firstorder serve --open",
+        "firstorder serve --port 9000",
+    )
+    se.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1")
     se.add_argument("--open", action="store_true", help="open the page in the web browser")
     se.set_defaults(func=cmd_serve)
 
-    tr = sub.add_parser("train", help="train the notes' network on an offline data set")
-    tr.add_argument("--data", default="digits", help="digits, mnist1d, xor, spirals, teacher")
+    tr = _sub(
+        sub,
+        "train",
+        "train the notes' network on an offline data set",
+        "Train the network of the notes (E8) with one or more optimizers from the same "
+        "initialization and data order, and print the final risks and accuracy.",
+        "firstorder train --data digits --optimizer adam --epochs 20",
+        "firstorder train --optimizer adam --optimizer momentum --optimizer gd --plot curves.png",
+    )
+    tr.add_argument("--data", default="digits", help="digits, mnist1d, xor, spirals or teacher")
     tr.add_argument("--layers", default="64,128,10", help="widths n₀,n₁,…,n_L")
-    tr.add_argument("--activation", default="relu", help="identity, relu, tanh, sigmoid")
+    tr.add_argument("--activation", default="relu", help="identity, relu, tanh or sigmoid")
     tr.add_argument("--optimizer", action="append", help="repeat to compare (default: adam)")
-    tr.add_argument("--lr", type=float, help="α (default: each optimizer's usual value)")
-    tr.add_argument("--epochs", type=int, default=20)
-    tr.add_argument("--batch-size", type=int, default=64, help="0 for full batch")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--plot", help="draw the loss curves to this file (.png, .pdf, .svg, …)")
-    tr.add_argument("--json", action="store_true")
-    tr.add_argument("--no-progress", action="store_true")
+    tr.add_argument(
+        "--lr",
+        type=float,
+        help="α (default: gd 0.1, momentum 0.01, adagrad 0.01, rmsprop 0.001, adam 0.001)",
+    )
+    tr.add_argument("--epochs", type=int, default=20, help="passes over the training set")
+    tr.add_argument("--batch-size", type=int, default=64, help="minibatch size, 0 for full batch")
+    tr.add_argument("--seed", type=int, default=0, help="the seed of the weights and the order")
+    tr.add_argument(
+        "--plot", help="draw the loss curves to this file (.png, .pdf, .svg; default: none)"
+    )
+    tr.add_argument("--json", action="store_true", help="print every record as JSON")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bars")
     tr.set_defaults(func=cmd_train)
     return p
 

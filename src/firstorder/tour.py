@@ -20,7 +20,14 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from firstorder import experiments, report
 from firstorder.experiments import Context, Experiment, Finding
@@ -63,7 +70,13 @@ def run_tour(
         findings = [done[j] for j in sorted(done)]  # the tour's order, whatever finished first
         save(findings, out, quick=quick, seed=seed, seconds=time.perf_counter() - started)
 
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    # n/N done, then the experiments running now
+    columns = (
+        MofNCompleteColumn(),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
     with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
         task = bar.add_task("tour", total=len(chosen))
         if jobs == 1 or len(chosen) < 2:
@@ -87,7 +100,6 @@ def _run_parallel(
     task: TaskID,
 ) -> None:
     pending, workers = list(range(len(chosen))), min(jobs, len(chosen))
-    bar.update(task, description=f"{len(chosen)} experiments, {jobs} at a time")
     while pending:
         lost = _run_pool([chosen[i] for i in pending], ctx, workers, finished, bar, task, pending)
         if lost and workers == 1:
@@ -115,6 +127,13 @@ def _run_pool(
     lost = []
     try:
         futures = {pool.submit(_run_by_id, e.id, ctx): i for i, e in zip(positions, chosen)}
+        names = {future: e.id for future, e in zip(futures, chosen)}
+
+        def running() -> str:
+            now = [names[f] for f in futures if f.running()] or [e.id for e in chosen[:workers]]
+            return "running " + ", ".join(now)
+
+        bar.update(task, description=running())
         for future in as_completed(futures):
             try:
                 finding = future.result()
@@ -122,7 +141,7 @@ def _run_pool(
                 lost.append(futures[future])
                 continue
             finished(futures[future], finding)
-            bar.advance(task)
+            bar.update(task, advance=1, description=running())
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: the findings so far are saved
         raise

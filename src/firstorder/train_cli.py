@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -54,16 +55,26 @@ def main(args: argparse.Namespace, console: Console) -> int:
         n: (lambda cls, lr: lambda p: cls(p, lr=lr))(OPTIMIZERS[n], args.lr or DEFAULT_LR[n])
         for n in names
     }
-    histories = compare(
-        lambda: MLP(widths, args.activation, seed=args.seed),
-        optimizers,
-        data,
-        epochs=args.epochs,
-        batch_size=args.batch_size or None,
-        seed=args.seed,
-        log_every=max(1, len(data.x_train) // (args.batch_size or len(data.x_train))),
-        progress=not args.no_progress and not args.json,
-    )
+    progress = not args.no_progress and not args.json
+    histories = {}
+    rng = torch.get_rng_state()  # each optimizer's run starts from the same random state
+    for i, (n, make_optimizer) in enumerate(optimizers.items(), 1):
+        if progress:  # the label of the bar below it
+            console.print(f"[bold]{n}[/bold], α = {args.lr or DEFAULT_LR[n]:g} ({i}/{len(names)})")
+        torch.set_rng_state(rng)
+        # compare() of one optimizer: the same initial network and data order for each
+        histories.update(
+            compare(
+                lambda: MLP(widths, args.activation, seed=args.seed),
+                {n: make_optimizer},
+                data,
+                epochs=args.epochs,
+                batch_size=args.batch_size or None,
+                seed=args.seed,
+                log_every=max(1, len(data.x_train) // (args.batch_size or len(data.x_train))),
+                progress=progress,
+            )
+        )
     if args.json:
         print(json.dumps({n: json.loads(h.to_json()) for n, h in histories.items()}, indent=1))
     else:

@@ -140,7 +140,11 @@ def summarize(result: Trajectories) -> list[dict[str, object]]:
             "diverged": float((result.diverged_at[c] >= 0).double().mean()),
         }
         if result.escaped_at is not None:
-            row["escaped"] = float((result.escaped_at[c] >= 0).double().mean())
+            esc = result.escaped_at[c]
+            row["escaped"] = float((esc >= 0).double().mean())
+            row["median_escape_steps"] = (
+                float(esc[esc >= 0].double().median()) if (esc >= 0).any() else None
+            )
         if result.f_star is not None:
             row["median_gap"] = float(final_gap(result)[c].median())
         rows.append(row)
