@@ -65,15 +65,20 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def page():
+def browser():
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        pg = browser.new_page(viewport={"width": 1460, "height": 900})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.errors = errors
-        yield pg
-        browser.close()
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    pg = browser.new_page(viewport={"width": 1460, "height": 900})
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    return pg
 
 
 def wait_for_run(page, after: int) -> None:
@@ -85,6 +90,13 @@ def wait_for_run(page, after: int) -> None:
 
 def runs(page) -> int:
     return int(page.evaluate("Number(document.body.dataset.runs || 0)"))
+
+
+def outcome_cells(page) -> list[str]:
+    """The results table's cells, start by start, one per optimizer (the start column left out)."""
+    return page.eval_on_selector_all(
+        "#outcomes td:not(.start)", "cells => cells.map(c => c.textContent)"
+    )
 
 
 def path_length(page) -> float:
@@ -150,6 +162,105 @@ def test_a_diverged_run_says_so(server, page):
     assert not page.errors, page.errors
 
 
+def test_leaving_the_saddle_is_an_escape(server, page):
+    page.goto(f"{server}/?landscape=saddle&steps=300&opt=gd,lr=0.05&opt=momentum,lr=0.05,rho=0.9")
+    wait_for_run(page, 0)
+    table = " | ".join(outcome_cells(page))
+    assert table.count("escaped at step") == 6 and "diverged" not in table
+    assert not page.errors, page.errors
+
+
+ALL_SIX = (
+    "opt=gd,lr=0.0015&opt=momentum,lr=0.0005,rho=0.9&opt=adagrad,lr=0.5"
+    "&opt=rmsprop,lr=0.01&opt=adam,lr=0.05&opt=newton,lr=1,damping=0"
+)
+
+
+def test_the_first_sight_shows_a_contrast_and_nothing_diverges(server, page):
+    page.goto(server)  # the page's own defaults: Rosenbrock, four optimizers, its three starts
+    wait_for_run(page, 0)
+    assert page.get_attribute("#map", "data-paths") == "12"
+    table = page.text_content("#outcomes")
+    assert "diverged" not in table.split("after 500 steps")[-1]
+    cells = page.eval_on_selector_all(
+        "#outcomes tr",
+        "rows => rows.slice(1).map(r => [...r.cells].slice(1).map(c => c.textContent))",
+    )
+    gaps = [[float(v) for v in row] for row in cells]  # f − f* after 500 steps, none reached
+    # GD moves (f − f* at most 1.1 from every start, from 24, 6.5 and 7.6 at the starts) and
+    # the four optimizers end far apart: the best ten times below the worst from a start
+    assert max(row[0] for row in gaps) < 1.1
+    assert any(max(row) > 10 * min(row) for row in gaps)
+    assert not page.errors, page.errors
+
+
+def test_six_optimizers_fit_and_every_chart_tells_its_starts_apart(server, page):
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{server}/?landscape=rosenbrock&steps=60&{ALL_SIX}")
+    wait_for_run(page, 0)
+    wrap = page.eval_on_selector(".tablewrap", "w => [w.scrollWidth, w.clientWidth]")
+    assert wrap[0] <= wrap[1]  # no sideways scroll in the results table
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    heads = page.eval_on_selector_all(
+        "#outcomes th", "hs => hs.map(h => h.getBoundingClientRect().right)"
+    )
+    assert len(heads) == 7 and max(heads) <= 1280
+    # 6 optimizers × 3 starts: each loss and step-length line ends in its start's number
+    for chart in ("plot-loss", "plot-step"):
+        assert page.get_attribute(f"#{chart}", "data-labels") == "18"
+    # the map's tick labels (14 px on a 640 px drawing) shown at 10 px or more
+    shown = page.eval_on_selector("#map", "c => c.clientWidth / 640 * 14")
+    assert shown >= 10
+    # Newton's first steps leave the map: its segments are clipped to the map's edge
+    end = page.evaluate("clipSegment([10, 10], [1e9, 10])")
+    assert end[1] == [pytest.approx(page.evaluate("MAP.w") + 2), 10] and end[2] is True
+    assert page.evaluate("clipSegment([-10, -10], [-20, -5])") is None
+    assert not page.errors, page.errors
+
+
+def test_a_slow_answer_shows_computing(server, page):
+    page.add_init_script(
+        "window.busySeen = false; new MutationObserver(() => {"
+        " const b = document.getElementById('busy'); if (b && !b.hidden) window.busySeen = true;"
+        "}).observe(document, {subtree: true, attributes: true, childList: true});"
+    )
+
+    def slow(route):
+        time.sleep(0.6)  # the browser's own timers run meanwhile
+        route.continue_()
+
+    page.route("**/api/run", slow)
+    try:
+        page.goto(f"{server}/?landscape=canyon&steps=40&opt=gd,lr=0.4")
+        wait_for_run(page, 0)
+    finally:
+        page.unroute("**/api/run")
+    assert page.evaluate("window.busySeen") is True
+    assert page.is_hidden("#busy")  # and gone once the answer is drawn
+    assert not page.errors, page.errors
+
+
+def test_try_this_sets_up_the_experiment_it_describes(server, page, tmp_path):
+    page.goto(f"{server}/?landscape=canyon&steps=40&opt=adam,lr=0.05")
+    wait_for_run(page, 0)
+    prompts = page.locator("#try button")
+    assert prompts.count() == 2
+    n = runs(page)
+    prompts.first.click()  # "… past 2/λ_max = 0.5 (α = 0.55) every start diverges"
+    wait_for_run(page, n)
+    assert page.text_content("#gd-lr + output") == "0.55"
+    assert not page.is_checked("#adam-on")
+    assert page.text_content("#outcomes").count("diverged at step") == 3
+    q = parse_qs(urlparse(page.url).query)
+    assert q["opt"] == ["gd,lr=0.55"] and q["steps"] == ["100"]
+    page.select_option("#landscape", "booth")  # a landscape without prompts hides the box
+    page.wait_for_function("document.getElementById('try-box').hidden")
+    shot = tmp_path / "try.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    assert not page.errors, page.errors
+
+
 # --- the tour's report, read on a laptop and on a phone -----------------------------------------
 
 
@@ -200,23 +311,21 @@ def report_file(tmp_path_factory):
 
 
 @pytest.mark.parametrize("width", [1280, 390])
-def test_the_report_fits_the_screen_and_every_figure_loads(report_file, width, tmp_path):
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        pg = browser.new_page(viewport={"width": width, "height": 900})
-        pg.goto(report_file.as_uri())
-        pg.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-        # no sideways scroll: the page is no wider than the screen, "All numbers" open
-        assert pg.evaluate("document.documentElement.scrollWidth") <= width
-        assert pg.locator("table.summary tr").count() == 3  # the head and two findings
-        assert pg.locator("table.equations tr").count() == 10  # E1 … E10
-        images = pg.evaluate(
-            "[...document.images].map(i => [i.complete, i.naturalWidth, i.clientWidth])"
-        )
-        assert len(images) == 2
-        for complete, natural, shown in images:
-            assert complete and natural == 1600 and 0 < shown <= width
-        shot = tmp_path / f"report-{width}.png"
-        pg.screenshot(path=str(shot), full_page=True)
-        print(f"screenshot: {shot}")
-        browser.close()
+def test_the_report_fits_the_screen_and_every_figure_loads(report_file, width, browser, tmp_path):
+    pg = browser.new_page(viewport={"width": width, "height": 900})
+    pg.goto(report_file.as_uri())
+    pg.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    # no sideways scroll: the page is no wider than the screen, "All numbers" open
+    assert pg.evaluate("document.documentElement.scrollWidth") <= width
+    assert pg.locator("table.summary tr").count() == 3  # the head and two findings
+    assert pg.locator("table.equations tr").count() == 10  # E1 … E10
+    images = pg.evaluate(
+        "[...document.images].map(i => [i.complete, i.naturalWidth, i.clientWidth])"
+    )
+    assert len(images) == 2
+    for complete, natural, shown in images:
+        assert complete and natural == 1600 and 0 < shown <= width
+    shot = tmp_path / f"report-{width}.png"
+    pg.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    pg.close()

@@ -6,7 +6,8 @@ is exactly what ``firstorder.run.run`` computes (one configuration, float64, ``r
 Endpoints (every body is JSON; every non-finite number in a result is ``null``)::
 
     GET  /                         the page (static/index.html, playground.js, playground.css)
-    GET  /api/landscapes           {"landscapes": [{"name", "description", "obstacles", "dim"}],
+    GET  /api/landscapes           {"landscapes": [{"name", "description", "obstacles", "dim",
+                                                    "try": [{"text", "query"}]}],
                                     "optimizers": [{"name", "hyper": {name: default or null}}],
                                     "limits": {"starts", "steps", "optimizers", "grid"}}
     GET  /api/landscape/{name}?n=120
@@ -41,6 +42,8 @@ Endpoints (every body is JSON; every non-finite number in a result is ``null``):
                                        "effective_step": [B][T][2] α/(√r̂+ε) per coordinate for
                                                                   adagrad, rmsprop, adam; else null,
                                        "diverged_at": [B] step or null,
+                                       "escaped_at": [B] step or null (left the map of a
+                                                    surface unbounded below: an escape),
                                        "steps_to_target": [B] step or null,
                                        "rule": "compiled" or "eager" (its kernel
                                                compiling yet),
@@ -78,6 +81,7 @@ from firstorder import landscapes, rules
 from firstorder.observe import compiled_observer
 from firstorder.run import Trajectories, run_many, warm_up
 from firstorder.serve import validate
+from firstorder.serve.prompts import FIRST, prompts
 from firstorder.serve.validate import RequestError, show
 
 CACHE_SIZE = 128  # finished runs kept, so that moving one optimizer's slider reruns only that one
@@ -165,6 +169,7 @@ _running = threading.Lock()
 def _encode(name: str, r: Trajectories, c: int = 0) -> str:
     """Configuration c of a run as a JSON object: firstorder.run's result with starts [B] first."""
     eff = r.effective_step
+    escaped = r.escaped_at if r.escaped_at is not None else torch.full_like(r.diverged_at, -1)
     return _dumps(
         {
             "name": name,
@@ -176,6 +181,7 @@ def _encode(name: str, r: Trajectories, c: int = 0) -> str:
             "step_length": _plain(r.step_length[:, c].T),
             "effective_step": None if eff is None else _plain(eff[:, c].transpose(0, 1)),
             "diverged_at": [v if v >= 0 else None for v in r.diverged_at[c].tolist()],
+            "escaped_at": [v if v >= 0 else None for v in escaped[c].tolist()],
             "steps_to_target": [v if v >= 0 else None for v in r.steps_to_target[c].tolist()],
             "rule": r.meta["rule"],
         }
@@ -285,6 +291,8 @@ def create_app(compile: bool = True) -> FastAPI:
     first shows it, each rule when a run first asks for it, and runs are eager until then. A
     500-step run then takes about a quarter of the eager time.
     """
+    if compile:  # the page opens on FIRST: its kernels compile while the browser starts
+        warm_up(landscapes.get(FIRST[0]), [(name, {}) for name in FIRST[1]])
     app = FastAPI(
         title="firstorder playground",
         docs_url=None,  # the interactive docs load scripts from a CDN; the schema is documented
@@ -332,6 +340,7 @@ def create_app(compile: bool = True) -> FastAPI:
                     "description": f.description,
                     "obstacles": list(f.obstacles),
                     "dim": f.dim,
+                    "try": prompts(name),  # "try this": a sentence and the page state it sets
                 }
             )
         optimizers = [{"name": n, "hyper": dict(r.hyper)} for n, r in rules.RULES.items()]

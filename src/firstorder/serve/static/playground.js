@@ -17,8 +17,11 @@ const EQUATIONS = {
 };
 const LABELS = { gd: "GD", momentum: "Momentum", adagrad: "AdaGrad", rmsprop: "RMSProp",
   adam: "Adam", newton: "Newton" };
-// the page's starting α (rules.py leaves α without default for four rules)
-const START_LR = { gd: 1e-3, momentum: 1e-3, adagrad: 0.5, rmsprop: 0.01, adam: 0.05, newton: 1 };
+// the page's starting α (rules.py leaves α without default for four rules), measured on
+// Rosenbrock's three starts over 500 steps: GD creeps along the valley (f − f* 1, 0.02, 0.33),
+// momentum gets further (0.03, 0.13, 0.05; at α = 0.001 it diverges from start 3), RMSProp and
+// Adam take their own ways; none diverges
+const START_LR = { gd: 1.5e-3, momentum: 5e-4, adagrad: 0.5, rmsprop: 0.01, adam: 0.05, newton: 1 };
 const START_ON = ["gd", "momentum", "rmsprop", "adam"];
 const SYMBOL = { lr: "α", rho: "ρ", rho1: "ρ₁", rho2: "ρ₂", eps: "ε", damping: "λ" };
 // slider position v <-> value: α and ε on a log scale, ρ as 1 − 10^(−v) (0, 0.9, 0.99, ...)
@@ -74,8 +77,8 @@ function initialOpts() {
 }
 
 // The query string: ?landscape=NAME&steps=T&opt=adam,lr=0.05,rho1=0.9&start=x,y&start=...
-function readURL() {
-  const q = new URLSearchParams(location.search);
+function readURL() { return readState(new URLSearchParams(location.search)); }
+function readState(q) {
   const names = meta.landscapes.map((l) => l.name);
   if (names.includes(q.get("landscape"))) state.landscape = q.get("landscape");
   const T = Number(q.get("steps"));
@@ -129,11 +132,13 @@ function buildControls() {
 
   const box = $("optimizers");
   for (const o of meta.optimizers) {
+    const ref = controls[o.name] = { inputs: {} };
     const s = state.opts[o.name];
     const div = el("div", { class: "opt" + (s.on ? " on" : ""), "data-name": o.name });
     const title = el("label", { class: "title" });
     const cb = el("input", { type: "checkbox", id: `${o.name}-on` });
     cb.checked = s.on;
+    ref.cb = cb; ref.div = div;
     cb.addEventListener("change", () => {
       s.on = cb.checked;
       div.classList.toggle("on", s.on);
@@ -148,6 +153,7 @@ function buildControls() {
         const lab = el("label", { class: "check" });
         const c = el("input", { type: "checkbox", id: `${o.name}-${k}` });
         c.checked = !!s.hyper[k];
+        ref.inputs[k] = { check: c };
         c.addEventListener("change", () => { s.hyper[k] = c.checked; changed(); });
         lab.append(c, document.createTextNode(" bias correction (ŝ, r̂)"));
         params.append(lab);
@@ -159,6 +165,7 @@ function buildControls() {
       const input = el("input", { type: "range", id: `${o.name}-${k}`, min: sc.min, max: sc.max, step: sc.step });
       const out = el("output", {}, fmt(s.hyper[k]));
       input.value = String(clamp(sc.from(s.hyper[k]), sc.min, sc.max));
+      ref.inputs[k] = { input, out, sc };
       input.addEventListener("input", () => {
         s.hyper[k] = sc.to(Number(input.value));
         out.textContent = fmt(s.hyper[k]);
@@ -199,6 +206,44 @@ function buildControls() {
   const map = $("map");
   map.addEventListener("click", (ev) => clickMap(ev, ev.shiftKey));
   map.addEventListener("contextmenu", (ev) => { ev.preventDefault(); clickMap(ev, true); });
+}
+
+const controls = {};  // name -> {cb, div, inputs: {k: {input, out, sc} or {check}}}
+// set every control from the state (after a "try this" prompt changed it)
+function syncControls() {
+  for (const [name, ref] of Object.entries(controls)) {
+    const s = state.opts[name];
+    ref.cb.checked = s.on;
+    ref.div.classList.toggle("on", s.on);
+    for (const [k, c] of Object.entries(ref.inputs)) {
+      if (c.check) { c.check.checked = !!s.hyper[k]; continue; }
+      c.input.value = String(clamp(c.sc.from(s.hyper[k]), c.sc.min, c.sc.max));
+      c.out.textContent = fmt(s.hyper[k]);
+    }
+  }
+  $("steps").value = String(state.steps);
+  $("steps-out").textContent = String(state.steps);
+}
+
+// "try this": a sentence and the state it sets, per landscape (from /api/landscapes)
+function showPrompts() {
+  const info = meta.landscapes.find((l) => l.name === state.landscape);
+  const list = $("try");
+  list.replaceChildren();
+  for (const p of (info && info.try) || []) {
+    const b = el("button", { type: "button", class: "try" }, p.text);
+    b.addEventListener("click", () => {
+      readState(new URLSearchParams(`landscape=${state.landscape}&${p.query}`));
+      state.starts = land.starts.map((q) => q.slice());
+      state.k = null;
+      syncControls();
+      changed();
+    });
+    const li = el("li");
+    li.append(b);
+    list.append(li);
+  }
+  $("try-box").hidden = !list.children.length;
 }
 
 function clamp(x, lo, hi) { return Math.min(hi, Math.max(lo, Number.isFinite(x) ? x : lo)); }
@@ -242,6 +287,7 @@ async function loadLandscape(resetStarts) {
   land = await getJSON(`/api/landscape/${encodeURIComponent(state.landscape)}?n=140`);
   if (resetStarts) state.starts = land.starts.map((p) => p.slice());
   $("landscape-desc").textContent = land.description;
+  showPrompts();
   const chips = $("landscape-obstacles");
   chips.replaceChildren(...land.obstacles.map((o) => el("span", {}, o)));
   sizeMap();
@@ -316,6 +362,9 @@ async function sendRun() {
   const missing = optimizers.filter((o, i) => !runs.has(keys[i]));
   inflight = true;
   document.body.dataset.status = "busy";
+  // a sign of life when the answer takes longer than a glance (kernels still compiling)
+  clearTimeout(busyTimer);
+  busyTimer = setTimeout(() => { $("busy").hidden = false; }, 150);
   const t0 = changedAt || performance.now();
   changedAt = 0;
   try {
@@ -355,7 +404,8 @@ async function sendRun() {
       $("timing").textContent = `updated ${Math.round(ms)} ms after the change (` + (missing.length
         ? `firstorder.run took ${Math.round(1000 * data.seconds)} ms for ` +
           (missing.length === these.length ? `all ${these.length} optimizers)` : `${missing.length} of ${these.length} optimizers, the page had the others)`)
-        : "the page had every run)");
+        : "the page had every run)") +
+        (data.observation === "eager" && missing.length ? "; kernels still compiling, eager run" : "");
       document.body.dataset.pageMs = String(Math.round(ms));
       document.body.dataset.serverMs = String(Math.round(1000 * data.seconds));
       document.body.dataset.observation = data.observation;
@@ -367,7 +417,12 @@ async function sendRun() {
     if (pending) { pending = false; sendRun(); } else finish();
   }
 }
-function finish() { document.body.dataset.status = "ready"; }
+let busyTimer = 0;
+function finish() {
+  document.body.dataset.status = "ready";
+  clearTimeout(busyTimer);
+  $("busy").hidden = true;
+}
 function showError(text) { $("error").textContent = text; }
 
 // --- the map ----------------------------------------------------------------------------
@@ -445,24 +500,24 @@ function drawBackground() {
     }
   }
   // axes ticks
-  ctx.fillStyle = "rgba(30,35,48,0.8)";
-  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillStyle = "rgba(30,35,48,0.9)";
+  ctx.font = "14px system-ui, sans-serif";
   const [[x0, x1], [y0, y1]] = land.window;
   for (const t of ticks(x0, x1, 6)) {
     const [px] = toPx(t, y0);
-    if (px < 24 || px > MAP.w - 50) continue;  // the corners hold the axes' names
+    if (px < 28 || px > MAP.w - 60) continue;  // the corners hold the axes' names
     ctx.fillRect(px, MAP.h - 5, 1, 5);
-    ctx.fillText(fmt(t), px + 2, MAP.h - 7);
+    ctx.fillText(fmt(t), px + 3, MAP.h - 8);
   }
   for (const t of ticks(y0, y1, 6)) {
     const [, py] = toPx(x0, t);
-    if (py < 24 || py > MAP.h - 24) continue;
+    if (py < 28 || py > MAP.h - 28) continue;
     ctx.fillRect(0, py, 5, 1);
-    ctx.fillText(fmt(t), 7, py - 2);
+    ctx.fillText(fmt(t), 8, py - 3);
   }
-  ctx.font = "italic 12px system-ui, sans-serif";
-  ctx.fillText("θ₁ →", MAP.w - 40, MAP.h - 20);
-  ctx.fillText("θ₂ ↑", 8, 16);
+  ctx.font = "italic 15px system-ui, sans-serif";
+  ctx.fillText("θ₁ →", MAP.w - 46, MAP.h - 24);
+  ctx.fillText("θ₂ ↑", 8, 18);
   background = bg;
 }
 
@@ -508,7 +563,8 @@ function drawMap() {
     for (const run of result.runs) {
       const color = COLORS[run.name] || "#333";
       run.x.forEach((path, b) => {
-        total += drawPath(ctx, path, color, run.diverged_at[b], k);
+        const escaped = run.escaped_at ? run.escaped_at[b] : null;
+        total += drawPath(ctx, path, color, run.diverged_at[b], escaped, k);
       });
     }
   }
@@ -516,7 +572,7 @@ function drawMap() {
   for (const p of land.maxima) marker(ctx, p.x, "max");
   for (const p of land.saddles) marker(ctx, p.x, "saddle");
   for (const p of land.minima) marker(ctx, p.x, "min");
-  ctx.font = "bold 11px system-ui, sans-serif";
+  ctx.font = "bold 14px system-ui, sans-serif";
   state.starts.forEach((p, i) => {
     const [px, py] = toPx(p[0], p[1]);
     ctx.beginPath(); ctx.arc(px, py, 5, 0, 2 * Math.PI);
@@ -528,9 +584,27 @@ function drawMap() {
   c.dataset.paths = String(result ? result.runs.reduce((s, r) => s + r.x.length, 0) : 0);
 }
 
-function drawPath(ctx, path, color, divergedAt, k) {
-  // the iterates θ_0 .. θ_k that are finite; a diverged run ends in ✕ at its last finite point
-  let length = 0, last = null;
+// the part of segment p→q inside the map (Liang–Barsky), or null: a Newton step may jump
+// thousands of map widths, and a canvas handed such coordinates draws nothing sensible
+function clipSegment(p, q) {
+  const m = 2;  // px beyond the edge, so that a path along an edge stays visible
+  let t0 = 0, t1 = 1;
+  const d = [q[0] - p[0], q[1] - p[1]];
+  const edges = [[-d[0], p[0] + m], [d[0], MAP.w + m - p[0]], [-d[1], p[1] + m], [d[1], MAP.h + m - p[1]]];
+  for (const [a, b] of edges) {
+    if (a === 0) { if (b < 0) return null; continue; }
+    const t = b / a;
+    if (a < 0) { if (t > t1) return null; t0 = Math.max(t0, t); }
+    else { if (t < t0) return null; t1 = Math.min(t1, t); }
+  }
+  return [[p[0] + t0 * d[0], p[1] + t0 * d[1]], [p[0] + t1 * d[0], p[1] + t1 * d[1]], t1 < 1];
+}
+function inside(q) { return q[0] >= 0 && q[0] <= MAP.w && q[1] >= 0 && q[1] <= MAP.h; }
+
+function drawPath(ctx, path, color, divergedAt, escapedAt, k) {
+  // the iterates θ_0 .. θ_k that are finite, each segment clipped to the map; a diverged run
+  // ends in ✕, an escaped one in an arrowhead where it left the map
+  let length = 0, last = null, lastPx = null, exit = null;
   ctx.save();
   ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 1.8; ctx.globalAlpha = 0.95;
   ctx.beginPath();
@@ -540,24 +614,39 @@ function drawPath(ctx, path, color, divergedAt, k) {
     const p = path[t];
     if (!p || p[0] === null || p[1] === null) break;
     const q = toPx(p[0], p[1]);
-    if (!Number.isFinite(q[0]) || !Number.isFinite(q[1]) || Math.abs(q[0]) > 1e6 || Math.abs(q[1]) > 1e6) break;
-    if (last) { ctx.lineTo(q[0], q[1]); length += Math.hypot(p[0] - last[0], p[1] - last[1]); }
-    else ctx.moveTo(q[0], q[1]);
-    last = p; pts.push(q);
+    if (!Number.isFinite(q[0]) || !Number.isFinite(q[1])) break;
+    if (last) {
+      length += Math.hypot(p[0] - last[0], p[1] - last[1]);
+      const seg = clipSegment(lastPx, q);
+      if (seg) {
+        ctx.moveTo(seg[0][0], seg[0][1]); ctx.lineTo(seg[1][0], seg[1][1]);
+        exit = seg[2] ? [seg[1], Math.atan2(q[1] - lastPx[1], q[0] - lastPx[0])] : null;
+      }
+    }
+    last = p; lastPx = q;
+    if (inside(q)) pts.push(q);
   }
   ctx.stroke();
-  // one dot per iterate: their spacing is the step length along the path
+  // one dot per iterate on the map: their spacing is the step length along the path
   const dots = pts.length > 600 ? Math.ceil(pts.length / 600) : 1;
   for (let t = 0; t < pts.length; t += dots) {
     ctx.beginPath(); ctx.arc(pts[t][0], pts[t][1], 1.7, 0, 2 * Math.PI); ctx.fill();
   }
-  if (pts.length) {
-    const [px, py] = pts[pts.length - 1];
+  if (lastPx) {
+    const off = !inside(lastPx);
+    const [px, py] = off && exit ? exit[0] : lastPx;
     if (divergedAt !== null && divergedAt <= k) {
       ctx.lineWidth = 2.5; ctx.beginPath();
       ctx.moveTo(px - 6, py - 6); ctx.lineTo(px + 6, py + 6); ctx.moveTo(px + 6, py - 6); ctx.lineTo(px - 6, py + 6);
       ctx.stroke();
-    } else {
+    } else if (off && exit) {  // left the map (escaped at escapedAt, or still going out there)
+      const a = exit[1];
+      ctx.beginPath();
+      ctx.moveTo(px, py);
+      ctx.lineTo(px - 11 * Math.cos(a - 0.45), py - 11 * Math.sin(a - 0.45));
+      ctx.lineTo(px - 11 * Math.cos(a + 0.45), py - 11 * Math.sin(a + 0.45));
+      ctx.closePath(); ctx.fill();
+    } else if (!off) {
       ctx.beginPath(); ctx.arc(px, py, 4, 0, 2 * Math.PI); ctx.fill();
       ctx.strokeStyle = "#fff"; ctx.lineWidth = 1.2; ctx.stroke();
     }
@@ -589,12 +678,12 @@ function ticks(lo, hi, n) {
 
 // series: [{color, dash, values: [number|null]}]; log: y on a log scale (values <= 0 dropped)
 function plot(canvas, { title, xlabel, log, series, k, note }) {
-  const W = 440, H = 210, m = { l: 50, r: 16, t: 24, b: 30 };
+  const W = 440, H = 230, m = { l: 54, r: 22, t: 26, b: 36 };
   const ctx = setupCanvas(canvas, W, H);
   ctx.clearRect(0, 0, W, H);
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
-  ctx.fillStyle = "#1d2330"; ctx.font = "600 12px system-ui, sans-serif";
-  ctx.fillText(title, 8, 15);
+  ctx.fillStyle = "#1d2330"; ctx.font = "600 13px system-ui, sans-serif";
+  ctx.fillText(title, 8, 16);
   const tr = (v) => (log ? (v > 0 ? Math.log10(v) : null) : v);
   let xmax = 1, lo = Infinity, hi = -Infinity;
   const all = [];
@@ -612,8 +701,8 @@ function plot(canvas, { title, xlabel, log, series, k, note }) {
   }
   const pw = W - m.l - m.r, ph = H - m.t - m.b;
   ctx.strokeStyle = "#c9cfda"; ctx.strokeRect(m.l, m.t, pw, ph);
-  ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#5b6475";
-  ctx.fillText(xlabel, m.l + pw / 2 - 20, H - 4);
+  ctx.font = "13px system-ui, sans-serif"; ctx.fillStyle = "#3d4454";
+  ctx.fillText(xlabel, m.l + pw / 2 - 20, H - 5);
   canvas.dataset.series = String(series.length);
   if (!(hi >= lo)) {
     ctx.fillText(note || "nothing to show", m.l + 10, m.t + 20);
@@ -629,29 +718,39 @@ function plot(canvas, { title, xlabel, log, series, k, note }) {
   for (const t of yt) {
     if (t < lo - 1e-9 || t > hi + 1e-9) continue;
     ctx.beginPath(); ctx.moveTo(m.l, Y(t)); ctx.lineTo(m.l + pw, Y(t)); ctx.stroke();
-    ctx.fillText(log ? power(t) : fmt(t), 4, Y(t) + 4);
+    ctx.fillText(log ? power(t) : fmt(t), 4, Y(t) + 5);
   }
   for (const t of ticks(0, xmax, 5)) {
     ctx.beginPath(); ctx.moveTo(X(t), m.t); ctx.lineTo(X(t), m.t + ph); ctx.stroke();
-    ctx.fillText(String(t), X(t) - 6, m.t + ph + 13);
+    ctx.fillText(String(t), X(t) - 6, m.t + ph + 15);
   }
+  const ends = [];
   ctx.save();
   ctx.beginPath(); ctx.rect(m.l, m.t, pw, ph); ctx.clip();
   for (const s of series) {
     ctx.strokeStyle = s.color; ctx.lineWidth = s.width || 1.4; ctx.globalAlpha = s.alpha || 0.85;
     ctx.setLineDash(s.dash || []);
     ctx.beginPath();
-    let up = false;
+    let up = false, end = null;
     s.values.forEach((v, t) => {
       const y = v === null ? null : tr(v);
       if (y === null || !Number.isFinite(y)) { up = false; return; }
       const px = X(t + (s.offset || 0)), py = Y(y);
       if (up) ctx.lineTo(px, py); else ctx.moveTo(px, py);
       up = true;
+      end = [px, py];
     });
     ctx.stroke();
+    if (s.label && end) ends.push([s, end]);
   }
   ctx.restore();
+  // each line's start number at its end, in its colour (the map numbers the starts alike)
+  ctx.font = "bold 12px system-ui, sans-serif";
+  for (const [s, [px, py]] of ends) {
+    ctx.fillStyle = s.color; ctx.globalAlpha = 1;
+    ctx.fillText(s.label, Math.min(px + 3, W - 10), clamp(py + 4, m.t + 10, m.t + ph));
+  }
+  canvas.dataset.labels = String(ends.length);
   ctx.setLineDash([]);
   if (k !== null && k < xmax) {
     ctx.strokeStyle = "rgba(29,35,48,0.5)"; ctx.lineWidth = 1;
@@ -667,13 +766,13 @@ function drawPlots() {
   const loss = [], steps = [], eff = [];
   for (const run of runs) {
     const color = COLORS[run.name] || "#333";
-    for (const f of run.f) {
-      loss.push({ color, values: f.map((v) => (v === null ? null : fstar === null ? v : Math.max(v - fstar, 1e-16))) });
-    }
-    for (const s of run.step_length) steps.push({ color, values: s, offset: 1 });
+    run.f.forEach((f, b) => {
+      loss.push({ color, label: String(b + 1), values: f.map((v) => (v === null ? null : fstar === null ? v : Math.max(v - fstar, 1e-16))) });
+    });
+    run.step_length.forEach((s, b) => steps.push({ color, label: String(b + 1), values: s, offset: 1 }));
     if (run.effective_step) {
-      for (const e of run.effective_step) {
-        eff.push({ color, values: e.map((p) => (p ? p[0] : null)), offset: 1 });
+      for (const [b, e] of run.effective_step.entries()) {
+        eff.push({ color, label: String(b + 1), values: e.map((p) => (p ? p[0] : null)), offset: 1 });
         eff.push({ color, dash: [4, 3], values: e.map((p) => (p ? p[1] : null)), offset: 1 });
       }
     } else if (run.name === "gd" || run.name === "momentum") {
@@ -690,11 +789,11 @@ function drawPlots() {
     note: fstar === null ? "f is unbounded below here" : "",
   });
   plot($("plot-step"), {
-    title: "step length ‖θ_k − θ_k₋₁‖  (for momentum: the velocity ‖s_k‖)",
+    title: "step length ‖θ_k − θ_k₋₁‖ (momentum: ‖s_k‖)",
     xlabel: "step k", log: true, series: steps, k,
   });
   plot($("plot-eff"), {
-    title: "effective step size α/(√r̂ + ε) per coordinate: θ₁ solid, θ₂ dashed",
+    title: "effective step α/(√r̂ + ε): θ₁ solid, θ₂ dashed",
     xlabel: "step k", log: true, series: eff, k,
     note: eff.length ? "GD, momentum: the constant α, dotted" : "adaptive rules only (AdaGrad, RMSProp, Adam)",
   });
@@ -708,7 +807,8 @@ function drawTable() {
   if (!result) return;
   const what = result.f_star === null ? "f" : "f − f*";
   const caption = el("caption", {},
-    `${what} after ${result.steps} steps; ✓ k: ${what} < ${TOL_F} reached at step k`);
+    `How each run ended: reached ${what} < ${TOL_F}, diverged, escaped (left the map of a ` +
+    `surface unbounded below), or ${what} after ${result.steps} steps`);
   const head = el("tr");
   head.append(el("th", {}, "start θ₀"));
   for (const run of result.runs) {
@@ -723,12 +823,14 @@ function drawTable() {
   table.append(caption, head);
   result.starts.forEach((p, b) => {
     const tr = el("tr");
-    tr.append(el("td", {}, `${b + 1}  (${fmt(p[0])}, ${fmt(p[1])})`));
+    tr.append(el("td", { class: "start" }, `${b + 1}  (${fmt(p[0])}, ${fmt(p[1])})`));
     for (const run of result.runs) {
       const d = run.diverged_at[b], reached = run.steps_to_target[b];
+      const escaped = run.escaped_at ? run.escaped_at[b] : null;
       let td;
-      if (d !== null) td = el("td", { class: "div" }, `diverged at step ${d}`);
-      else if (reached !== null) td = el("td", { class: "ok" }, `✓ ${reached}`);
+      if (d !== null) td = el("td", { class: "div" }, `✕ diverged at step ${d}`);
+      else if (escaped !== null) td = el("td", { class: "esc" }, `↗ escaped at step ${escaped}`);
+      else if (reached !== null) td = el("td", { class: "ok" }, `✓ reached at step ${reached}`);
       else {
         const f = run.f[b][run.f[b].length - 1];
         td = el("td", {}, fmt(result.f_star === null ? f : f - result.f_star));
