@@ -65,7 +65,9 @@ def mark_critical_points(ax: plt.Axes, landscape) -> None:
 
 
 def trajectories_figure(result: Trajectories, landscape, title: str = "") -> plt.Figure:
-    """One panel per configuration: the paths of every start on the contour map."""
+    """One panel per configuration: the paths of every start on the contour map; a run that
+    diverged ends in ✕, one that escaped (a surface unbounded below) in ▲, at the map's edge
+    when it stopped outside it."""
     if result.x is None:
         raise ValueError("result must be recorded with record='full' to draw its paths.")
     C = result.configs
@@ -82,8 +84,21 @@ def trajectories_figure(result: Trajectories, landscape, title: str = "") -> plt
         ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="θ₁", ylabel="θ₂")
         for b in range(result.starts.shape[0]):
             path = result.x[:, c, b, :2].numpy()
-            ax.plot(path[:, 0], path[:, 1], ".-", ms=2, lw=1)
+            (line,) = ax.plot(path[:, 0], path[:, 1], ".-", ms=2, lw=1)
             ax.plot(*path[0], "o", color="red", ms=4)
+            status, k = result.outcome(c, b)
+            if status in ("diverged", "escaped"):  # ✕ a blow-up, ▲ an escape, where it stopped
+                end = path[k] if k < len(path) else path[-1]
+                marker = "X" if status == "diverged" else "^"
+                ax.plot(
+                    *np.clip(end, (x0, y0), (x1, y1)),
+                    marker,
+                    color=line.get_color(),
+                    ms=9,
+                    mec="black",
+                    zorder=6,
+                    clip_on=False,
+                )
         label = ", ".join(
             f"{k}={v:g}" for k, v in result.config(c).items() if k != "bias_correction"
         )
