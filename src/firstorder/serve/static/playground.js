@@ -404,8 +404,7 @@ async function sendRun() {
       $("timing").textContent = `updated ${Math.round(ms)} ms after the change (` + (missing.length
         ? `firstorder.run took ${Math.round(1000 * data.seconds)} ms for ` +
           (missing.length === these.length ? `all ${these.length} optimizers)` : `${missing.length} of ${these.length} optimizers, the page had the others)`)
-        : "the page had every run)") +
-        (data.observation === "eager" && missing.length ? "; kernels still compiling, eager run" : "");
+        : "the page had every run)");
       document.body.dataset.pageMs = String(Math.round(ms));
       document.body.dataset.serverMs = String(Math.round(1000 * data.seconds));
       document.body.dataset.observation = data.observation;
