@@ -272,3 +272,10 @@ def test_train_labels_each_optimizers_bar():
     )
     assert r.returncode == 0, r.stderr
     assert "adam, α = 0.001 (1/2)" in r.stdout and "gd, α = 0.1 (2/2)" in r.stdout
+
+
+def test_the_landscape_table_fits_80_columns_and_cuts_nothing():
+    out = lines_of("landscapes")
+    assert "…" not in out  # a long description wraps, it is not cut
+    for name in landscapes.names():
+        assert name in out

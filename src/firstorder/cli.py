@@ -70,7 +70,7 @@ def parse_values(name: str, text: str, *, log: bool) -> list[float]:
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
     table = Table(title=title)
     for c in columns:
-        table.add_column(c)
+        table.add_column(c, overflow="fold")  # long text wraps at 80 columns, none is cut
     for row in rows:
         table.add_row(*(_fmt(v) for v in row))
     return table
