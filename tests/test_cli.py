@@ -2,7 +2,6 @@
 user's mistake."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -174,28 +173,29 @@ def test_run_and_sweep_explain_themselves_differently(capsys):
             assert name in text
 
 
-def lines_of(*args):
-    r = subprocess.run(
-        [sys.executable, "-m", "firstorder.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "80"},
-    )
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
-    assert all(len(line) <= 80 for line in lines), max(lines, key=len)  # fits 80 columns
-    return r.stdout
+@pytest.fixture
+def lines_of(capsys, monkeypatch):
+    """Run the command in this process on an 80-column terminal; its output, checked to fit."""
+    monkeypatch.setenv("COLUMNS", "80")
+
+    def run(*args):
+        assert main(list(args)) == 0
+        out = capsys.readouterr().out
+        lines = out.splitlines()
+        assert all(len(line) <= 80 for line in lines), max(lines, key=len)  # fits 80 columns
+        return out
+
+    return run
 
 
-def test_run_says_where_a_blow_up_was_caught():
+def test_run_says_where_a_blow_up_was_caught(lines_of):
     # GD on 0.1 x₁² + 2 x₂² at α = 10 multiplies x₂ by 1 − 10·4 = −39 a step: from |x₂| = 2 it
     # is 78 after one step (inside the bound 100 × 6 = 600) and 3042 after two
     out = lines_of("run", "canyon", "--optimizer", "gd", "--lr", "10", "--steps", "50")
     assert out.count("diverged at step 2") == 3
 
 
-def test_sweep_prints_shares_as_percentages_and_counts_lr_099_diverged():
+def test_sweep_prints_shares_as_percentages_and_counts_lr_099_diverged(lines_of):
     # α λ_max = 0.99 · 4 = 3.96 > 2 and 1.1 · 4 = 4.4 > 2: both diverge; 0.1 and 0.5 do not
     out = lines_of("sweep", "canyon", "--optimizer", "gd", "--lr", "0.1,0.5,0.99,1.1")
     rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
@@ -204,12 +204,12 @@ def test_sweep_prints_shares_as_percentages_and_counts_lr_099_diverged():
     assert rows["0.1"].count("0%") >= 2 and "100%" not in rows["0.1"]
 
 
-def test_on_the_saddle_a_run_escapes():
+def test_on_the_saddle_a_run_escapes(lines_of):
     out = lines_of("run", "saddle", "--optimizer", "gd", "--lr", "0.1")
     assert out.count("escaped at step") == 3 and "diverged" not in out
 
 
-def test_the_readme_sweep_reaches_the_target_somewhere():
+def test_the_readme_sweep_reaches_the_target_somewhere(lines_of):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     line = next(ln for ln in readme.splitlines() if ln.startswith("firstorder sweep rosenbrock"))
     args = line.split("#")[0].split()[1:]
@@ -218,11 +218,13 @@ def test_the_readme_sweep_reaches_the_target_somewhere():
     assert any(r["success"] > 0 for r in rows)
 
 
-def test_a_missing_value_is_named_before_a_bad_one():
-    r = run_cli("run", "canyon", "--optimizer", "momentum", "--rho", "1.5")
-    assert r.returncode == 2 and "lr must be given" in r.stderr, r.stderr
-    r = run_cli("run", "canyon", "--optimizer", "momentum", "--lr", "0.1", "--rho", "1.5")
-    assert r.returncode == 2 and "rho" in r.stderr and "1.5" in r.stderr, r.stderr
+def test_a_missing_value_is_named_before_a_bad_one(capsys):
+    assert main(["run", "canyon", "--optimizer", "momentum", "--rho", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "lr must be given" in err and "rho" not in err, err
+    assert main(["run", "canyon", "--optimizer", "momentum", "--lr", "0.1", "--rho", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "rho" in err and "1.5" in err, err
 
 
 def test_claims_from_a_results_file_reruns_nothing(tmp_path, capsys):
@@ -274,7 +276,7 @@ def test_train_labels_each_optimizers_bar():
     assert "adam, α = 0.001 (1/2)" in r.stdout and "gd, α = 0.1 (2/2)" in r.stdout
 
 
-def test_the_landscape_table_fits_80_columns_and_cuts_nothing():
+def test_the_landscape_table_fits_80_columns_and_cuts_nothing(lines_of):
     out = lines_of("landscapes")
     assert "…" not in out  # a long description wraps, it is not cut
     for name in landscapes.names():

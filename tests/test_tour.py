@@ -92,9 +92,18 @@ def test_same_seed_same_numbers(tmp_path):
 
 
 def test_experiments_in_parallel_processes_give_the_same_numbers_in_tour_order(tmp_path):
+    import io
+
+    from rich.console import Console
+
     only = ["C7", "C5", "C3"]
     serial = run_tour(tmp_path / "serial", quick=True, only=only, progress=False)
-    parallel = run_tour(tmp_path / "parallel", quick=True, only=only, progress=False, jobs=2)
+    buf = io.StringIO()  # the progress display, on a terminal of 100 columns
+    console = Console(file=buf, force_terminal=True, width=100)
+    parallel = run_tour(tmp_path / "parallel", quick=True, only=only, console=console, jobs=2)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())  # without the colours
+    assert "0/3" in shown and "3/3" in shown  # n of N done
+    assert re.search(r"running C[57]", shown)  # the experiments in flight, by id (C3 waits)
     assert [f.id for f in parallel] == only
     assert [f.numbers for f in parallel] == [f.numbers for f in serial]
     data = json.loads((tmp_path / "parallel" / "results.json").read_text())
@@ -201,16 +210,3 @@ def test_the_report_leads_with_the_takeaway_and_shows_the_headline_and_seeds():
     assert "they disagree (seed 0: partly; seed 1: holds)" in report.html(
         [split], quick=True, seed=0, seconds=1
     )
-
-
-def test_the_progress_shows_n_of_N_and_the_running_experiments(tmp_path):
-    import io
-
-    from rich.console import Console
-
-    buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, width=100)
-    run_tour(tmp_path, quick=True, only=["C5", "C7"], console=console, jobs=2)
-    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())  # without the colours
-    assert "0/2" in shown and "2/2" in shown
-    assert "running C5" in shown  # the experiments in flight, by id
