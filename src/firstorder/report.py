@@ -87,6 +87,8 @@ img { max-width: 100%; height: auto; border: 1px solid #eaeef2; margin: 0.5em 0;
 dl.numbers { display: grid; grid-template-columns: minmax(8em, max-content) 1fr; gap: 2px 1em;
              font-size: 0.9em; }
 dl.numbers dt { color: #57606a; } dl.numbers dd { margin: 0; min-width: 0; }
+dl.numbers.nested { font-size: 1em; border-left: 2px solid #eaeef2; padding-left: 0.6em; }
+.kv { white-space: nowrap; } .kv b { font-weight: 600; }
 dl.numbers table td { padding: 1px 6px; border: none; font-variant-numeric: tabular-nums; }
 .muted { color: #57606a; } a { color: #0969da; }
 @media (max-width: 600px) {
@@ -153,6 +155,12 @@ def value_html(v: object, depth: int = 0) -> str:
     if isinstance(v, str):
         return escape(v)
     if isinstance(v, dict):
+        if all(v_ is None or isinstance(v_, bool | int | float | str) for v_ in v.values()):
+            # a small table of plain values reads best on one line: "gd 1 · momentum 1.468"
+            return " · ".join(
+                f'<span class="kv">{escape(label(str(k)))} <b>{value_html(x)}</b></span>'
+                for k, x in v.items()
+            )
         return numbers_html(v, depth + 1)
     if isinstance(v, list | tuple):
         if v and all(isinstance(r, list | tuple) for r in v):  # a matrix: a small table
@@ -177,7 +185,7 @@ def numbers_html(numbers: dict, depth: int = 0) -> str:
         f"<dt>{escape(label(str(k)))}</dt><dd>{value_html(v, depth)}</dd>"
         for k, v in numbers.items()
     )
-    return f'<dl class="numbers">{rows}</dl>'
+    return f'<dl class="numbers{" nested" if depth else ""}">{rows}</dl>'
 
 
 def takeaway(f: Finding) -> str:
