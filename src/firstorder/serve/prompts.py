@@ -65,7 +65,7 @@ TRY: dict[str, list[dict[str, object]]] = {
         {
             "text": "Newton's step jumps straight onto the saddle and stays there: it treats "
             "every critical point alike (C12).",
-            "query": "steps=50&opt=newton,lr=1,damping=0",
+            "query": "steps=20&opt=newton,lr=1,damping=0",
             "expect": {"outcomes": {"newton": [B, B, B]}},
         },
     ],
@@ -82,10 +82,19 @@ TRY: dict[str, list[dict[str, object]]] = {
     ],
     "double_well": [
         {
-            "text": "GD rolls off the saddle into a well from every start; Newton jumps onto "
-            "the saddle between the wells and stays (f − f* = ¼).",
-            "query": "steps=300&opt=gd,lr=0.1&opt=newton,lr=1,damping=0",
-            "expect": {"outcomes": {"gd": [R, R, R], "newton": [B, B, B]}},
+            "text": "GD and momentum roll off the saddle into a well from every start; "
+            "momentum overshoots and takes longer to settle here.",
+            "query": "steps=300&opt=gd,lr=0.1&opt=momentum,lr=0.1,rho=0.9",
+            "expect": {
+                "outcomes": {"gd": [R, R, R], "momentum": [R, R, R]},
+                "sooner": ["gd", "momentum"],
+            },
+        },
+        {
+            "text": "Newton jumps onto the saddle between the wells and stays (f − f* = ¼): "
+            "it goes to the nearest critical point, of any kind.",
+            "query": "steps=20&opt=newton,lr=1,damping=0",
+            "expect": {"outcomes": {"newton": [B, B, B]}, "gap_above": {"newton": {1: 0.24}}},
         },
     ],
     "plateau": [
