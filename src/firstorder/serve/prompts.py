@@ -107,8 +107,8 @@ TRY: dict[str, list[dict[str, object]]] = {
     ],
     "two_wells": [
         {
-            "text": "At α = 0.5 GD settles where it starts to fall, in the shallow, much worse "
-            "well from starts 1 and 2; momentum (ρ = 0.9) rolls on into the deep one.",
+            "text": "At α = 0.5 GD stops in the shallow, much worse well from starts 1 and 2; "
+            "momentum (ρ = 0.9) rolls on into the deep one from starts 1, 2 and 4.",
             "query": "steps=500&opt=gd,lr=0.5&opt=momentum,lr=0.5,rho=0.9",
             "expect": {
                 "outcomes": {"gd": [B, B, B, B], "momentum": [R, R, B, R]},
