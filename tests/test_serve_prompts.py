@@ -51,3 +51,14 @@ def test_the_page_gets_text_and_query_only():
     assert prompts("canyon") == [{"text": p["text"], "query": p["query"]} for p in TRY["canyon"]]
     assert prompts("booth") == []
     assert FIRST[0] in landscapes.names() and set(FIRST[1]) <= set(rules.RULES)
+
+
+def test_the_server_starts_compiling_the_first_page_when_it_starts(monkeypatch):
+    from firstorder.serve import app as serve_app
+
+    calls = []
+    monkeypatch.setattr(serve_app, "warm_up", lambda f, opts: calls.append((f.name, opts)))
+    serve_app.create_app(compile=False)
+    assert calls == []  # eager: nothing to compile
+    serve_app.create_app(compile=True)
+    assert calls == [(FIRST[0], [(name, {}) for name in FIRST[1]])]
