@@ -127,11 +127,14 @@ def _run_pool(
     lost = []
     try:
         futures = {pool.submit(_run_by_id, e.id, ctx): i for i, e in zip(positions, chosen)}
-        names = {future: e.id for future, e in zip(futures, chosen)}
+        names = {future: e for future, e in zip(futures, chosen)}
 
         def running() -> str:
-            now = [names[f] for f in futures if f.running()] or [e.id for e in chosen[:workers]]
-            return "running " + ", ".join(now)
+            """The experiments in flight: their ids, and the title when only one is left."""
+            now = [names[f] for f in futures if f.running()] or chosen[:workers]
+            if len(now) == 1:
+                return f"running {now[0].id} {now[0].title}"
+            return "running " + ", ".join(e.id for e in now)
 
         bar.update(task, description=running())
         for future in as_completed(futures):
