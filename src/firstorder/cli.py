@@ -1,7 +1,7 @@
 """The ``firstorder`` command.
 
     firstorder tour [--quick] [--out DIR]
-    firstorder claims [--quick] [--json] [--only C6,C8a]
+    firstorder claims [--quick] [--json] [--only C6,C8a] [--from results.json]
     firstorder landscapes [--json]
     firstorder run LANDSCAPE --optimizer NAME [--lr A] [--rho R] ... [--plot FILE] [--json]
     firstorder sweep LANDSCAPE --optimizer NAME --lr A:B:N [--rho A:B:N] [--plot FILE] [--json]
@@ -10,7 +10,8 @@
     firstorder serve [--port 8765] [--open]
 
 A user's mistake (an unknown name, a value out of range, a malformed range) prints one line
-and exits with status 2, never a traceback.
+and exits with status 2, never a traceback. ``firstorder COMMAND --help`` explains each
+command with examples and every option's default.
 """
 
 from __future__ import annotations
