@@ -614,7 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="α (default: gd 0.1, momentum 0.01, adagrad 0.01, rmsprop 0.001, adam 0.001)",
     )
     tr.add_argument("--epochs", type=int, default=20, help="passes over the training set")
-    tr.add_argument("--batch-size", type=int, default=64, help="minibatch size, 0 for full batch")
+    tr.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="minibatch size; 0, or the training set's size or more, is the full batch",
+    )
     tr.add_argument("--seed", type=int, default=0, help="the seed of the weights and the order")
     tr.add_argument(
         "--plot", help="draw the loss curves to this file (.png, .pdf, .svg; default: none)"

@@ -56,6 +56,11 @@ def main(args: argparse.Namespace, console: Console) -> int:
         for n in names
     }
     progress = not args.no_progress and not args.json
+    # a minibatch as large as the training set is the full batch (xor has 4 examples)
+    if args.batch_size < 0:
+        raise ValueError(f"--batch-size must be >= 0 (0: the full batch), got {args.batch_size}.")
+    n_train = len(data.x_train)
+    batch = args.batch_size if 0 < args.batch_size < n_train else None
     histories = {}
     rng = torch.get_rng_state()  # each optimizer's run starts from the same random state
     for i, (n, make_optimizer) in enumerate(optimizers.items(), 1):
@@ -69,9 +74,9 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 {n: make_optimizer},
                 data,
                 epochs=args.epochs,
-                batch_size=args.batch_size or None,
+                batch_size=batch,
                 seed=args.seed,
-                log_every=max(1, len(data.x_train) // (args.batch_size or len(data.x_train))),
+                log_every=max(1, n_train // (batch or n_train)),
                 progress=progress,
             )
         )
