@@ -241,7 +241,7 @@ def test_a_slow_answer_shows_computing(server, page):
 
 
 def test_try_this_sets_up_the_experiment_it_describes(server, page, tmp_path):
-    page.goto(f"{server}/?landscape=canyon&steps=40&opt=adam,lr=0.05")
+    page.goto(f"{server}/?landscape=canyon&steps=40&opt=adam,lr=0.05&opt=gd,lr=0.1")
     wait_for_run(page, 0)
     prompts = page.locator("#try button")
     assert prompts.count() == 2
@@ -253,6 +253,14 @@ def test_try_this_sets_up_the_experiment_it_describes(server, page, tmp_path):
     assert page.text_content("#outcomes").count("diverged at step") == 3
     q = parse_qs(urlparse(page.url).query)
     assert q["opt"] == ["gd,lr=0.55"] and q["steps"] == ["100"]
+    # what a prompt leaves out takes the page's defaults: Adam's ρ₁ back to 0.9
+    page.goto(f"{server}/?landscape=plateau&steps=40&opt=adam,lr=0.05,rho1=0.5")
+    wait_for_run(page, 0)
+    assert page.text_content("#adam-rho1 + output") == "0.5"
+    n = runs(page)
+    page.locator("#try button").first.click()  # "opt=gd,lr=0.5&opt=adam,lr=0.05"
+    wait_for_run(page, n)
+    assert page.text_content("#adam-rho1 + output") == "0.9"
     page.select_option("#landscape", "booth")  # a landscape without prompts hides the box
     page.wait_for_function("document.getElementById('try-box').hidden")
     shot = tmp_path / "try.png"

@@ -72,7 +72,10 @@ function initialOpts() {
     const hyper = {};
     for (const [k, d] of Object.entries(o.hyper)) hyper[k] = d === null ? START_LR[o.name] : d;
     if ("lr" in hyper && START_LR[o.name] !== undefined) hyper.lr = START_LR[o.name];
-    state.opts[o.name] = { on: START_ON.includes(o.name), hyper };
+    if (state.opts[o.name]) {  // in place: the controls hold these objects
+      Object.assign(state.opts[o.name].hyper, hyper);
+      state.opts[o.name].on = START_ON.includes(o.name);
+    } else state.opts[o.name] = { on: START_ON.includes(o.name), hyper };
   }
 }
 
@@ -233,6 +236,7 @@ function showPrompts() {
   for (const p of (info && info.try) || []) {
     const b = el("button", { type: "button", class: "try" }, p.text);
     b.addEventListener("click", () => {
+      initialOpts();  // what the prompt leaves out takes the page's defaults, as it was measured
       readState(new URLSearchParams(`landscape=${state.landscape}&${p.query}`));
       state.starts = land.starts.map((q) => q.slice());
       state.k = null;
