@@ -131,7 +131,11 @@ def _run_pool(
 
         def running() -> str:
             """The experiments in flight: their ids, and the title when only one is left."""
-            now = [names[f] for f in futures if f.running()] or chosen[:workers]
+            now = [names[f] for f in futures if f.running()]
+            if not now and not any(f.done() for f in futures):  # the pool is still starting
+                now = chosen[:workers]
+            if not now:
+                return ""
             if len(now) == 1:
                 return f"running {now[0].id} {now[0].title}"
             return "running " + ", ".join(e.id for e in now)
