@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from firstorder.optim import GD, AdaGrad, Adam, Momentum, RMSProp
+from firstorder.optim import GD, AdaGrad, Adam, Momentum, Newton, RMSProp
 
 MAKERS = {
     "gd": lambda p, **kw: GD(p, lr=kw.get("lr", 0.05)),
@@ -198,10 +198,16 @@ def test_bad_hyperparameters_get_a_clear_error(make, error, message):
 def test_bad_params_get_a_clear_error():
     with pytest.raises(TypeError, match="params must be tensors, got float at position 1"):
         Adam([torch.zeros(2), 3.0])
-    with pytest.raises(TypeError, match="params must be real floating-point tensors.*complex64"):
-        Adam([torch.zeros(2, dtype=torch.complex64)])
-    with pytest.raises(TypeError, match="params must be real floating-point tensors.*int64"):
+    with pytest.raises(TypeError, match="params must be floating-point or complex.*int64"):
         GD([torch.zeros(2, dtype=torch.int64)], lr=0.1)
+    # complex parameters are pairs of reals (torch.view_as_real), except where the flat
+    # buffers or Newton's H would need complex arithmetic
+    complex_param = torch.zeros(2, dtype=torch.complex64, requires_grad=True)
+    message = "params must be real floating-point tensors for Adam with compile=True.*complex64"
+    with pytest.raises(TypeError, match=message):
+        Adam([complex_param], compile=True)
+    with pytest.raises(TypeError, match="real floating-point tensors for Newton.*complex64"):
+        Newton([complex_param])
     with pytest.raises(TypeError, match="params"):
         Adam(torch.zeros(2))  # a bare tensor, not an iterable of tensors
 
@@ -213,3 +219,71 @@ def test_sparse_gradient_is_refused(name):
     emb(torch.tensor([1, 2])).sum().backward()
     with pytest.raises(ValueError, match="dense gradients, got a sparse gradient"):
         opt.step()
+
+
+# --- param groups and loaded states are checked (issue 22) ----------------------------------
+
+
+def test_an_unknown_param_group_key_is_named_with_the_allowed_ones():
+    p = torch.zeros(2, requires_grad=True)
+    message = (
+        r"param group keys must be params or hyperparameters of adam \(lr, rho1, rho2, eps, "
+        r"bias_correction\), got 'momentum'\."
+    )
+    with pytest.raises(ValueError, match=message):
+        Adam([{"params": [p], "momentum": 0.9}])
+    with pytest.raises(ValueError, match=r"got 'momentum' \(torch.optim's momentum is rho here\)"):
+        Momentum([p], lr=0.1).add_param_group({"params": [torch.ones(1)], "momentum": 0.9})
+    with pytest.raises(ValueError, match=r"got 'betas' \(torch.optim's betas is rho1 and rho2"):
+        Adam([{"params": [p], "betas": (0.9, 0.99)}])
+
+
+def stepped(make, steps=3):
+    theta = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = make([theta])
+    for _ in range(steps):
+        theta.grad = torch.tensor([0.5, 0.25], dtype=torch.float64)
+        opt.step()
+    return theta, opt
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_load_state_dict_checks_the_hyperparameters_it_loads(compile):
+    theta, opt = stepped(lambda p: Adam(p, lr=0.1, compile=compile))
+    state = opt.state_dict()
+    state["param_groups"][0].update(rho1=1.5, eps=-1.0)
+    before = (theta.detach().clone(), opt.state_dict())
+    with pytest.raises(ValueError, match=r"state_dict param group 0: rho1 must be in \[0, 1\)"):
+        opt.load_state_dict(state)
+    # nothing was replaced: the optimizer goes on from where it was
+    assert torch.equal(theta.detach(), before[0])
+    assert opt.state_dict()["param_groups"] == before[1]["param_groups"]
+    theta.grad = torch.ones(2, dtype=torch.float64)
+    opt.step()
+    assert torch.isfinite(theta).all() and theta.abs().max() < 3
+
+
+def test_a_state_from_another_optimizer_is_refused_clearly():
+    _, adam = stepped(lambda p: Adam(p, lr=0.1))
+    _, momentum = stepped(lambda p: Momentum(p, lr=0.1))
+    with pytest.raises(ValueError, match="state_dict must be one saved by Momentum.*another"):
+        momentum.load_state_dict(adam.state_dict())
+    _, torch_adam = stepped(lambda p: torch.optim.Adam(p, lr=0.1))
+    with pytest.raises(ValueError, match=r"saved by Adam, got param group 0 with .*betas"):
+        adam.load_state_dict(torch_adam.state_dict())
+    # same hyperparameter names, other state: torch's RMSprop keys would not fit either
+    state = momentum.state_dict()
+    state["state"][0] = {"momentum_buffer": torch.zeros(2)}
+    with pytest.raises(ValueError, match=r"parameter state with \(momentum_buffer\) where"):
+        momentum.load_state_dict(state)
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_a_parameter_listed_twice_is_refused_as_torch_refuses_it(compile):
+    # torch.optim warns for a duplicate inside a group (its warning says it will become an
+    # error) and raises across groups; we raise for both, with and without compile=True
+    p, q = torch.zeros(2, requires_grad=True), torch.zeros(3, requires_grad=True)
+    with pytest.raises(ValueError, match="each parameter once, got the parameter at position 2"):
+        Adam([p, q, p], compile=compile)
+    with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
+        Adam([{"params": [p]}, {"params": [q, p]}], compile=compile)

@@ -54,13 +54,27 @@ class RuleOptimizer(torch.optim.Optimizer):
         params = param_group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
         for i, p in enumerate(params):
+            p = p[1] if isinstance(p, tuple) and len(p) == 2 else p  # (name, tensor), as torch
             if not isinstance(p, Tensor):
                 raise TypeError(f"params must be tensors, got {type(p).__name__} at position {i}.")
-            if not p.is_floating_point():
-                raise TypeError(
-                    f"params must be real floating-point tensors, got dtype {p.dtype} at "
-                    f"position {i}."
+            if not (p.is_floating_point() or (p.is_complex() and self._takes_complex)):
+                allowed = (
+                    "floating-point or complex tensors"
+                    if self._takes_complex
+                    else f"real floating-point tensors for {type(self).__name__}"
+                    + (" with compile=True" if self.compile else "")
                 )
+                raise TypeError(f"params must be {allowed}, got dtype {p.dtype} at position {i}.")
+        tensors = [p[1] if isinstance(p, tuple) else p for p in params]
+        if len(set(tensors)) != len(tensors):
+            # torch.optim warns and updates such a parameter twice per step (its warning says
+            # this will become an error); a flat buffer cannot hold one tensor twice, so both
+            # of our paths refuse it
+            i = next(i for i, p in enumerate(tensors) if any(p is q for q in tensors[:i]))
+            raise ValueError(
+                f"params must list each parameter once, got the parameter at position {i} twice."
+            )
+        _check_keys(self.rule, param_group)
         for name in self.rule.hyper:
             if name in param_group:
                 rules.check(name, param_group[name])
@@ -72,9 +86,25 @@ class RuleOptimizer(torch.optim.Optimizer):
                 )
         super().add_param_group({**param_group, "params": params})
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self._flat.clear()  # rebuilt at the next step from the loaded state
+    @property
+    def _takes_complex(self) -> bool:
+        """Complex parameters are updated as torch.optim updates them: as pairs of reals
+        (``torch.view_as_real``); the flat buffers and Newton's H hold real numbers only."""
+        return not self.compile and not self.rule.needs_hessian
+
+    def __getstate__(self) -> dict[str, Any]:
+        # torch.optim.Optimizer pickles only defaults, state and param_groups; ``compile``
+        # must survive deepcopy and pickle too (the flat buffers are rebuilt at the next step)
+        return {**super().__getstate__(), "compile": self.compile}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Called by unpickling and by ``load_state_dict`` (after its pre-hooks): the loaded
+        param groups and state are checked before anything is replaced."""
+        if "param_groups" in state:
+            _check_loaded(self.rule, type(self).__name__, state)
+        state.setdefault("compile", getattr(self, "compile", False))
+        super().__setstate__(state)
+        self._flat: dict[int, tuple[list[flat.FlatGroup], list[Tensor]]] = {}
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
@@ -99,11 +129,11 @@ class RuleOptimizer(torch.optim.Optimizer):
                 state = self.state[p]
                 if not state:
                     state.update(self._initial_state(p))
-                buffers = {name: state[name] for name in self.rule.state}
+                buffers = {name: _real(state[name]) for name in self.rule.state}
                 if self.rule.counts_steps:
                     state["k"] += 1
                     buffers["k"] = state["k"]
-                self.rule.update(p, p.grad, **buffers, **hyper)
+                self.rule.update(_real(p), _real(p.grad), **buffers, **hyper)
         return loss
 
     def _step_flat(self, index: int, group: dict[str, Any], hyper: dict[str, Any]) -> None:
@@ -144,6 +174,65 @@ class RuleOptimizer(torch.optim.Optimizer):
         if self.rule.counts_steps:
             state["k"] = 0  # a Python int: never saturates, unlike a float32 step tensor
         return state
+
+
+# Keys that torch's own code writes into param groups besides the hyperparameters: the
+# parameters' names, the schedulers' (initial_lr; OneCycleLR's max_lr, min_lr, max_momentum,
+# base_momentum; SWALR's swa_lr), and ZeroRedundancyOptimizer's, which copies its constructor
+# keywords (compile) into each group it hands to the optimizer of its shard.
+_TORCH_KEYS = frozenset(
+    {"params", "param_names", "initial_lr", "max_lr", "min_lr", "max_momentum"}
+    | {"base_momentum", "swa_lr", "compile"}
+)
+# torch.optim's names for the notes' symbols, to point a user at ours
+_TORCH_NAMES = {"momentum": "rho", "alpha": "rho", "betas": "rho1 and rho2"}
+
+
+def _real(t: Tensor) -> Tensor:
+    """A complex tensor as the real tensor of its (real, imaginary) pairs, as torch.optim
+    updates it; a real tensor as it is."""
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+def _check_keys(rule: rules.Rule, group: dict[str, Any]) -> None:
+    unknown = [key for key in group if key not in _TORCH_KEYS and key not in rule.hyper]
+    if unknown:
+        hints = [
+            f"torch.optim's {k} is {_TORCH_NAMES[k]} here"
+            for k in unknown
+            if k in _TORCH_NAMES and _TORCH_NAMES[k].split()[0] in rule.hyper
+        ]
+        raise ValueError(
+            f"param group keys must be params or hyperparameters of {rule.name} "
+            f"({', '.join(rule.hyper)}), got {', '.join(map(repr, unknown))}"
+            + (f" ({'; '.join(hints)})." if hints else ".")
+        )
+
+
+def _check_loaded(rule: rules.Rule, name: str, loaded: dict[str, Any]) -> None:
+    """Refuse a loaded state that another optimizer saved, or hyperparameters outside their
+    domain, before any of it replaces the optimizer's own."""
+    for i, group in enumerate(loaded["param_groups"]):
+        theirs = [key for key in group if key not in _TORCH_KEYS]
+        if sorted(theirs) != sorted(rule.hyper):
+            raise ValueError(
+                f"state_dict must be one saved by {name}, got param group {i} with "
+                f"hyperparameters ({', '.join(theirs)}) where {name} has "
+                f"({', '.join(rule.hyper)}): it comes from another optimizer."
+            )
+        for key in rule.hyper:
+            try:
+                rules.check(key, group[key])
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"state_dict param group {i}: {err}") from None
+    expected = set(rule.state) | ({"k"} if rule.counts_steps else set())
+    for state in loaded["state"].values():
+        if isinstance(state, dict) and state and set(state) != expected:
+            raise ValueError(
+                f"state_dict must be one saved by {name}, got a parameter state with "
+                f"({', '.join(map(str, state))}) where {name} keeps "
+                f"({', '.join(sorted(expected))}): it comes from another optimizer."
+            )
 
 
 class GD(RuleOptimizer):
@@ -251,6 +340,9 @@ class Newton(RuleOptimizer):
     ) -> None:
         self.strict = strict
         super().__init__(params, lr=lr, damping=damping)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "strict": self.strict}
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:  # type: ignore[override]
