@@ -74,9 +74,10 @@ def fwd_bwd(optimizer, weight, bias, x):
 
 def step_schedulers(schedulers, loss):
     for scheduler in schedulers:
-        scheduler.step(loss.item()) if isinstance(
-            scheduler, ReduceLROnPlateau
-        ) else scheduler.step()
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(loss.item())
+        else:
+            scheduler.step()
 
 
 @every
