@@ -136,6 +136,9 @@ class RuleOptimizer(torch.optim.Optimizer):
                 self.rule.update(_real(p), _real(p.grad), **buffers, **hyper)
         return loss
 
+    # already compiled: a torch.compile around the training step calls it as it is, instead
+    # of tracing the flat buffers' bookkeeping and inlining the rule's eager form
+    @torch.compiler.disable
     def _step_flat(self, index: int, group: dict[str, Any], hyper: dict[str, Any]) -> None:
         """``compile=True``: one call of the compiled rule per stretch of a flat buffer.
 
