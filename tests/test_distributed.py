@@ -140,6 +140,15 @@ def run_two_processes(out: str) -> dict:
 
 
 def assert_same(got: list[torch.Tensor], expected: list[torch.Tensor], case: str) -> None:
+    """Equal up to the rounding of a different summation order, float64.
+
+    Two processes sum 8 terms each and average the two sums; one process sums 16: the
+    gradients differ by at most ~16u = 2e-15 relative to the sum of the terms' magnitudes,
+    which the cross-entropy gradients here exceed their sum by well under 100x: 2e-13 per
+    step. Adam's step is invariant to the scale of g (when |g| ≫ ε), so a relative gradient
+    error δ moves a step of α = 0.01 by at most about δ·α, and 20 steps accumulate 20·δ·α,
+    even if the dynamics magnified it 1000x still 4e-11·α ≪ 1e-10 |θ| + 1e-12. A wrong
+    average (a sum instead of a mean, one shard's gradient) changes θ by 1e-3 or more."""
     for i, (g, e) in enumerate(zip(got, expected, strict=True)):
         torch.testing.assert_close(
             g, e, rtol=1e-10, atol=1e-12, msg=lambda m, i=i: f"{case}, parameter {i}: {m}"
@@ -170,6 +179,7 @@ def test_two_processes_equal_one_process_on_the_whole_batch(tmp_path):
     expected_records = records(history)
     assert [r["step"] for r in got_records] == [r["step"] for r in expected_records]
     for got, want in zip(got_records, expected_records, strict=True):
+        # the same quantities of θ's that agree as above, through sums of ≤ 120 terms: rel 1e-9
         for key in ("train_risk", "test_risk", "batch_loss", "grad_norm", "update_ratio"):
             assert got[key] == (None if want[key] is None else pytest.approx(want[key], rel=1e-9))
 
