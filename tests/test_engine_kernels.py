@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from test_rules import OPS, U64, assert_within
 
 from firstorder import engine_kernels, landscapes, rules
 from firstorder.engine_kernels import Deferred
@@ -57,16 +58,25 @@ def test_the_compiled_rule_is_the_equation(name, bc, C, B, d):
         "bc": bc,
     }
     k = 7
+    theta_before = theta.numpy().copy()
+    state_before = {n: v.numpy().copy() for n, v in state.items()}
     want_theta, want_state = numpy_step(
-        name, theta.numpy().copy(), g.numpy(), {n: v.numpy().copy() for n, v in state.items()}, k, h
+        name, theta_before, g.numpy(), {n: v.numpy().copy() for n, v in state.items()}, k, h
     )
     tensors = {n: torch.tensor(h[n]) for n in engine_kernels.engine_hyper(rule)}
     steps = {"k": torch.full((1, 1, 1), float(k), dtype=torch.float64)} if rule.counts_steps else {}
     before = whole.clone()
     update(theta, g, *state.values(), **steps, **tensors)
-    np.testing.assert_allclose(theta.numpy(), want_theta, rtol=1e-13, atol=1e-15)
+    # test_rules.rounding_bound for one step, plus the compiled kernel's reciprocal of 1 − ρᵏ:
+    # the same step on magnitudes, from |θ|, −|g| and, for Adam, whose s follows g (momentum's
+    # velocity follows −g), −s (the states here are ≥ 0)
+    state_mag = {n: -v if name == "adam" and n == "s" else v for n, v in state_before.items()}
+    theta_mag, states_mag = numpy_step(
+        name, np.abs(theta_before), -np.abs(g.numpy()), state_mag, k, h
+    )
+    assert_within(theta.numpy(), want_theta, (OPS + 1) * 2 * U64 * np.abs(theta_mag))
     for n, v in state.items():
-        np.testing.assert_allclose(v.numpy(), want_state[n], rtol=1e-13, atol=1e-15)
+        assert_within(v.numpy(), want_state[n], (OPS + 1) * 2 * U64 * np.abs(states_mag[n]))
     # the rows around the slice are untouched
     assert torch.equal(whole[0], before[0]) and torch.equal(whole[C + 1], before[C + 1])
 
