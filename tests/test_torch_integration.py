@@ -6,6 +6,8 @@ torch holds its foreach and fused implementations to its for-loop one."""
 import copy
 import inspect
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import optim_db
@@ -130,6 +132,28 @@ def test_rho_set_in_the_param_group_is_used_at_each_step():
         constant.grad = torch.tensor(g)
         opt.step()
     assert (constant.detach() - theta.detach()).abs().max() > 1e3 * bound.max()  # ρ(t) mattered
+
+
+def test_the_readme_recipe_cycles_rho_against_alpha():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    (recipe,) = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+        if block.startswith("import torch\nfrom firstorder.optim import Momentum")
+    ]
+    seen = []
+    names = {"print": print}
+    original = Momentum.step
+
+    def step(self, closure=None):
+        seen.append(self.param_groups[0]["rho"])
+        return original(self, closure)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Momentum, "step", step)
+        exec(recipe, names)
+    assert 0.85 <= min(seen) < 0.86 and max(seen[1:]) > 0.94  # ρ went down and came back
+    assert (names["theta"].detach() - 1).abs().max() < 1e-2  # and θ reached the minimum
 
 
 @pytest.mark.parametrize("compile", [False, True], ids=["plain", "compile"])
