@@ -51,10 +51,15 @@ SCHEDULERS = {
 
 @pytest.fixture(scope="module", autouse=True)
 def compile_small_tensors():
-    """compile=True runs the compiled rule even on these small tensors, once per rule."""
+    """compile=True entries run the compiled rule even on these small tensors (by default
+    those run the plain rule); each rule compiles once per process for the whole module. One
+    thread: on tensors this small, waking a second one costs more than the step (10x here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(kernel.CompiledRule, "min_numel", 0)
         yield
+    torch.set_num_threads(threads)
 
 
 def test_every_scheduler_of_torch_is_in_the_list():

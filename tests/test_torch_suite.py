@@ -35,10 +35,14 @@ named = pytest.mark.parametrize("is_named", [False, True], ids=["unnamed", "name
 @pytest.fixture(scope="module", autouse=True)
 def compile_small_tensors():
     """compile=True entries run the compiled rule even on these small tensors (by default
-    those run the plain rule); each rule compiles once per process for the whole module."""
+    those run the plain rule); each rule compiles once per process for the whole module. One
+    thread: on tensors this small, waking a second one costs more than the step (10x here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(kernel.CompiledRule, "min_numel", 0)
         yield
+    torch.set_num_threads(threads)
 
 
 def applies(optim_info, test_name):
