@@ -163,14 +163,33 @@ def test_run_many_equals_each_rule_run_alone():
     for (name, hyper), got in zip(specs, together):
         alone = run(f, name, steps=60, tol_f=1e-9, bound=10.0, **hyper)
         assert got.optimizer == alone.optimizer and got.hyper == alone.hyper
-        # bit for bit: together, each trajectory meets the same elementwise operations on the
-        # same numbers as alone (the batch only adds rows; f has no sum over the batch)
-        torch.testing.assert_close(got.x, alone.x, rtol=0, atol=0)
-        torch.testing.assert_close(got.f, alone.f, rtol=0, atol=0)
+        # Together the batch is longer, and torch computes six-hump camel's x⁴ with a vectorised
+        # pow in the body of a tensor and std::pow in its tail (which part a trajectory falls
+        # in depends on its position and the CPU's vector width): up to 2 ulps apart. So each
+        # of the 60 steps may differ by 4u of the largest |x|, |f|, carried to the end by the
+        # dynamics and magnified by at most A, measured by kicking the starts by 1e-9.
+        kick = 1e-9
+        starts = torch.tensor(f.starts, dtype=torch.float64)
+        kicked = starts * (
+            1
+            + kick
+            * torch.randn(
+                starts.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+            )
+        )
+        moved = run(f, name, starts=kicked, steps=60, tol_f=1e-9, bound=10.0, **hyper)
+        for field in ("x", "f"):
+            a, b = getattr(alone, field), getattr(moved, field)
+            scale = a.abs().nan_to_num(0.0, 0.0, 0.0).max().item()
+            amplification = max(
+                (b - a).abs().nan_to_num(0.0, 0.0, 0.0).max().item() / (kick * scale), 1.0
+            )
+            bound = 60 * 4 * 2.0**-53 * amplification * scale
+            torch.testing.assert_close(getattr(got, field), a, rtol=0, atol=bound, equal_nan=True)
         assert torch.equal(got.steps_to_target, alone.steps_to_target)
         assert torch.equal(got.diverged_at, alone.diverged_at)
-        if alone.effective_step is not None:
-            torch.testing.assert_close(got.effective_step, alone.effective_step, rtol=0, atol=0)
+        if alone.effective_step is not None:  # α/(√r + ε) of the r that agree as above
+            torch.testing.assert_close(got.effective_step, alone.effective_step, rtol=1e-9, atol=0)
 
 
 # --- divergence and escape, against GD's closed form on a quadratic ------------------------------
