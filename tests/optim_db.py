@@ -14,6 +14,7 @@ Importing torch's testing module needs ``expecttest`` (a dev dependency); it als
 import copy
 import unittest
 
+import pytest
 import torch
 from torch.testing._internal.common_methods_invocations import DecorateInfo
 from torch.testing._internal.common_optimizers import (
@@ -23,6 +24,7 @@ from torch.testing._internal.common_optimizers import (
     OptimizerInput,
 )
 
+from firstorder import kernel
 from firstorder.optim import GD, AdaGrad, Adam, Momentum, Newton, RMSProp
 
 SCHEDULERS = (
@@ -232,3 +234,42 @@ def skip_reason(optim_info, test_name):
             (skipper,) = decorator.decorators
             return skipper(lambda: None).__unittest_skip_why__
     return None
+
+
+# --- what the ported tests share ----------------------------------------------------------------
+
+every = pytest.mark.parametrize("optim_info", OPTIM_DB, ids=name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compile_small_tensors():
+    """compile=True entries run the compiled rule even on these small tensors (by default
+    those run the plain rule); each rule compiles once per process for the whole module. One
+    thread: on tensors this small, waking a second one costs more than the step (10x here).
+    Autouse in each test module that imports it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernel.CompiledRule, "min_numel", 0)
+        yield
+    torch.set_num_threads(threads)
+
+
+def applies(optim_info, test_name):
+    reason = skip_reason(optim_info, test_name)
+    if reason:
+        pytest.skip(reason)
+
+
+def all_inputs(optim_info):
+    """torch's ``_get_optim_inputs_including_global_cliquey_kwargs``: with no foreach, fused
+    or differentiable flag (``supported_impls=()``), the entry's own inputs."""
+    assert optim_info.supported_impls == ()
+    return optim_info.optim_inputs_func(device="cpu")
+
+
+def fwd_bwd(optimizer, weight, bias, x):
+    optimizer.zero_grad()
+    loss = (weight.mv(x) + bias).pow(2).sum()
+    loss.backward()
+    return loss

@@ -13,10 +13,10 @@ import numpy as np
 import optim_db
 import pytest
 import torch
+from optim_db import compile_small_tensors  # noqa: F401
 from test_rules import OPS, U32, U64, assert_within, np_adam, rounding_bound
 from torch.optim import lr_scheduler, swa_utils
 
-from firstorder import kernel
 from firstorder.optim import GD, Adam, Momentum
 
 SCHEDULERS = {
@@ -47,19 +47,6 @@ SCHEDULERS = {
     ),
     "SWALR": lambda o: swa_utils.SWALR(o, swa_lr=0.01, anneal_epochs=3),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_small_tensors():
-    """compile=True entries run the compiled rule even on these small tensors (by default
-    those run the plain rule); each rule compiles once per process for the whole module. One
-    thread: on tensors this small, waking a second one costs more than the step (10x here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kernel.CompiledRule, "min_numel", 0)
-        yield
-    torch.set_num_threads(threads)
 
 
 def test_every_scheduler_of_torch_is_in_the_list():
