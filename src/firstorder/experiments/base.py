@@ -106,14 +106,36 @@ class Finding:
         return asdict(self)
 
 
+# how many seeds a seeded experiment runs: the quick tour stays within about a minute on a
+# 2-core machine, the full tour runs more
+QUICK_SEEDS = 3
+FULL_SEEDS = 3
+
+
 @dataclass
 class Context:
-    """What an experiment gets: the mode, the seed and where its figures go."""
+    """What an experiment gets: the mode, the seed and where its figures go.
+
+    ``seeds`` is how many seeds :func:`run_experiment` measures (``seed``, ``seed`` + 1, …;
+    ``None``: ``QUICK_SEEDS`` or ``FULL_SEEDS`` by the mode). ``draw`` is False for every seed
+    but the first: the figures come from the first seed, the others are measured and judged
+    only, and ``figure`` then discards what it is given.
+    """
 
     quick: bool = True
     seed: int = 0
     out: Path = field(default_factory=lambda: Path("out"))
     experiment_id: str = ""
+    seeds: int | None = None
+    draw: bool = True
+
+    @property
+    def n_seeds(self) -> int:
+        """The number of seeds a seeded experiment runs in this mode."""
+        n = self.seeds if self.seeds is not None else self.pick(QUICK_SEEDS, FULL_SEEDS)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"seeds must be a whole number >= 1, got {n!r}.")
+        return n
 
     def pick(self, quick: Any, full: Any) -> Any:
         """The quick-mode value or the full-mode value of a size (starts, steps, seeds)."""
@@ -122,6 +144,9 @@ class Context:
     def figure(self, fig: plt.Figure, name: str) -> Path:
         """Save ``fig`` as ``figures/<id>_<name>.png`` under the output folder, atomically."""
         slug = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{self.experiment_id}_{name}")
+        if not self.draw:  # a further seed: measured and judged, not drawn
+            plt.close(fig)
+            return self.out / "figures" / f"{slug}.png"
         return plots.save(fig, self.out / "figures" / f"{slug}.png")
 
 
@@ -136,6 +161,9 @@ class Experiment:
     measure: Callable[[Context], Measurement]
     judge: Callable[[dict[str, Any]], Judgement]
     kind: str = "claim"
+    # False where nothing the experiment measures depends on the seed (a fixed construction):
+    # it then runs once, and no agreement over seeds is claimed
+    seeded: bool = True
 
     @property
     def order(self) -> tuple[int, int, str]:
@@ -178,26 +206,65 @@ def register(experiment: Experiment) -> Experiment:
 
 
 def run_experiment(experiment: Experiment, ctx: Context) -> Finding:
-    """Measure, then judge from the numbers alone, and package the finding."""
-    ctx = Context(quick=ctx.quick, seed=ctx.seed, out=ctx.out, experiment_id=experiment.id)
+    """Measure and judge each seed, then package the finding.
+
+    A seeded experiment runs ``ctx.n_seeds`` seeds (``ctx.seed``, ``ctx.seed`` + 1, …); each is
+    measured and judged from its own numbers alone. The figures, numbers, evidence, takeaway
+    and headline are the first seed's. The verdict is the one every seed gives; where the seeds
+    disagree it is ``partly``, and the conditions say that the verdict changes with the seed
+    and which seed gave which. ``numbers["per_seed"]`` keeps every seed's verdict, headline and
+    evidence.
+    """
+    n = ctx.n_seeds if experiment.seeded else 1
+    seeds = [ctx.seed + i for i in range(n)]
     t0 = time.perf_counter()
-    with one_thread():
-        m = experiment.measure(ctx)
-    numbers = _plain(json.loads(json.dumps(m.numbers, default=_jsonable)))  # plain JSON now
-    j = experiment.judge(numbers)
+    runs = []
+    for i, seed in enumerate(seeds):
+        c = Context(
+            quick=ctx.quick, seed=seed, out=ctx.out, experiment_id=experiment.id, draw=i == 0
+        )
+        with one_thread():
+            m = experiment.measure(c)
+        numbers = _plain(json.loads(json.dumps(m.numbers, default=_jsonable)))  # plain JSON now
+        runs.append((m, numbers, experiment.judge(numbers)))
+    m, numbers, j = runs[0]
+    verdicts = [r[2].verdict for r in runs]
+    verdict, conditions, takeaway = j.verdict, j.conditions, j.takeaway
+    if len(set(verdicts)) > 1:
+        verdict = "partly"
+        by_verdict = {v: [s for s, w in zip(seeds, verdicts) if w == v] for v in VERDICTS}
+        conditions = "the verdict changes with the seed: " + "; ".join(
+            f"{v} at seed {', '.join(map(str, ss))}" for v, ss in by_verdict.items() if ss
+        )
+        if j.conditions:
+            conditions += f" (seed {seeds[0]}: {j.conditions})"
+        takeaway = f"{j.takeaway} (at seed {seeds[0]}; other seeds give another verdict)"
+    if n > 1:
+        numbers = {
+            **numbers,
+            "per_seed": [
+                {
+                    "seed": s,
+                    "verdict": r[2].verdict,
+                    "headline": r[2].headline,
+                    "evidence": r[2].evidence,
+                }
+                for s, r in zip(seeds, runs)
+            ],
+        }
     return Finding.of(
         experiment,
-        verdict=j.verdict,
+        verdict=verdict,
         evidence=j.evidence,
-        conditions=j.conditions,
+        conditions=conditions,
         explanation=m.explanation,
         numbers=numbers,
         figures=[str(p) for p in m.figures],
         seconds=time.perf_counter() - t0,
-        takeaway=j.takeaway,
+        takeaway=takeaway,
         headline=j.headline,
-        seeds=[ctx.seed],
-        seed_verdicts=[j.verdict],
+        seeds=seeds,
+        seed_verdicts=verdicts,
     )
 
 

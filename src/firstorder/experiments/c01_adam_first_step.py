@@ -78,13 +78,26 @@ def measure(ctx: Context) -> Measurement:
 def judge(numbers: dict) -> Judgement:
     first = float(numbers["max_rel_diff_first_step"])
     formula = float(numbers["max_rel_diff_to_formula"])
+    worst = max(first, formula)
+    headline = f"equal to {worst:.0e}"
     if first <= TOLERANCE and formula <= TOLERANCE:
         return Judgement(
             "holds",
-            f"first steps agree to {first:.1e} (relative) over {numbers['settings']} settings of "
-            f"ρ₁, ρ₂, α; both equal α g/(|g|+ε)",
+            f"derivation checked (an identity, exact up to rounding): first steps agree to "
+            f"{first:.1e} (relative) over {numbers['settings']} settings of ρ₁, ρ₂, α; both "
+            "equal α g/(|g|+ε)",
+            takeaway=(
+                "At k = 1 Adam's bias correction makes ŝ = g and r̂ = g⊙g, so its first step is "
+                f"AdaGrad's, α g/(|g|+ε) (measured equal to {worst:.0e} relative)."
+            ),
+            headline=headline,
         )
-    return Judgement("fails", f"first steps differ by {first:.2e} relative")
+    return Judgement(
+        "fails",
+        f"first steps differ by {first:.2e} relative",
+        takeaway=f"Adam's first step differs from AdaGrad's by {first:.1e} relative.",
+        headline=f"differ by {worst:.0e}",
+    )
 
 
 register(

@@ -239,8 +239,22 @@ def judge(numbers: dict) -> Judgement:
         ]
         evidence += f" (where GD is stable it ends lower at {sum(g < a for g, a in both)}/"
         evidence += f"{len(both)} α)"
+    worst = min(below.values(), default=favourable)
+    say = {
+        "headline": f"cos {favourable:.3f} for |g| ≫ ε, median down to {worst:.2f}",
+        "takeaway": (
+            f"AdaGrad's step points along −sign g (cos ≥ {favourable:.3f}) for steady gradients "
+            "well above ε"
+            + (
+                f"; with noisy gradients, |g| ≲ ε or on a quadratic the median cosine falls to "
+                f"{worst:.2f}."
+                if below
+                else ", and in every other setting measured."
+            )
+        ),
+    }
     if favourable >= SIGN_LIKE and not below and invariant_all and more_stable:
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if favourable >= SIGN_LIKE and invariant_big:
         groups = {"noisy": [], "|g| ≲ ε": [], "quadratic": []}
         for name, v in below.items():
@@ -263,8 +277,8 @@ def judge(numbers: dict) -> Judgement:
         )
         if not more_stable:
             conditions += "; and not more stable than GD over α"
-        return Judgement("partly", evidence, conditions)
-    return Judgement("fails", evidence)
+        return Judgement("partly", evidence, conditions, **say)
+    return Judgement("fails", evidence, **say)
 
 
 register(

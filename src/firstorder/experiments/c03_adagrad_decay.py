@@ -170,8 +170,19 @@ def judge(numbers: dict) -> Judgement:
         evidence += "; constant g: late slope of log η vs log k " + ", ".join(
             f"{float(v):.2f}" for v in const["late_slope"]
         )
+    say = {
+        "headline": f"steep decays faster in {min(faster.values()):.0%}–{max(faster.values()):.0%}"
+        " of pairs",
+        "takeaway": (
+            "AdaGrad's effective step α/(√r+ε) "
+            + ("decays in every dimension" if decays else "does not decay everywhere")
+            + f" and is smaller where gradients are larger ({level:.0%} of pairs), but the "
+            f"steep dimension decays faster in only {min(faster.values()):.0%}–"
+            f"{max(faster.values()):.0%} of pairs."
+        ),
+    }
     if decays and level >= AGREE and min(faster.values()) >= AGREE:
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if decays and level >= AGREE:
         same = [n for n in settings if faster[n] == 0 and slower[n] == 0]
         other = [n for n in settings if n not in same]
@@ -188,8 +199,8 @@ def judge(numbers: dict) -> Judgement:
                 f"of pairs and slower in up to {max(slower[n] for n in other):.0%}: that depends "
                 "on the start point, not on the slope"
             )
-        return Judgement("partly", evidence, conditions)
-    return Judgement("fails", evidence)
+        return Judgement("partly", evidence, conditions, **say)
+    return Judgement("fails", evidence, **say)
 
 
 register(

@@ -202,10 +202,18 @@ def judge(numbers: dict) -> Judgement:
         f"{n_osc}/{n_arr} RMSProp runs that reached the optimum keep hopping across it "
         f"({numbers['steps']} steps, α × ρ₂ × ε grid, 2 canyons × 2 starts)"
     )
+    say = {
+        "headline": f"step kept ≥ {keep:.2f}×; {n_osc}/{n_arr} runs hop",
+        "takeaway": (
+            f"RMSProp's effective step keeps ≥ {keep:.2f}× its size to the end (AdaGrad's "
+            f"shrinks), and {n_osc} of {n_arr} runs that reach the optimum keep hopping across "
+            "it."
+        ),
+    }
     if keep < KEEPS or n_osc == 0:
-        return Judgement("fails", evidence)
+        return Judgement("fails", evidence, **say)
     if n_osc == n_arr:
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     quiet = sorted(
         {
             (c["lr"], c["eps"])
@@ -232,7 +240,7 @@ def judge(numbers: dict) -> Judgement:
             if all(default)
             else f"{sum(default)}/{len(default)} settings oscillate"
         )
-    return Judgement("partly", evidence, conditions)
+    return Judgement("partly", evidence, conditions, **say)
 
 
 register(
@@ -240,9 +248,10 @@ register(
         id="C4",
         title="RMSProp's step does not vanish, so it oscillates at the optimum",
         claim=(
-            '"The step size adapts to local topography but does not shrink to zero '
-            'effectively allowing training to continue indefinitely." and "problem: '
-            'oscillates around the optimum because step size does not vanish"'
+            # the report wraps a claim in “ ”: the inner marks close and reopen the quote
+            "The step size adapts to local topography but does not shrink to zero "
+            "effectively allowing training to continue indefinitely.” and “problem: "
+            "oscillates around the optimum because step size does not vanish"
         ),
         criterion=(
             "run the real RMSProp over α ∈ {1e-3, 1e-2, 0.1} × ρ₂ ∈ {0.5, 0.9, 0.99} × "

@@ -126,18 +126,27 @@ def judge(numbers: dict) -> Judgement:
     cos_ok = all(float(c) > 1 - 1e-9 for c in numbers["cos_s_minus_g"])
     limit_ok = [o <= LIMIT_TOL for o in off]
     evidence = (
+        "derivation checked (a geometric series, exact up to rounding): "
         f"s_k matches −Σρⁱαg_(k−i) to {sum_err:.1e}; terminal ‖s‖(1−ρ)/(α‖g‖) = "
         + ", ".join(f"{float(t):.4f}" for t in numbers["terminal_speed_over_limit"])
         + f" for ρ = {', '.join(f'{r:g}' for r in rhos)}; 90 % of the speed after "
         + ", ".join(str(n) for n in numbers["steps_to_90pct"])
         + " steps"
     )
+    say = {
+        "headline": f"sum exact to {sum_err:.0e}",
+        "takeaway": (
+            f"Momentum's velocity is the weighted sum −Σρⁱαg_(k−i) (to {sum_err:.0e}); under a "
+            f"constant gradient it settles at α‖g‖/(1−ρ), within {max(off):.0e}, after "
+            f"{max(int(n) for n in numbers['steps_to_90pct'])} steps at ρ = {rhos[-1]:g}."
+        ),
+    }
     if sum_err <= FORMULA_TOL and all(limit_ok) and cos_ok:
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if sum_err <= FORMULA_TOL and any(limit_ok):
         where = ", ".join(f"{r:g}" for r, ok in zip(rhos, limit_ok) if ok)
-        return Judgement("partly", evidence, f"the limit is reached for ρ = {where} only")
-    return Judgement("fails", evidence)
+        return Judgement("partly", evidence, f"the limit is reached for ρ = {where} only", **say)
+    return Judgement("fails", evidence, **say)
 
 
 register(
@@ -145,9 +154,10 @@ register(
         id="C5",
         title="Momentum is an accumulated weighted sum with speed α‖g‖/(1−ρ)",
         claim=(
-            '"the momentum acts as an accumulated weighted sum" s_k = −Σᵢ ρ₁ⁱ α g_{k−i}; for '
-            'constant g, "lim s_k = −α g/(1−ρ₁)", "the parameters move with a speed of '
-            'α‖g‖/(1−ρ)"'
+            # the report wraps a claim in “ ”: the inner marks close and reopen the quote
+            "the momentum acts as an accumulated weighted sum” s_k = −Σᵢ ρ₁ⁱ α g_{k−i}; for "
+            "constant g, “lim s_k = −α g/(1−ρ₁)”, “the parameters move with a speed of "
+            "α‖g‖/(1−ρ)"
         ),
         criterion=(
             "holds if, for every ρ of the grid, the velocity s_k of the Momentum optimizer fed a "

@@ -170,8 +170,17 @@ def judge(numbers: dict) -> Judgement:
         f"step <{STALLS:g}α in {sum(stalls)}/{n}; at ρ₁=0.9, ρ₂=0.999: peak "
         f"{unc_peak[default]:.3g}α uncorrected vs {cor_peak[default]:.3g}α corrected"
     )
+    say = {
+        "headline": f"{sum(prevented)}/{n} settings explode uncorrected",
+        "takeaway": (
+            f"Without bias correction Adam's early steps reach ≥ {EXPLODES:g}α in "
+            f"{sum(prevented)} of {n} (ρ₁, ρ₂) settings (up to {max(unc_peak):.3g}α), and the "
+            f"correction keeps them ≤ {CORRECTED_MAX:g}α; where ρ₁ is close to ρ₂ it instead "
+            f"lifts a first step below {STALLS:g}α ({sum(stalls)} settings)."
+        ),
+    }
     if all(prevented):
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if any(prevented):
         memory = [(1 - a) / (1 - b) for a, b in pairs]
         yes = min(m for m, ok in zip(memory, prevented) if ok)
@@ -184,8 +193,8 @@ def judge(numbers: dict) -> Judgement:
             f"small (first step < {STALLS:g}α at {', '.join(stall) or '—'}) and the correction "
             "prevents a stall"
         )
-        return Judgement("partly", evidence, conditions)
-    return Judgement("fails", evidence)
+        return Judgement("partly", evidence, conditions, **say)
+    return Judgement("fails", evidence, **say)
 
 
 register(

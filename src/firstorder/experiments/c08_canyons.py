@@ -131,10 +131,24 @@ def judge(numbers: dict) -> Judgement:
             f"{name}: " + ", ".join(f"{k} {float(v):.2g}×" for k, v in row["speedup"].items())
         )
     evidence = "speed-up of the normalized rule (fewer steps) — " + "; ".join(parts)
+    best = {
+        name: max(float(v) for v in row["speedup"].values())
+        for name, row in numbers["problems"].items()
+        if float(row["kappa"]) >= ILL
+    }
+    say = {
+        "headline": f"up to {max(best.values()):.2g}× fewer steps",
+        "takeaway": (
+            f"On canyons with κ ≥ {ILL:g}, dividing by √r takes ≥ {HELPS:g}× fewer steps on "
+            + (", ".join(helped) or "none of them")
+            + (f" but not on {', '.join(not_helped)}" if not_helped else "")
+            + f" (best speed-ups {', '.join(f'{v:.2g}×' for v in best.values())})."
+        ),
+    }
     if helped and not not_helped:
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if not helped:
-        return Judgement("fails", evidence)
+        return Judgement("fails", evidence, **say)
     return Judgement(
         "partly",
         evidence,
@@ -143,6 +157,7 @@ def judge(numbers: dict) -> Judgement:
         + "; not on "
         + ", ".join(not_helped)
         + " (the normalization acts per coordinate, so it needs the canyon aligned with the axes)",
+        **say,
     )
 
 

@@ -110,10 +110,18 @@ def judge(numbers: dict) -> Judgement:
         f"{len(numbers['grid_alphas_compared'])} α of the grid; {best_adaptive} "
         f"{esc[best_adaptive]:.0f} steps"
     )
+    say = {
+        "headline": f"momentum {tuned:.2g}× faster off the plateau",
+        "takeaway": (
+            "With α tuned for each, momentum leaves the plateau in "
+            f"{esc['momentum']:.0f} steps against GD's {esc['gd']:.0f} ({tuned:.2g}×); {tu.LABELS[best_adaptive]}, which divides "
+            f"by √r, needs {esc[best_adaptive]:.0f}."
+        ),
+    }
     if tuned >= HELPS:
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if not faster:
-        return Judgement("fails", evidence)
+        return Judgement("fails", evidence, **say)
     return Judgement(
         "partly",
         evidence,
@@ -121,6 +129,7 @@ def judge(numbers: dict) -> Judgement:
         f"of {len(numbers['grid_alphas_compared'])} α between {min(faster):.2g} and "
         f"{max(faster):.2g}); with α tuned for each, GD takes a larger α and the gain is "
         f"{tuned:.2g}×. Dividing by √r helps far more ({best_adaptive})",
+        **say,
     )
 
 

@@ -218,21 +218,30 @@ def judge(numbers: dict) -> Judgement:
         + ", ".join(f"{k} {v:.0%}" for k, v in dealt.items())
         + f" ({numbers['budget']} steps)"
     )
+    say = {
+        "headline": f"much worse minima: {share:.0%} of the excess loss",
+        "takeaway": (
+            f"Runs trapped in much worse minima carry {share:.0%} of the excess loss; Adam "
+            f"reaches the target on ≥ {DEALS:.0%} of starts for {len(ok)} of {len(dealt)} "
+            f"obstacles ({', '.join(ok) or 'none'}) within {numbers['budget']} steps."
+        ),
+    }
     if only and most:
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if not only and not most:
-        return Judgement("fails", evidence)
+        return Judgement("fails", evidence, **say)
     if only:
         cond = (
             "the harm of local minima is in the much worse ones, but within "
-            f"{numbers['budget']} steps Adam deals only with " + (", ".join(ok) or "no obstacle")
+            f"{numbers['budget']} steps Adam reaches the target on ≥ {DEALS:.0%} of starts "
+            "only on the " + (", ".join(ok) or "no") + " obstacles"
         )
     else:
         cond = (
             f"Adam deals with {', '.join(ok)}, but slightly worse minima carry "
             f"{1 - share:.0%} of the excess loss"
         )
-    return Judgement("partly", evidence, cond)
+    return Judgement("partly", evidence, cond, **say)
 
 
 register(

@@ -144,10 +144,22 @@ def judge(numbers: dict) -> Judgement:
         )
     names = list(numbers["problems"])
     evidence = "mean steps to escape, tuned α — " + "; ".join(parts)
+    ratio = {
+        n: float(r["mean_steps"]["gd"]) / float(r["mean_steps"]["momentum"])
+        for n, r in numbers["problems"].items()
+    }
+    say = {
+        "headline": "momentum " + ", ".join(f"{v:.2g}×" for v in ratio.values()) + " faster",
+        "takeaway": (
+            "With α tuned for each, momentum escapes "
+            + ", ".join(f"{n} {v:.2g}×" for n, v in ratio.items())
+            + f" as fast as GD (the bar: {HELPS:g}×)."
+        ),
+    }
     if len(tuned_ok) == len(names):
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if not tuned_ok and not grid_ok:
-        return Judgement("fails", evidence)
+        return Judgement("fails", evidence, **say)
     where = []
     if tuned_ok:
         where.append("with tuned α on " + ", ".join(tuned_ok))
@@ -163,6 +175,7 @@ def judge(numbers: dict) -> Judgement:
         f"momentum escapes ≥ {HELPS}× faster "
         + "; ".join(where)
         + ("; at no α on " + ", ".join(rest) if rest else ""),
+        **say,
     )
 
 

@@ -184,8 +184,16 @@ def judge(numbers: dict) -> Judgement:
         + " vs ".join(f"{float(v):.2f}" for v in numbers["quadratic_dist_rms"])
         + " (ρ₁ = 0 vs 0.9)"
     )
+    say = {
+        "headline": f"ρ₁ = 0.9 cuts update noise to {max(ratios.values()):.2f}×",
+        "takeaway": (
+            f"Averaging with ρ₁ = 0.9 leaves {max(ratios.values()):.2f}× the update noise of "
+            f"ρ₁ = 0; v̂ estimates E[g²] = μ² + σ² (v̂/σ² from {min(var):.2f} to {max(var):.2f} "
+            "as the mean grows), the variance only where the mean gradient is small."
+        ),
+    }
     if quieter and scales_down and all(tracks_var):
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if quieter and scales_down and any(tracks_var):
         near = max(m for m, ok in zip(mus, tracks_var) if ok)
         what = "the raw second moment E[g²] = mean² + variance" if tracks_moment else "E[g²]"
@@ -196,8 +204,9 @@ def judge(numbers: dict) -> Judgement:
             f"but v̂ estimates {what}, not the variance: the two agree (within "
             f"{VARIANCE_TOL:.0%}) only where the mean gradient is small against its noise "
             f"(|μ|/σ ≤ {near:g} here), e.g. near a minimum",
+            **say,
         )
-    return Judgement("fails", evidence)
+    return Judgement("fails", evidence, **say)
 
 
 register(
@@ -205,10 +214,11 @@ register(
         id="C9",
         title="Adam's m̂ steadies the updates; v̂ tracks the gradient variance?",
         claim=(
-            '"taking the average m̂_t of the past gradients instead of taking the gradients '
-            'itself makes the updates more stable and less noisy" and "the second moment v̂_t '
+            # the report wraps a claim in “ ”: the inner marks close and reopen the quote
+            "taking the average m̂_t of the past gradients instead of taking the gradients "
+            "itself makes the updates more stable and less noisy” and “the second moment v̂_t "
             "approximates the variance of the gradients scales down the updates when the "
-            'gradients are changing a lot"'
+            "gradients are changing a lot"
         ),
         criterion=(
             "feed the real Adam (α = 1e-3, ρ₂ = 0.999) gradients g = μ + σξ, ξ ~ N(0,1), in "

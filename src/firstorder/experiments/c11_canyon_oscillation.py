@@ -218,10 +218,19 @@ def judge(numbers: dict) -> Judgement:
         + f"; α sweep (κ={ILL}): both at αλ_max ∈ {{{', '.join(f'{a:g}' for a in osc_at)}}}"
         + f"; Rosenbrock zig-zag {float(numbers['tuned']['rosenbrock']['zigzag']):.0%}"
     )
+    say = {
+        "headline": f"oscillates at {len(osc_at)}/{len(sweep)} step sizes",
+        "takeaway": (
+            f"GD zig-zags across a κ = {ILL} canyon while crawling along it at "
+            f"{len(osc_at)} of {len(sweep)} step sizes (αλ_max from {min(a for a, _ in sweep):g} "
+            f"to {max(a for a, _ in sweep):g}), and at its tuned α on {len(at_tuned)} of "
+            f"{len(ill)} canyons."
+        ),
+    }
     if len(at_tuned) == len(ill) and len(osc_at) >= MOST * len(sweep):
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if not at_tuned and not osc_at:
-        return Judgement("fails", evidence)
+        return Judgement("fails", evidence, **say)
     flips = [float(a) for a, p in sweep if float(p["flip_rate"]) >= OSC]
     slow = [float(a) for a, p in sweep if float(p["slow_ratio"]) >= SLOW]
     return Judgement(
@@ -238,6 +247,7 @@ def judge(numbers: dict) -> Judgement:
             if len(at_tuned) == len(ill)
             else "on " + (", ".join(at_tuned) or "no canyon with κ ≥ 100")
         ),
+        **say,
     )
 
 

@@ -203,10 +203,19 @@ def judge(numbers: dict) -> Judgement:
         + f"; from k = {mid} to {last} the median step grows {min(growth):.1f}–{max(growth):.1f}×"
         " on the same Hessian"
     )
-    if len(ok) == len(numbers["conditions"]) + 1:
-        return Judgement("holds", evidence)
+    n_cases = len(numbers["conditions"]) + 1
+    say = {
+        "headline": f"follows H⁻¹ᵢᵢ in {len(ok)}/{n_cases} cases",
+        "takeaway": (
+            f"Adam's per-coordinate step follows the inverse Hessian's diagonal in {len(ok)} of "
+            f"{n_cases} cases ({', '.join(ok) or 'none'}); √r̂ measures gradient size, which "
+            "tracks curvature only where H is diagonal in the parameters' coordinates."
+        ),
+    }
+    if len(ok) == n_cases:
+        return Judgement("holds", evidence, **say)
     if not ok:
-        return Judgement("fails", evidence)
+        return Judgement("fails", evidence, **say)
     return Judgement(
         "partly",
         evidence,
@@ -215,6 +224,7 @@ def judge(numbers: dict) -> Judgement:
         + "; √r̂ measures the size of the gradients (correlation with 1/mean|g| ≈ 1 everywhere), "
         "which tracks curvature only when the Hessian is diagonal in the parameters' "
         "coordinates",
+        **say,
     )
 
 

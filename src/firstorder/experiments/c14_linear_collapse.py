@@ -110,21 +110,31 @@ def judge(numbers: dict) -> Judgement:
     xor = fits["xor"]
     nonlinear_needed = xor["deep_linear_train"] <= 0.75 and xor["tanh_train"] >= 0.99
     evidence = (
+        "derivation checked (a product of matrices, exact up to rounding): "
         f"deep linear = one layer to {worst:.1e}; XOR train accuracy: 4 linear layers "
         f"{xor['deep_linear_train']:.0%}, tanh {xor['tanh_train']:.0%}; spirals test: linear "
         f"{fits['spirals']['deep_linear_test']:.0%} vs logistic regression "
         f"{fits['spirals']['logistic_regression_test']:.0%}"
     )
+    say = {
+        "headline": f"XOR: linear {xor['deep_linear_train']:.0%}, tanh {xor['tanh_train']:.0%}",
+        "takeaway": (
+            f"A deep network without a non-linearity is one linear layer (to {worst:.0e}): on "
+            f"XOR 4 linear layers reach {xor['deep_linear_train']:.0%} train accuracy, the same "
+            f"network with tanh {xor['tanh_train']:.0%}."
+        ),
+    }
     if worst <= COLLAPSE_TOL and linear_capped and nonlinear_needed:
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if worst <= COLLAPSE_TOL:
         return Judgement(
             "partly",
             evidence,
             "the function collapses exactly, but the measured accuracies did not separate "
             "linear from non-linear networks as the claim implies",
+            **say,
         )
-    return Judgement("fails", evidence)
+    return Judgement("fails", evidence, **say)
 
 
 register(

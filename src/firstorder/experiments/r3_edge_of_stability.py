@@ -151,15 +151,31 @@ def judge(numbers: dict) -> Judgement:
         for r in numbers["runs"].values()
     )
     evidence = "; ".join(parts) + f" (2/α dashed); R(θ): {losses}"
+    ratios = [float(r["median_ratio_last_third"]) for r in numbers["runs"].values()]
+    say = {
+        "headline": "λ_max at " + ", ".join(f"{v:.2f}" for v in ratios) + "·(2/α)",
+        "takeaway": (
+            "Full-batch GD raises the sharpness λ_max until it sits at "
+            + ", ".join(f"{v:.2f}" for v in ratios)
+            + f" × 2/α (α = {', '.join(numbers['runs'])}); the loss goes "
+            + ", ".join(
+                f"{float(r['loss_start']):.2f} → {float(r['loss_end']):.3f} with "
+                f"{r['loss_increases_after_edge']} rises"
+                for r in numbers["runs"].values()
+            )
+            + "."
+        ),
+    }
     if len(good) == len(numbers["runs"]):
-        return Judgement("holds", evidence)
+        return Judgement("holds", evidence, **say)
     if good:
         return Judgement(
             "partly",
             evidence,
             f"λ_max settles at 2/α only for α ∈ {{{', '.join(good)}}} within the run",
+            **say,
         )
-    return Judgement("fails", evidence)
+    return Judgement("fails", evidence, **say)
 
 
 register(
