@@ -114,8 +114,8 @@ def judge(numbers: dict) -> Judgement:
         "headline": f"momentum {tuned:.2g}× faster off the plateau",
         "takeaway": (
             "With α tuned for each, momentum leaves the plateau in "
-            f"{esc['momentum']:.0f} steps against GD's {esc['gd']:.0f} ({tuned:.2g}×); {tu.LABELS[best_adaptive]}, which divides "
-            f"by √r, needs {esc[best_adaptive]:.0f}."
+            f"{esc['momentum']:.0f} steps against GD's {esc['gd']:.0f} ({tuned:.2g}×); "
+            f"{tu.LABELS[best_adaptive]}, which divides by √r, needs {esc[best_adaptive]:.0f}."
         ),
     }
     if tuned >= HELPS:
