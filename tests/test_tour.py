@@ -22,6 +22,9 @@ def test_every_experiment_runs_quick_and_returns_a_complete_finding(experiment_i
     assert finding.verdict in VERDICTS
     assert finding.id == exp.id and finding.claim and finding.criterion
     assert finding.evidence and finding.explanation and finding.numbers
+    assert finding.takeaway and finding.headline  # from the numbers, for the summary table
+    assert finding.seeds == ([0, 1] if exp.seeded else [0])
+    assert len(finding.seed_verdicts) == len(finding.seeds)
     if finding.verdict == "partly":
         assert finding.conditions, "a partly verdict must name its conditions"
     assert finding.figures and all(Path(p).is_file() for p in finding.figures)
