@@ -269,3 +269,33 @@ def test_r2_judge():
     assert r2.judge({**base, "rel_err": [0.01, 0.02]}).verdict == "holds"
     bad = {**base, "gd_final_f": [1.0, 1e9], "rel_err": [0.3, 0.5]}
     assert r2.judge(bad).verdict == "fails"
+
+
+def c11_numbers(tuned_back: float, early: float = 1.0, late: float = 0.1) -> dict:
+    def p(back, early_back, slow=50.0):
+        return {
+            "turn_back_rate": back,
+            "early_turn_back_rate": early_back,
+            "flip_rate": 1.0,
+            "slow_ratio": slow,
+        }
+
+    alphas = [0.5, 0.9, 1.1, 1.5, 1.9]
+    return {
+        "tuned": {
+            "κ=100, θ=0°": {**p(tuned_back, early), "kappa": 100.0, "lr_times_lambda_max": 1.9},
+            "rosenbrock": {"zigzag": 0.01},
+        },
+        "sweep_alpha_lambda_max": alphas,
+        # below αλ = 1 the steep error cannot flip sign: never counted, whatever they say
+        "sweep": [p(0.0, 0.0) if a < 1 else p(late, early) for a in alphas],
+    }
+
+
+def test_c11_judge_counts_only_visible_oscillation_where_sign_flips_are_possible():
+    from firstorder.experiments import c11_canyon_oscillation as c11
+
+    assert c11.judge(c11_numbers(0.9, late=0.9)).verdict == "holds"  # αλ < 1 not held against it
+    j = c11.judge(c11_numbers(0.2))  # turns back only while the steep error dies out
+    assert j.verdict == "partly" and "only at first" in j.conditions
+    assert c11.judge(c11_numbers(0.2, early=0.1)).verdict == "fails"  # never visibly zig-zags
