@@ -299,3 +299,33 @@ def test_c11_judge_counts_only_visible_oscillation_where_sign_flips_are_possible
     j = c11.judge(c11_numbers(0.2))  # turns back only while the steep error dies out
     assert j.verdict == "partly" and "only at first" in j.conditions
     assert c11.judge(c11_numbers(0.2, early=0.1)).verdict == "fails"  # never visibly zig-zags
+
+
+def c08d_numbers(slight_acc: float, baseline_gaps: list, gaps: list) -> dict:
+    out = {"fractions": [0.5, 0.2, 0.2, 0.1], "gaps": gaps}
+    return {
+        "budget": 200,
+        "local": {"two_wells": {"adam": out, "gd": out}},
+        "baseline_gaps": {"two_wells": baseline_gaps},
+        "adam": {"two_wells": {"fractions": [0.9, 0, 0.1, 0]}, "plateau": {"fractions": [1.0]}},
+        "obstacle": {"two_wells": "local minima", "plateau": "flat"},
+        "network": {
+            "final_loss": [0.18, 0.19, 0.33],
+            "start_loss": [0.7, 0.7, 0.7],
+            "test_accuracy": [0.91, slight_acc, 0.80],
+        },
+    }
+
+
+def test_c08d_judge_needs_harmless_slightly_worse_network_runs_and_a_baseline():
+    from firstorder.experiments import c08_local_minima as c08d
+
+    # the surfaces' share is by construction (baseline 99 %): the network decides
+    j = c08d.judge(c08d_numbers(0.90, [1.0, 0.01], [0.5, 0.5, 0.05]))
+    assert j.verdict == "holds" and "cannot tell" in j.evidence
+    # a slightly worse network run that loses 11 points of accuracy: slight minima do harm
+    j = c08d.judge(c08d_numbers(0.80, [1.0, 0.01], [0.5, 0.5, 0.05]))
+    assert j.verdict == "partly" and "slightly worse minima are problematic" in j.conditions
+    # an informative baseline (30 %), and runs whose excess sits in slight minima: fails there
+    j = c08d.judge(c08d_numbers(0.90, [0.3, 0.05, 0.05, 0.05], [0.05] * 20 + [0.2]))
+    assert j.verdict == "partly" and "on the surfaces they carry" in j.conditions
