@@ -85,7 +85,7 @@ class Problem:
 
     ``reached``, where given, replaces the level: a test on θ [..., d] (for example "farther
     than 1 from a saddle's stable manifold"), evaluated on the recorded iterates; the engine
-    then runs every trajectory to the budget (give ``target`` = ``NEVER``).
+    then runs every trajectory to the budget, and ``target`` only shifts f (give 0).
     """
 
     name: str
@@ -95,9 +95,6 @@ class Problem:
     target: float  # reached once f < target
     show: Tensor | None = None  # [n_show, d] starts drawn in the figures
     reached: Callable[[Tensor], Tensor] | None = None
-
-
-NEVER = -1e300  # a target level no f reaches (finite: f − target stays finite, not "diverged")
 
 
 @dataclass
@@ -152,6 +149,16 @@ def first_below(curves: Tensor, level: float) -> Tensor:
     return torch.where(below.any(0), k, -1)
 
 
+def first_reached(reached: Callable[[Tensor], Tensor], x: Tensor, diverged_at: Tensor) -> Tensor:
+    """The first step k at which ``reached(θ_k)`` holds, per trajectory of x [T+1, C, B, d],
+    counting only the steps before the run diverged (diverged_at [C, B], −1: never); −1 if
+    never. A run that escapes a saddle and then runs off to infinity has escaped."""
+    k = torch.arange(x.shape[0])[:, None, None]
+    alive = (diverged_at < 0)[None] | (k < diverged_at[None])
+    hit = reached(x) & alive
+    return torch.where(hit.any(0), hit.double().argmax(0), -1)
+
+
 def capped_mean(steps: Tensor, budget: int) -> float:
     """Mean of steps to target, a miss (−1) counted as budget + 1."""
     s = torch.where(steps >= 0, steps, budget + 1).double()
@@ -204,13 +211,16 @@ def tune(
     blocks = [[p.tuning, p.fresh] + ([p.show] if p.show is not None else []) for p in problems]
     counts = [sum(len(b) for b in bl) for bl in blocks]
     starts = torch.cat([b for bl in blocks for b in bl])
-    full = any(p.show is not None or p.reached is not None for p in problems)
+    own = [p.reached is not None for p in problems]
+    if any(own) and not all(own):
+        raise ValueError("problems must all have a reached test or none, got a mix.")
+    full = any(p.show is not None for p in problems) or all(own)
     res = run(
         side_by_side(problems, counts, bound),
         optimizer,
         starts=starts,
         steps=steps,
-        tol_f=0.0,
+        tol_f=None if all(own) else 0.0,  # with their own tests, every run goes to the budget
         record="full" if full else "curves",
         lr=lrs,
         **hyper,
@@ -223,8 +233,7 @@ def tune(
         sh = slice(offset + nt + nf, offset + n)
         steps_to = res.steps_to_target
         if p.reached is not None:  # the problem's own test on θ, first step where it holds
-            hit = p.reached(res.x) & (res.diverged_at < 0)[None]  # [T+1, C, B]
-            steps_to = torch.where(hit.any(0), hit.double().argmax(0), -1)
+            steps_to = first_reached(p.reached, res.x, res.diverged_at)
         offset += n
         f_fresh = res.f[:, :, fr] + p.target  # [T+1, C, n_fresh] on the problem's own scale
         score = []
@@ -280,8 +289,19 @@ def _newton(p: Problem, *, steps: int, bound: float, **hyper: object) -> Tuned:
     """Newton (E7, α = 1) on one problem: nothing to tune, fresh and shown starts only."""
     land = replace(p.landscape, minima=[Point((0.0,) * p.landscape.dim, p.target, "minimum")])
     starts = torch.cat([p.fresh] + ([p.show] if p.show is not None else []))
-    res = run(land, "newton", starts=starts, steps=steps, tol_f=0.0, bound=bound, **hyper)
+    res = run(
+        land,
+        "newton",
+        starts=starts,
+        steps=steps,
+        tol_f=None if p.reached else 0.0,
+        bound=bound,
+        **hyper,
+    )
     nf = len(p.fresh)
+    steps_to = res.steps_to_target
+    if p.reached is not None:
+        steps_to = first_reached(p.reached, res.x, res.diverged_at)
     return Tuned(
         optimizer="newton",
         problem=p.name,
@@ -289,12 +309,12 @@ def _newton(p: Problem, *, steps: int, bound: float, **hyper: object) -> Tuned:
         lrs=[1.0],
         tuning_success=[],
         budget=steps,
-        steps=res.steps_to_target[0, :nf].clone(),
+        steps=steps_to[0, :nf].clone(),
         diverged=res.diverged_at[0, :nf] >= 0,
         final_x=res.final_x[0, :nf].clone(),
         final_f=res.final_f[0, :nf].clone(),
         curves=res.f[:, 0, :nf].clone(),
-        grid_steps=res.steps_to_target[:, :nf].clone(),
+        grid_steps=steps_to[:, :nf].clone(),
         grid_curves=res.f[:, :, :nf].clone(),
         shown=res.x[:, 0, nf:].clone() if p.show is not None else None,
     )

@@ -19,6 +19,12 @@ SADDLES = {
     "double_well": ((0.5, 2.0), True, -0.125),  # halfway down from the saddle (0) to a min (−¼)
 }
 NEWTON_STEPS = 20  # Newton runs its own short budget: it settles at once (the Hessian is exact)
+# escaped: this far from the stable manifold θ₂ = 0 (on the double well: halfway to a minimum,
+# which sit at θ₂ = ±1). Distance from the manifold, not a level of f: f also falls as a run
+# slides towards the saddle along the manifold, which is no escape at all
+ESCAPE = {"saddle": 1.0, "monkey_saddle": 1.0, "double_well": 0.5}
+RHOS = [0.0, 0.5, 0.8, 0.9, 0.95, 0.99]  # momentum's ρ, tuned with α; ρ = 0 is GD
+PER_DECADE = 12  # α grid: neighbours 1.21× apart, finer than the 1.25× bar
 
 
 def near_manifold(n: int, gen: torch.Generator, x_range, both: bool) -> torch.Tensor:
@@ -35,10 +41,10 @@ def near_manifold(n: int, gen: torch.Generator, x_range, both: bool) -> torch.Te
 
 def measure(ctx: Context) -> Measurement:
     steps = ctx.pick(100, 1000)
-    n_tune, n_fresh = ctx.pick((6, 24), (16, 128))
-    lrs = tu.lr_grid(1e-3, 10.0)
+    n_tune, n_fresh = ctx.pick((6, 24), (16, 64))
+    lrs = tu.lr_grid(1e-3, 10.0, per_decade=PER_DECADE)
     problems = []
-    for name, (x_range, both, level) in SADDLES.items():
+    for name, (x_range, both, _) in SADDLES.items():
         land = landscapes.get(name)
         show = torch.tensor([[1.0, 1e-3], [1.2, -1e-6], [0.7, 1e-8]], dtype=torch.float64)
         problems.append(
@@ -47,11 +53,14 @@ def measure(ctx: Context) -> Measurement:
                 land,
                 near_manifold(n_tune, tu.generator(ctx.seed, "tune", name), x_range, both),
                 near_manifold(n_fresh, tu.generator(ctx.seed, "fresh", name), x_range, both),
-                level,
+                0.0,
                 show=show,
+                reached=lambda x, far=ESCAPE[name]: x[..., 1].abs() >= far,
             )
         )
-    res = {opt: tu.tune(problems, opt, steps=steps, lrs=lrs) for opt in tu.FIRST_ORDER}
+    res = {opt: tu.tune(problems, opt, steps=steps, lrs=lrs) for opt in tu.FIRST_ORDER[2:]}
+    res["gd"] = tu.tune(problems, "gd", steps=steps, lrs=lrs)
+    res["momentum"] = tu.tune_momentum(problems, steps=steps, lrs=lrs, rhos=RHOS)
     res["newton"] = tu.tune(problems, "newton", steps=NEWTON_STEPS, lrs=[1.0])
     table = {}
     for i, p in enumerate(problems):
@@ -62,6 +71,7 @@ def measure(ctx: Context) -> Measurement:
         compared = [i for i in range(len(lrs)) if min(grid_gd[i], grid_mom[i]) <= steps]
         table[p.name] = {
             "lr": {o: t.lr for o, t in row.items()},
+            "rho": mom.hyper["rho"],
             "success": {o: t.success for o, t in row.items()},
             "mean_steps": {o: t.mean_steps for o, t in row.items()},
             "grid_alphas_compared": [lrs[i] for i in compared],
@@ -101,7 +111,7 @@ def measure(ctx: Context) -> Measurement:
             )
         ax.set(xlabel="log₁₀ |θ₂| at the start", title=f"{p.name}: steps to escape")
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("steps k until f < escape level")
+    axes[0].set_ylabel("steps k until |θ₂| ≥ escape distance")
     fig.subplots_adjust(wspace=0.08)
     figures.append(ctx.figure(fig, "escape"))
     return Measurement(
@@ -110,18 +120,25 @@ def measure(ctx: Context) -> Measurement:
             "newton_budget": NEWTON_STEPS,
             "fresh_starts": n_fresh,
             "depth_log10": list(DEPTH),
-            "escape_level": {k: v[2] for k, v in SADDLES.items()},
+            "escape_distance": ESCAPE,
+            "rhos": RHOS,
+            "lr_grid_ratio": lrs[1] / lrs[0],
             "problems": table,
         },
         figures=figures,
         explanation=(
-            "Starts sit 1e-8 to 1e-3 off the direction that flows into the saddle. First figure: "
-            "GD and momentum slide towards the saddle and leave only once the tiny θ₂ has grown, "
-            "the rules that divide by √r blow θ₂ up at once, and Newton jumps onto the saddle "
-            "and stays (on the monkey saddle the tuned α is so large that GD and momentum jump "
-            "over it). Second: the steps to escape grow linearly in log(1/|θ₂|) for GD and "
-            "momentum, momentum barely ahead at its tuned α, while AdaGrad, RMSProp and Adam "
-            "need a handful."
+            "Starts sit 1e-8 to 1e-3 off the stable manifold θ₂ = 0, the direction that flows "
+            "into the saddle; a run has escaped once |θ₂| reaches 1 (double well: 0.5). First "
+            "figure: each optimizer at its tuned α (momentum also at its tuned ρ) from three "
+            "starts, Newton for comparison. Second: steps to escape against the start's depth "
+            "log₁₀|θ₂|; for GD and momentum they grow with log(1/|θ₂|), since |θ₂| grows "
+            "geometrically, while a rule that divides by √r takes a step of about α in θ₂ at "
+            "once. Mean steps at the tuned α: "
+            + "; ".join(
+                f"{n}: GD {r['mean_steps']['gd']:.0f}, momentum {r['mean_steps']['momentum']:.0f}"
+                for n, r in table.items()
+            )
+            + "."
         ),
     )
 
@@ -138,12 +155,13 @@ def judge(numbers: dict) -> Judgement:
             grid_ok[name] = faster
         best = min(("adagrad", "rmsprop", "adam"), key=lambda o: steps[o])
         parts.append(
-            f"{name}: GD {steps['gd']:.0f}, momentum {steps['momentum']:.0f} ({tuned:.2g}×), "
+            f"{name}: GD {steps['gd']:.0f}, momentum {steps['momentum']:.0f} (ρ="
+            f"{float(row.get('rho', 0.9)):g}, {tuned:.2g}×), "
             f"{best} {steps[best]:.0f}; momentum ≥ {HELPS}× faster at {len(faster)} of "
             f"{len(row['grid_alphas_compared'])} equal α"
         )
     names = list(numbers["problems"])
-    evidence = "mean steps to escape, tuned α — " + "; ".join(parts)
+    evidence = "mean steps to |θ₂| ≥ escape distance, tuned α — " + "; ".join(parts)
     ratio = {
         n: float(r["mean_steps"]["gd"]) / float(r["mean_steps"]["momentum"])
         for n, r in numbers["problems"].items()
@@ -187,8 +205,11 @@ register(
         criterion=(
             "from random starts 1e-8 to 1e-3 off the stable manifold of the saddles of x² − y², "
             "the monkey saddle x³ − 3xy² and the double well, every optimizer with α tuned on the "
-            "same grid and budget to escape (f below the saddle by 1, resp. halfway to the "
-            "minima), compare the mean steps to escape on fresh starts (a miss counts as budget "
+            f"same grid ({PER_DECADE} a decade: neighbours 1.21× apart, finer than the bar) and "
+            "budget to escape, momentum's ρ tuned with it over "
+            f"{', '.join(map(str, RHOS))} (ρ = 0 is GD); a run has escaped once its distance "
+            "|θ₂| from the stable manifold θ₂ = 0 reaches 1 (double well: 0.5, halfway to a "
+            "minimum). Compare the mean steps to escape on fresh starts (a miss counts as budget "
             f"+ 1). Momentum helps on a saddle if GD needs ≥ {HELPS}× more steps. Holds if it "
             "helps on every saddle with each optimizer at its tuned α; fails if it helps nowhere, "
             "not even at one equal α of the grid; partly otherwise (naming where)"
