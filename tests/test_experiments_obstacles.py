@@ -329,3 +329,25 @@ def test_c08d_judge_needs_harmless_slightly_worse_network_runs_and_a_baseline():
     # an informative baseline (30 %), and runs whose excess sits in slight minima: fails there
     j = c08d.judge(c08d_numbers(0.90, [0.3, 0.05, 0.05, 0.05], [0.05] * 20 + [0.2]))
     assert j.verdict == "partly" and "on the surfaces they carry" in j.conditions
+
+
+def test_first_reached_counts_only_steps_before_divergence():
+    x = torch.tensor([[0.0], [0.5], [2.0], [float("nan")]], dtype=torch.float64)[:, None, None]
+    x = x.expand(4, 1, 2, 1)  # two identical runs, the second diverged at step 2
+    diverged = torch.tensor([[-1, 2]])
+    got = tu.first_reached(lambda t: t[..., 0].abs() >= 1, x, diverged)
+    assert got.tolist() == [[2, -1]]
+
+
+def test_momentum_tuned_over_rho_zero_alone_is_gd():
+    land = landscapes.get("canyon")
+    gen = tu.generator(0, "t")
+    p = tu.Problem(
+        "canyon", land, tu.uniform_starts(land.window, 4, gen),
+        tu.uniform_starts(land.window, 4, gen), 1e-6,
+    )  # fmt: skip
+    lrs = tu.lr_grid(1e-2, 1.0, per_decade=12)
+    assert lrs[1] / lrs[0] < 1.25  # finer than the bar the momentum claims are judged against
+    gd = tu.tune([p], "gd", steps=100, lrs=lrs)[0]
+    mom = tu.tune_momentum([p], steps=100, lrs=lrs, rhos=[0.0])[0]
+    assert mom.lr == gd.lr and torch.equal(mom.steps, gd.steps) and mom.hyper == {"rho": 0.0}
