@@ -123,7 +123,7 @@ def c10_numbers(agree: float, slope: float, flat_progress: float) -> dict:
         "decrease_cases": 1000,
         "decrease_agreement_rosenbrock": 0.9,
         "slope": slope,
-        "alpha_max_times_lambda_max": [1.9, 1.9, 1.9],
+        "alpha_max_times_lambda_max": [2.0, 2.0, 2.0],
         "progress": {
             "1000": {
                 "max_rel_err": 1e-15,
@@ -138,6 +138,17 @@ def test_c10_judge():
     assert c10.judge(c10_numbers(1.0, -1.0, 0.03)).verdict == "holds"
     assert c10.judge(c10_numbers(1.0, -0.5, 0.03)).verdict == "partly"  # α ∝ λ^-½ instead
     assert c10.judge(c10_numbers(0.7, -0.5, 0.6)).verdict == "fails"
+    off = c10_numbers(1.0, -1.0, 0.03) | {"alpha_max_times_lambda_max": [1.9, 2.0, 2.0]}
+    assert c10.judge(off).verdict == "partly"  # a grid's 1.9 is not the bisected 2
+
+
+def test_c10_bisection_finds_two_over_lambda_max():
+    # reference: GD on a quadratic is stable iff α < 2/λ_max (closed form); the bisection's
+    # final bracket is a factor 1 + 6e-7 wide, so 1e-6 relative bounds its error
+    land = landscapes.get("quadratic", eigenvalues=(0.3, 3.0), angle=30.0)
+    starts = tu.uniform_starts(((-3, 3), (-3, 3)), 4, tu.generator(0, "t"))
+    got = c10.stable_alpha_max(land, starts, 3.0)
+    assert abs(got * 3.0 / 2 - 1) <= 1e-6
 
 
 def c12_numbers(newton_steps: float, at_saddle: float) -> dict:

@@ -10,12 +10,16 @@ import torch
 
 from firstorder import curvature, landscapes
 from firstorder.experiments import _tuning as tu
+from firstorder.experiments._rates import spectral_radius
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.run import run, value_and_grad
 
 AGREE = 0.999  # the condition predicts the sign of one step's change on ≥ 99.9 % of the cases
-SLOPE_TOL = 0.05  # log α_max against log λ_max: slope −1 ± 0.05
-STABLE_BAND = (1.6, 2.05)  # α_max·λ_max: 2 up to the grid's spacing (12 points a decade)
+SLOPE_TOL = 1e-3  # log α_max against log λ_max: slope −1 (α_max each within 1e-4 relative)
+# α_max·λ_max: 2 up to the bisection's final bracket (a factor 1 + 6e-7 after ROUNDS rounds)
+# and the rate fit's error near a radius of 1 (u·cond ≈ 1e-14): 1e-4 is a wide margin
+STABLE_BAND = (2 - 1e-4, 2 + 1e-4)
+ROUNDS, SECTIONS = 6, 15  # bisection: 15 α a round, the bracket shrinks 16× a round
 MATCH = 1e-12  # |cᵢ(k)| = |cᵢ(0)|·|1 − αλᵢ|ᵏ to 1e-12 of the initial error ‖c(0)‖
 LITTLE = 0.1  # "almost no progress": the flattest error component shrinks by less than 10 %
 C_STEP = 1.5  # α = 1.5/λ_max for the progress measurement: a safe step ∝ 1/λ_max
@@ -23,6 +27,26 @@ C_STEP = 1.5  # α = 1.5/λ_max for the progress measurement: a safe step ∝ 1/
 
 def _hessian(land) -> torch.Tensor:
     return curvature.hessian(land, torch.zeros(land.dim, dtype=torch.float64))
+
+
+def stable_alpha_max(land, starts: torch.Tensor, scale: float) -> float:
+    """The largest α at which GD converges, found by bisection on the measured rate.
+
+    Stable means the spectral radius of GD's iteration map, fitted to a few steps of the real
+    optimizer (:func:`spectral_radius`), is below 1. Each round runs SECTIONS values of α
+    spread over the bracket [lo, hi] (log-spaced) in one call and keeps the two neighbours
+    where the rate crosses 1, so the bracket shrinks (SECTIONS + 1)× a round; the grid does not
+    decide the answer."""
+    lo, hi = 1e-2 / scale, 1e2 / scale  # stable, unstable (checked below)
+    for _ in range(ROUNDS):
+        alphas = np.geomspace(lo, hi, SECTIONS + 2).tolist()
+        res = run(land, "gd", starts=starts, steps=8, lr=alphas, record="full", bound=1e300)
+        stable = (spectral_radius(res.x, torch.zeros(2, dtype=torch.float64)) < 1).tolist()
+        if not stable[0] or stable[-1]:
+            raise RuntimeError(f"the bracket [{lo:g}, {hi:g}] does not hold α_max.")
+        i = stable.index(False)  # the first unstable α: α_max lies between it and the one before
+        lo, hi = alphas[i - 1], alphas[i]
+    return math.sqrt(lo * hi)
 
 
 def measure(ctx: Context) -> Measurement:
@@ -63,23 +87,14 @@ def measure(ctx: Context) -> Measurement:
 
     # 2. the largest α at which GD still converges, against λ_max (κ = 10 throughout)
     lam_maxes = ctx.pick([0.1, 1.0, 10.0, 100.0, 1000.0], [0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4])
-    problems = []
-    for lm in lam_maxes:
-        starts = tu.uniform_starts(((-3, 3), (-3, 3)), 8, tu.generator(ctx.seed, "stab", lm))
-        land = landscapes.get("quadratic", eigenvalues=(lm / 10, lm), angle=30.0)
-        # target −1 is never reached (f ≥ 0): every run goes the full budget; α is not tuned
-        # here, every α of the grid is kept
-        problems.append(tu.Problem(f"λmax={lm:g}", land, starts[:1], starts, -1.0))
-    lo, hi = math.log10(min(lam_maxes)), math.log10(max(lam_maxes))
-    lr_fine = [float(v) for v in np.logspace(-1 - hi, 2 - lo, int(12 * (3 + hi - lo)) + 1)]
-    T_stab = 100
-    stab = tu.tune(problems, "gd", steps=T_stab, lrs=lr_fine, bound=1e12)
-    alpha_max = []
-    for p, t in zip(problems, stab):
-        f0 = p.landscape(p.fresh)
-        fT = t.grid_curves[-1]  # [n_lr, starts]
-        ok = (fT < f0).all(-1) & torch.isfinite(fT).all(-1)
-        alpha_max.append(max((a for a, o in zip(lr_fine, ok.tolist()) if o), default=0.0))
+    alpha_max = [
+        stable_alpha_max(
+            landscapes.get("quadratic", eigenvalues=(lm / 10, lm), angle=30.0),
+            tu.uniform_starts(((-3, 3), (-3, 3)), 4, tu.generator(ctx.seed, "stab", lm)),
+            lm,
+        )
+        for lm in lam_maxes
+    ]
     slope = float(np.polyfit(np.log10(lam_maxes), np.log10(alpha_max), 1)[0])
     products = [a * lm for a, lm in zip(alpha_max, lam_maxes)]
 
@@ -216,7 +231,7 @@ def judge(numbers: dict) -> Judgement:
         f"½αgᵀHg < gᵀg predicts the sign of a GD step in {quad:.2%} of "
         f"{numbers['decrease_cases']} cases on quadratics "
         f"({float(numbers['decrease_agreement_rosenbrock']):.1%} on Rosenbrock); α_max ∝ "
-        f"λ_max^{slope:.3f}, α_max·λ_max = {min(prods):.2f}…{max(prods):.2f}; error components "
+        f"λ_max^{slope:.3f}, α_max·λ_max = {min(prods):.5f}…{max(prods):.5f}; error components "
         f"follow |1−αλᵢ|ᵏ to {worst_err:.1e} of ‖c(0)‖; at κ = {big} the flattest direction moves "
         f"{little:.1%} while the steepest shrinks to 1e-6 "
         f"({prog[big]['steps_steep_to_1e-6']} steps, α = {C_STEP}/λ_max)"
@@ -225,8 +240,9 @@ def judge(numbers: dict) -> Judgement:
     say = {
         "headline": f"α_max ∝ λ_max^{slope:.2f}",
         "takeaway": (
-            f"GD's largest stable step is α_max ≈ {np.median(prods):.2f}/λ_max (slope "
-            f"{slope:.2f} in log–log), and at that step the flattest direction of a κ = {big} "
+            f"GD's largest stable step is α_max = {np.median(prods):.4f}/λ_max (slope "
+            f"{slope:.3f} in log–log), and at α = {C_STEP:g}/λ_max the flattest direction of a "
+            f"κ = {big} "
             f"quadratic moves only {little:.1%} while the steepest converges."
         ),
     }
@@ -254,8 +270,10 @@ register(
         criterion=(
             "three parts, each measured with GD on quadratics. (1) From random points and α·λ_max "
             "∈ {0.5 … 4}, one real GD step lowers f exactly when ½αgᵀHg < gᵀg in ≥ "
-            f"{AGREE:.1%} of cases. (2) The largest α (12 a decade) at which GD still lowers f "
-            "over 100 steps from every start, for λ_max over five or more decades: log-log slope "
+            f"{AGREE:.1%} of cases. (2) The largest α at which GD converges (the spectral radius "
+            "of its iteration map, fitted to 8 steps of the real optimizer, below 1), found by "
+            f"bisection ({ROUNDS} rounds of {SECTIONS} α), for λ_max over five or more decades: "
+            "log-log slope "
             f"−1 ± {SLOPE_TOL} and α_max·λ_max in [{STABLE_BAND[0]}, {STABLE_BAND[1]}]. (3) With "
             f"α = {C_STEP}/λ_max the error along each eigenvector follows |1 − αλᵢ|ᵏ to "
             f"{MATCH:g} of the initial error, and at the largest κ the flattest direction "
