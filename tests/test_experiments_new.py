@@ -1,0 +1,31 @@
+"""The experiments for what the notes contain beyond the numbered claims (E6's η(t), the
+convergence-rate table, minibatch noise, the quadratic model E9): each judge can go either way."""
+
+from firstorder.experiments import e06_schedule as e06
+
+
+def e06_numbers(adam_floor, adam_decay, gd_floor=(0.1, 0.3, 1.0, 3.0), gd_decay=None) -> dict:
+    gd_decay = gd_decay or [v / 10 for v in gd_floor]
+    return {
+        "steps": 2000,
+        "sigma": 1.0,
+        "lrs": {"adam": [0.01, 0.03, 0.1, 0.3], "gd": [0.03, 0.1, 0.3, 1.0]},
+        "floors": {
+            "adam constant": adam_floor,
+            "adam decaying": adam_decay,
+            "gd constant": list(gd_floor),
+            "gd decaying": gd_decay,
+        },
+    }
+
+
+def test_e06_judge_needs_a_floor_proportional_to_alpha_that_the_schedule_removes():
+    prop = [0.02, 0.06, 0.2, 0.6]  # ∝ α
+    assert e06.judge(e06_numbers(prop, [v / 10 for v in prop])).verdict == "holds"
+    flat = [0.2, 0.2, 0.2, 0.2]  # a floor that does not depend on α (slope 0)
+    j = e06.judge(e06_numbers(flat, [v / 10 for v in flat]))
+    assert j.verdict == "partly" and "not ∝ α" in j.conditions
+    j = e06.judge(e06_numbers(prop, [0.01, 0.05, 0.02, 0.06]))  # removed only at larger η₀
+    assert j.verdict == "partly" and "only at η₀ ∈ {0.1, 0.3}" in j.conditions
+    same = e06_numbers(flat, flat, gd_floor=(1, 1, 1, 1), gd_decay=[1, 1, 1, 1])
+    assert e06.judge(same).verdict == "fails"
