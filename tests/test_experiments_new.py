@@ -29,3 +29,28 @@ def test_e06_judge_needs_a_floor_proportional_to_alpha_that_the_schedule_removes
     assert j.verdict == "partly" and "only at η₀ ∈ {0.1, 0.3}" in j.conditions
     same = e06_numbers(flat, flat, gd_floor=(1, 1, 1, 1), gd_decay=[1, 1, 1, 1])
     assert e06.judge(same).verdict == "fails"
+
+
+def rt_numbers(gd=0.9802, newton=(0.5, 0.5), slope=-0.5) -> dict:
+    return {
+        "linear": {
+            "gd": {"rate": gd, "theory": 99 / 101},
+            "momentum": {"rate": 9 / 11, "theory": 9 / 11},
+        },
+        "newton": {"constant": list(newton)},
+        "adagrad": {"slope": slope},
+    }
+
+
+def test_rates_table_judge_names_each_rate_that_misses_theory():
+    from firstorder.experiments import rates_table as rt
+
+    assert rt.judge(rt_numbers()).verdict == "holds"
+    j = rt.judge(rt_numbers(gd=0.99))  # 1 − r half of theory's: GD twice as slow
+    assert j.verdict == "partly" and "not for GD" in j.conditions
+    j = rt.judge(rt_numbers(newton=(0.9, 2.0), slope=-0.2))  # superlinear? no; AdaGrad slower
+    assert j.verdict == "partly" and "Newton" in j.conditions.split("not for")[1]
+    assert "AdaGrad" in j.conditions.split("not for")[1]
+    none = rt_numbers(gd=0.999, newton=(), slope=-0.1)
+    none["linear"]["momentum"]["rate"] = 0.99
+    assert rt.judge(none).verdict == "fails"

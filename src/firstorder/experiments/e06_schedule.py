@@ -91,7 +91,7 @@ def measure(ctx: Context) -> Measurement:
     ax.plot(SGD_LRS, theory, "k:", lw=1, label="SGD theory Σ ασ²/(2(2 − αλ))")
     tu.log_axis(ax, "xy")
     ax.set(xlabel="α (η₀ for the schedule)", ylabel="floor: mean f, last quarter")
-    ax.set_title("the noise floor grows with α; η(t) removes it", fontsize=10)
+    ax.set_title("the noise floor against α: constant η and η(t)", fontsize=10)
     ax.legend(fontsize=7)
     fig.subplots_adjust(wspace=0.3)
     return Measurement(

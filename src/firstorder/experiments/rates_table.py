@@ -1,0 +1,197 @@
+"""A convergence-rate table, each rate measured on the real optimizers and set against theory.
+
+- GD at α = 2/(λ_min + λ_max) on a quadratic: rate (κ − 1)/(κ + 1) per step;
+- momentum at Goh's (α*, ρ*): (√κ − 1)/(√κ + 1) (both as the spectral radius of the iteration
+  map fitted to the iterates, as in R1);
+- Newton (E7) on f = Σ λᵢ(e^{θᵢ} − θᵢ), smooth and strongly convex but not quadratic: quadratic
+  convergence, e_{k+1} = C e_k² with C = f'''/(2f'') = ½ per coordinate;
+- AdaGrad (E3) on the non-smooth f = ‖θ‖₁, where every gradient has size 1 and its bound is
+  tight: f − f* = O(1/√T).
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from firstorder import landscapes
+from firstorder.experiments import _tuning as tu
+from firstorder.experiments._rates import spectral_radius
+from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.r1_goh import goh
+from firstorder.run import run
+
+KAPPA = 100.0
+# linear rates compared in 1 − r, to 1 % (the fit's error is ≤ 1e-5 here, see R1)
+RATE_TOL = 0.01
+# Newton: e_{k+1}/e_k² = ½ + O(e_k); measured where 1e-10 < e_{k+1} and e_k < 1e-2, so the
+# next-order term is < 1e-2 and rounding (1e-16 of θ ≈ 1) < 1e-6 of e_{k+1}: ±5 % is safe
+NEWTON_C, NEWTON_TOL = 0.5, 0.05
+ADAGRAD_SLOPE = (-0.6, -0.4)  # log(f − f*) against log T: −½ for O(1/√T)
+ADAGRAD_LR = 0.1
+
+
+def linear_rates(ctx: Context) -> dict:
+    land = landscapes.get("quadratic", eigenvalues=(1 / KAPPA, 1.0), angle=30.0)
+    starts = tu.uniform_starts(((-3, 3), (-3, 3)), 4, tu.generator(ctx.seed, "rates"))
+    opt = goh(KAPPA)
+    center = torch.zeros(2, dtype=torch.float64)
+    out = {}
+    for name, hyper, theory in (
+        ("gd", {"lr": opt["gd_alpha"]}, opt["gd_rate"]),
+        ("momentum", {"lr": opt["alpha"], "rho": opt["rho"]}, opt["rate"]),
+    ):
+        res = run(land, name, starts=starts, steps=8, record="full", bound=1e300, **hyper)
+        long = run(land, name, starts=starts[:1], steps=200, record="full", **hyper)
+        out[name] = {
+            "rate": float(spectral_radius(res.x, center)[0]),
+            "theory": theory,
+            "error": (long.x[:, 0, 0] - center).norm(dim=-1).tolist(),
+        }
+    return out
+
+
+def newton_rate(ctx: Context) -> dict:
+    lam = torch.tensor([0.01, 1.0], dtype=torch.float64)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return (lam * (x.exp() - x)).sum(-1)
+
+    gen = tu.generator(ctx.seed, "newton")
+    starts = 0.5 + 0.5 * torch.rand(4, 2, generator=gen, dtype=torch.float64)
+    res = run(f, "newton", starts=starts, steps=8, record="full")
+    e = res.x[:, 0].abs().amax(-1)  # [T+1, B], θ* = 0
+    ok = (e[:-1] < 1e-2) & (e[1:] > 1e-10)
+    c = e[1:] / e[:-1] ** 2
+    return {
+        "constant": c[ok].tolist(),
+        "error": e[:, 0].tolist(),
+        "steps_to_1e-12": int((e > 1e-12).any(-1).sum()),
+    }
+
+
+def adagrad_rate(ctx: Context) -> dict:
+    T = ctx.pick(4096, 16384)
+    gen = tu.generator(ctx.seed, "adagrad")
+    starts = torch.randn(4, 10, generator=gen, dtype=torch.float64)
+    res = run(lambda x: x.abs().sum(-1), "adagrad", starts=starts, steps=T, lr=ADAGRAD_LR,
+              record="curves")  # fmt: skip
+    f = res.f[:, 0].median(-1).values  # [T+1]
+    # f at the last four octaves T/8 … T (past the start's transient), each the mean over
+    # [T/2, T]: the iterates hop around 0
+    checkpoints = [2**i for i in range(int(math.log2(T)) - 3, int(math.log2(T)) + 1)]
+    gaps = [float(f[t // 2 : t + 1].mean()) for t in checkpoints]
+    slope = float(np.polyfit(np.log(checkpoints), np.log(gaps), 1)[0])
+    return {"T": checkpoints, "gap": gaps, "slope": slope, "curve": f.tolist()}
+
+
+def measure(ctx: Context) -> Measurement:
+    lin, newton, ada = linear_rates(ctx), newton_rate(ctx), adagrad_rate(ctx)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
+    ax = axes[0]
+    for name in ("gd", "momentum"):
+        e = np.array(lin[name]["error"])
+        k = np.arange(len(e))
+        ax.plot(k, e, color=tu.COLORS[name], lw=1.6, label=f"{tu.LABELS[name]}, measured")
+        ax.plot(k, e[0] * lin[name]["theory"] ** k, ":", color=tu.COLORS[name], lw=1.2,
+                label=f"{tu.LABELS[name]}: rate {lin[name]['theory']:.4f}ᵏ")  # fmt: skip
+    e = np.array(newton["error"])
+    ax.plot(np.arange(len(e)), np.maximum(e, 1e-300), "o-", color=tu.COLORS["newton"], ms=4,
+            label="Newton on Σλᵢ(e^θᵢ − θᵢ)")  # fmt: skip
+    tu.log_axis(ax, "y")
+    ax.set(xlabel="step k", ylabel="error ‖θ_k − θ*‖", ylim=(1e-16, 10))
+    ax.set_title(f"linear rates at κ = {KAPPA:g} and Newton's quadratic rate", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    curve = np.array(ada["curve"])
+    ax.plot(np.arange(1, len(curve)), curve[1:], color=tu.COLORS["adagrad"], lw=0.8,
+            label="AdaGrad on ‖θ‖₁ (median of 4 starts)")  # fmt: skip
+    ax.plot(ada["T"], ada["gap"], "o", color="k", ms=5, label="mean over [T/2, T]")
+    t = np.array(ada["T"], dtype=float)
+    ax.plot(t, ada["gap"][0] * np.sqrt(t[0] / t), "k:", label="∝ 1/√T")
+    tu.log_axis(ax, "xy")
+    ax.set(xlabel="step T", ylabel="f(θ_T) − f*")
+    ax.set_title(f"AdaGrad (α = {ADAGRAD_LR:g}): slope {ada['slope']:.2f}", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.subplots_adjust(wspace=0.3)
+    return Measurement(
+        numbers={
+            "kappa": KAPPA,
+            "linear": {k: {"rate": v["rate"], "theory": v["theory"]} for k, v in lin.items()},
+            "newton": {k: v for k, v in newton.items() if k != "error"},
+            "adagrad": {k: v for k, v in ada.items() if k != "curve"},
+        },
+        figures=[ctx.figure(fig, "rates")],
+        explanation=(
+            f"Left: the error of GD and momentum at their optimal parameters on a κ = {KAPPA:g} "
+            "quadratic against the theoretical rates (dotted), and Newton's error on a smooth "
+            "non-quadratic function, which squares from one step to the next once it is small. "
+            "Right: AdaGrad on ‖θ‖₁, whose gradients never shrink: f − f* against T on log "
+            "axes, with the 1/√T of its bound."
+        ),
+    )
+
+
+def judge(numbers: dict) -> Judgement:
+    rows, ok = [], {}
+    for name, r in numbers["linear"].items():
+        rate, theory = float(r["rate"]), float(r["theory"])
+        off = (1 - rate) / (1 - theory) - 1
+        ok[tu.LABELS[name]] = abs(off) <= RATE_TOL
+        rows.append(f"{tu.LABELS[name]} {rate:.4f} vs {theory:.4f} ({off:+.1e} in 1 − r)")
+    c = [float(v) for v in numbers["newton"]["constant"]]
+    ok["Newton"] = bool(c) and all(abs(v - NEWTON_C) <= NEWTON_TOL * NEWTON_C for v in c)
+    rows.append(
+        "Newton e_{k+1}/e_k² "
+        + (f"{min(c):.3f}–{max(c):.3f}" if c else "not measurable")
+        + f" vs {NEWTON_C:g}"
+    )
+    slope = float(numbers["adagrad"]["slope"])
+    ok["AdaGrad"] = ADAGRAD_SLOPE[0] <= slope <= ADAGRAD_SLOPE[1]
+    rows.append(f"AdaGrad f − f* ∝ T^{slope:.2f} vs T^-0.5")
+    evidence = "measured against theory — " + "; ".join(rows)
+    held = [k for k, v in ok.items() if v]
+    say = {
+        "headline": f"{len(held)}/{len(ok)} rates as theory says",
+        "takeaway": (
+            "Measured rates: " + "; ".join(rows) + f" — {len(held)} of {len(ok)} as theory says."
+        ),
+    }
+    if len(held) == len(ok):
+        return Judgement("holds", evidence, **say)
+    if not held:
+        return Judgement("fails", evidence, **say)
+    return Judgement(
+        "partly",
+        evidence,
+        "as theory says for " + ", ".join(held) + "; not for "
+        + ", ".join(k for k in ok if k not in held),
+        **say,
+    )  # fmt: skip
+
+
+register(
+    Experiment(
+        id="RT",
+        title="Convergence rates measured against theory",
+        claim=(
+            "GD converges at (κ−1)/(κ+1) per step, momentum at (√κ−1)/(√κ+1), Newton's method "
+            "quadratically near a minimum, AdaGrad at O(1/√T)"
+        ),
+        criterion=(
+            f"GD and momentum at their optimal parameters on a κ = {KAPPA:g} quadratic: the "
+            "spectral radius of the iteration map fitted to the real optimizer's iterates "
+            f"within {RATE_TOL:.0%} of theory in 1 − r. Newton on Σλᵢ(e^θᵢ − θᵢ): "
+            f"e_(k+1)/e_k² within {NEWTON_TOL:.0%} of f'''/(2f'') = {NEWTON_C:g} wherever "
+            f"e_k < 1e-2. AdaGrad (α = {ADAGRAD_LR:g}) on ‖θ‖₁: the log-log slope of f − f* "
+            "(mean over [T/2, T], T over the last four octaves) against T in "
+            f"[{ADAGRAD_SLOPE[0]}, {ADAGRAD_SLOPE[1]}]. "
+            "Holds if all four; fails if none; partly otherwise (naming which)"
+        ),
+        measure=measure,
+        judge=judge,
+    )
+)
