@@ -54,3 +54,34 @@ def test_rates_table_judge_names_each_rate_that_misses_theory():
     none = rt_numbers(gd=0.999, newton=(), slope=-0.1)
     none["linear"]["momentum"]["rate"] = 0.99
     assert rt.judge(none).verdict == "fails"
+
+
+def test_e09_judge_compares_the_radius_with_a_gd_step():
+    from firstorder.experiments import e09_quadratic_model as e09
+
+    def numbers(radii: list[float], step: float = 0.1) -> dict:
+        cases = {
+            f"case {i}": {"−g": r, "random": 2 * r, "gd_step": step} for i, r in enumerate(radii)
+        }
+        return {"within": 0.01, "cases": cases}
+
+    assert e09.judge(numbers([0.5, 0.2])).verdict == "holds"
+    j = e09.judge(numbers([0.5, 0.05]))  # the model misses within one step on case 1
+    assert j.verdict == "partly" and "not for case 1" in j.conditions
+    assert e09.judge(numbers([0.01, 0.05])).verdict == "fails"
+
+
+def test_e09_radius_of_an_exact_quadratic_is_unbounded_and_of_a_cubic_is_known():
+    import torch
+
+    from firstorder.experiments import e09_quadratic_model as e09
+
+    # f = 1 + x²: the model is exact, so the radius is the grid's end (10)
+    quad = e09.radius(lambda x: 1 + (x**2).sum(), torch.tensor([0.5], dtype=torch.float64),
+                      {"d": torch.tensor([1.0], dtype=torch.float64)})  # fmt: skip
+    assert quad["d"]["radius"] == e09.T_GRID[-1]
+    # f = 1 + x³ at 0: q = 1, the error is t³/(1 + t³) ≤ 1 % up to t = (1/99)^(1/3) = 0.2162
+    cubic = e09.radius(lambda x: 1 + (x**3).sum(), torch.tensor([0.0], dtype=torch.float64),
+                       {"d": torch.tensor([1.0], dtype=torch.float64)})  # fmt: skip
+    grid_below = max(t for t in e09.T_GRID if t <= (1 / 99) ** (1 / 3))
+    assert cubic["d"]["radius"] == grid_below

@@ -108,7 +108,7 @@ class Finding:
 
 # how many seeds a seeded experiment runs: the quick tour stays within about a minute on a
 # 2-core machine, the full tour runs more
-QUICK_SEEDS = 3
+QUICK_SEEDS = 2
 FULL_SEEDS = 3
 
 
