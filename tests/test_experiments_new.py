@@ -85,3 +85,22 @@ def test_e09_radius_of_an_exact_quadratic_is_unbounded_and_of_a_cubic_is_known()
                        {"d": torch.tensor([1.0], dtype=torch.float64)})  # fmt: skip
     grid_below = max(t for t in e09.T_GRID if t <= (1 / 99) ** (1 / 3))
     assert cubic["d"]["radius"] == grid_below
+
+
+def test_minibatch_noise_judge():
+    from firstorder.experiments import minibatch_noise as mb
+
+    def numbers(ratios, escaped, quiet=0.0) -> dict:
+        canyon = {
+            str(s): {"gd": {"final": r}, "adam": {"final": 1.0}} for s, r in zip(mb.SIGMAS, ratios)
+        }
+        saddle = {"0.0": {"escaped": quiet, "mean_steps": 301}}
+        saddle |= {str(s): {"escaped": escaped, "mean_steps": 50} for s in mb.SADDLE_SIGMAS[1:]}
+        return {"canyon": canyon, "saddle": saddle}
+
+    assert mb.judge(numbers([10, 2, 1.5], 1.0)).verdict == "holds"
+    j = mb.judge(numbers([10, 2, 0.8], 1.0))  # SGD as good as Adam at the largest noise
+    assert j.verdict == "partly" and "not at σ ∈ {0.1}" in j.conditions
+    j = mb.judge(numbers([10, 2, 1.5], 0.5))  # noise gets only half the starts off the saddle
+    assert j.verdict == "partly" and "does not get GD off the saddle" in j.conditions
+    assert mb.judge(numbers([1, 1, 1], 1.0, quiet=1.0)).verdict == "fails"

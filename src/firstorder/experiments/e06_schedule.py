@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from firstorder.experiments import _tuning as tu
+from firstorder.experiments._noise import noisy_quadratic
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.optim import GD, Adam
 
@@ -36,19 +37,9 @@ def schedule(t: int, steps: int) -> float:
 
 def noisy_run(optimizer, lrs: list[float], steps: int, starts: int, gen, decay: bool):
     """f(θ_t) = ½ Σ λᵢθᵢ² along the real optimizer fed g = λ⊙θ + σξ: [T+1, configs, starts]."""
-    theta = torch.full((len(lrs), starts, DIM), 0.5, dtype=torch.float64)
-    lr0 = torch.tensor(lrs, dtype=torch.float64)[:, None, None]
-    opt = optimizer([theta], lr=lr0.clone())
-    f = torch.empty(steps + 1, len(lrs), starts, dtype=torch.float64)
-    f[0] = 0.5 * (LAM * theta**2).sum(-1)
-    for t in range(steps):
-        if decay:
-            opt.param_groups[0]["lr"] = lr0 * schedule(t, steps)
-        noise = torch.randn(theta.shape, generator=gen, dtype=torch.float64)
-        theta.grad = LAM * theta + SIGMA * noise
-        opt.step()
-        f[t + 1] = 0.5 * (LAM * theta**2).sum(-1)
-    return f
+    theta0 = torch.full((starts, DIM), 0.5, dtype=torch.float64)
+    when = (lambda t: schedule(t, steps)) if decay else None
+    return noisy_quadratic(optimizer, LAM, theta0, lrs, steps, SIGMA, gen, when)[0]
 
 
 def floor(f: torch.Tensor) -> list[float]:
