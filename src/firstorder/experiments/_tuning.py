@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.ticker import LogLocator, NullLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 from torch import Tensor
 
 from firstorder import plots
@@ -56,6 +56,8 @@ LABELS = {
     "adam": "Adam",
     "newton": "Newton",
 }
+
+SYMBOLS = {"rho": "ρ", "rho1": "ρ₁", "rho2": "ρ₂", "eps": "ε"}  # the notes' symbols in titles
 
 
 def lr_grid(lo: float = 1e-4, hi: float = 10.0, per_decade: int = 6) -> list[float]:
@@ -341,28 +343,36 @@ def trajectory_panels(rows, row_labels, title: str, window=None):
     """
     n_opt = max(len(r[1]) for r in rows)
     fig, axes = plt.subplots(
-        len(rows), n_opt, figsize=(2.5 * n_opt, 2.6 * len(rows) + 0.4), squeeze=False
+        len(rows), n_opt, figsize=(2.8 * n_opt, 2.9 * len(rows) + 0.5), squeeze=False
     )
     for i, ((land, by_opt), label) in enumerate(zip(rows, row_labels)):
+        (x0, x1), (y0, y1) = win = window or land.window
         for j, (opt, t) in enumerate(by_opt.items()):
             ax = axes[i, j]
-            plots.contour(ax, land, window)
+            plots.contour(ax, land, win)
             xy = t.shown.numpy()
             for b in range(xy.shape[1]):
                 ok = np.isfinite(xy[:, b]).all(-1)
                 ax.plot(xy[ok, b, 0], xy[ok, b, 1], ".-", color=COLORS[opt], ms=2.5, lw=1)
                 ax.plot(xy[0, b, 0], xy[0, b, 1], "o", color=COLORS[opt], mec="k", ms=5)
-            ax.set_title(f"{LABELS[opt]}, α = {t.lr:.3g}\n{label}", fontsize=9)
+            extra = "".join(f", {SYMBOLS.get(k, k)} = {v:g}" for k, v in t.hyper.items())
+            ax.set_title(f"{LABELS[opt]}, α = {t.lr:.3g}{extra}\n{label}", fontsize=10)
+            # the map's own window in every panel: paths that run off it leave the frame
+            # instead of shrinking the contours to a corner
+            ax.set(xlim=(x0, x1), ylim=(y0, y1))
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.yaxis.set_major_locator(MaxNLocator(3))
+            ax.tick_params(labelsize=9)
             # ticks on the outer panels only: tick labels are most of matplotlib's drawing time
             if j:
-                ax.set(ylabel="", yticks=[])
-            if i < len(rows) - 1 and land.window == rows[i + 1][0].window:
-                ax.set(xlabel="", xticks=[])
+                ax.set(ylabel="", yticklabels=[])
+            if i < len(rows) - 1:
+                ax.set(xlabel="", xticklabels=[])
         for j in range(len(by_opt), n_opt):
             axes[i, j].axis("off")
     # fixed spacing, not tight_layout(): that costs a full extra draw (ctx.figure crops anyway)
-    fig.subplots_adjust(wspace=0.08, hspace=0.45, top=1 - 0.85 / fig.get_figheight())
-    fig.suptitle(title, fontsize=11)
+    fig.subplots_adjust(wspace=0.1, hspace=0.42, top=1 - 0.9 / fig.get_figheight())
+    fig.suptitle(title, fontsize=12)
     return fig
 
 
