@@ -31,6 +31,7 @@ OTHER = (
     "plateau", "saddle", "monkey_saddle", "double_well",
 )  # fmt: skip
 OUTCOMES = ("reached", "slightly worse minimum", "much worse minimum", "elsewhere")
+SHORT = {"gd": "GD", "momentum": "mom.", "adagrad": "Ada", "rmsprop": "RMS", "adam": "Adam"}
 HARMLESS = 0.03  # a network's end point is harmless if its test accuracy is within 3 points
 NET_WIDTHS = [2, 8, 2]  # a small tanh network on the spirals: small enough to get stuck
 
@@ -147,11 +148,13 @@ def measure(ctx: Context) -> Measurement:
                 )
                 ax.plot(xy[-1, b, 0], xy[-1, b, 1], "o", color=tu.COLORS[opt], ms=4, mec="k")
         ax.plot(*p.show.numpy().T, "o", color="w", mec="k", ms=6)
-        ax.set_title(p.name, fontsize=10)
+        (x0, x1), (y0, y1) = p.landscape.window
+        ax.set(xlim=(x0, x1), ylim=(y0, y1))  # the contours fill the panel; paths may leave it
+        ax.set_title(p.name, fontsize=11)
         if i:
             ax.set_ylabel("")
         if i == 0:
-            ax.legend(fontsize=6, loc="lower left")
+            ax.legend(fontsize=8, loc="lower left")
     ax = fig.add_subplot(grid[1, : len(local) + 1])
     colors = ("tab:green", "gold", "tab:red", "0.6")
     width = 0.8 / len(tu.FIRST_ORDER)
@@ -172,7 +175,7 @@ def measure(ctx: Context) -> Measurement:
             )
             bottom += h
         for xi in x:
-            ax.text(xi, 1.02, tu.LABELS[opt][:4], rotation=90, ha="center", va="bottom", fontsize=6)
+            ax.text(xi, 1.02, SHORT[opt], rotation=90, ha="center", va="bottom", fontsize=8)
     ax.set_xticks(np.arange(len(local)), names_local, fontsize=8)
     ax.set(
         ylabel="fraction of fresh starts",
