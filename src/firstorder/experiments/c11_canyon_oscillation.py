@@ -84,6 +84,79 @@ def pattern(c: torch.Tensor, x: torch.Tensor) -> dict:
     }
 
 
+def draw(mid, shown, table: dict, t_r: tu.Tuned, rosen, swept: list, name100: str, steps: int):
+    """Top: paths on the κ = ILL canyon (tuned α and α = 0.5/λ_max) and on Rosenbrock.
+    Bottom: the error components, the α sweep, and the turn-back rate at the tuned α."""
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.6))
+    lr100 = table[name100]["lr"]
+    for ax, lr, title in (
+        (axes[0, 0], lr100, f"GD at tuned α = {lr100:.3g} (αλ_max = {lr100 * LAM_MAX:.2f})"),
+        (axes[0, 1], 0.5 / LAM_MAX, "GD at α = 0.5/λ_max (αλ_max = 0.5)"),
+    ):
+        xy = run(mid, "gd", starts=shown, steps=60, lr=lr).x[:, 0].numpy()
+        plots.contour(ax, mid)
+        for b in range(xy.shape[1]):
+            ax.plot(xy[:, b, 0], xy[:, b, 1], ".-", color="tab:blue", ms=3, lw=1)
+            ax.plot(*xy[0, b], "o", color="tab:blue", mec="k")
+        ax.set_title(f"{name100}: {title}, 60 steps", fontsize=9)
+    ax = axes[0, 2]
+    plots.contour(ax, rosen)
+    ax.plot(*t_r.shown[:, 0].numpy().T, ".-", color="tab:blue", ms=3, lw=1)
+    ax.plot(*t_r.shown[0, 0].numpy(), "o", color="tab:blue", mec="k")
+    ax.set_title(f"Rosenbrock: GD at tuned α = {t_r.lr:.2g}, {steps} steps", fontsize=9)
+    ax = axes[1, 0]
+    res = run(mid, "gd", starts=shown[:1], steps=120, lr=lr100, record="full")
+    c = components(mid, res.x[:, 0, 0]).numpy()
+    ax.plot(c[:, -1], ".-", color="tab:red", ms=3, lw=0.8, label="c_steep(k), λ_max")
+    ax.plot(c[:, 0], "-", color="tab:blue", lw=2, label="c_flat(k), λ_min")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set(
+        xlabel="step k",
+        ylabel="error component qᵢᵀ(θ_k − θ*)",
+        title=f"{name100}, tuned α: steep flips sign, flat creeps",
+    )
+    ax.legend(fontsize=8)
+    ax = axes[1, 1]
+    ax.plot(
+        SWEEP,
+        [s["flip_rate"] for s in swept],
+        "o-",
+        color="tab:red",
+        label="sign flips of c_steep per step",
+    )
+    ax.plot(
+        SWEEP,
+        [s["turn_back_rate"] for s in swept],
+        "^-",
+        color="k",
+        label="steps that turn back (until flat error ÷ 10)",
+    )
+    ax.axvline(1.0, color="k", ls=":", lw=1)
+    ax.set(
+        xlabel="α·λ_max",
+        ylabel="fraction of steps",
+        ylim=(-0.05, 1.05),
+        title=f"κ = {ILL}: oscillation sets in at αλ_max > 1",
+    )
+    ax2 = ax.twinx()
+    ax2.plot(SWEEP, [s["slow_ratio"] for s in swept], "s--", color="tab:blue")
+    tu.log_axis(ax2, "y")
+    ax2.set_ylabel("steps to 10× less error: flat / steep", color="tab:blue", fontsize=9)
+    ax.legend(fontsize=8, loc="center left")
+    ax = axes[1, 2]
+    names = list(table)
+    ax.barh(np.arange(len(names)), [table[n]["zigzag"] for n in names], color="tab:blue")
+    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set(
+        xlabel="fraction of steps that turn back (cos < 0)",
+        xlim=(0, 1),
+        title="zig-zag of GD at its tuned α",
+    )
+    fig.subplots_adjust(hspace=0.35, wspace=0.55)
+    return fig
+
+
 def measure(ctx: Context) -> Measurement:
     kappas = ctx.pick([100, 1000], [10, 100, 1000, 10_000])
     angles = ctx.pick([0.0, 30.0], [0.0, 30.0, 45.0])
@@ -134,76 +207,10 @@ def measure(ctx: Context) -> Measurement:
     c_sweep = components(mid, sweep.x)  # [T+1, C, B, d]
     swept = [pattern(c_sweep[:, i], sweep.x[:, i]) for i in range(len(SWEEP))]
 
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.6))
-    shown = ring(2, tu.generator(ctx.seed, "show"), 3.0, 3.5)
     name100 = f"κ={ILL:g}, θ={angles[-1]:g}°"
     lr100 = table[name100]["lr"]
-    for ax, lr, title in (
-        (axes[0, 0], lr100, f"GD at tuned α = {lr100:.3g} (αλ_max = {lr100 * LAM_MAX:.2f})"),
-        (axes[0, 1], 0.5 / LAM_MAX, "GD at α = 0.5/λ_max (αλ_max = 0.5)"),
-    ):
-        xy = run(mid, "gd", starts=shown, steps=60, lr=lr).x[:, 0].numpy()
-        plots.contour(ax, mid)
-        for b in range(xy.shape[1]):
-            ax.plot(xy[:, b, 0], xy[:, b, 1], ".-", color="tab:blue", ms=3, lw=1)
-            ax.plot(*xy[0, b], "o", color="tab:blue", mec="k")
-        ax.set_title(f"{name100}: {title}, 60 steps", fontsize=9)
-    ax = axes[0, 2]
-    t_r = tuned[-1]
-    plots.contour(ax, rosen)
-    ax.plot(*t_r.shown[:, 0].numpy().T, ".-", color="tab:blue", ms=3, lw=1)
-    ax.plot(*t_r.shown[0, 0].numpy(), "o", color="tab:blue", mec="k")
-    ax.set_title(f"Rosenbrock: GD at tuned α = {t_r.lr:.2g}, {steps} steps", fontsize=9)
-    ax = axes[1, 0]
-    res = run(mid, "gd", starts=shown[:1], steps=120, lr=lr100, record="full")
-    c = components(mid, res.x[:, 0, 0]).numpy()
-    ax.plot(c[:, -1], ".-", color="tab:red", ms=3, lw=0.8, label="c_steep(k), λ_max")
-    ax.plot(c[:, 0], "-", color="tab:blue", lw=2, label="c_flat(k), λ_min")
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set(
-        xlabel="step k",
-        ylabel="error component qᵢᵀ(θ_k − θ*)",
-        title=f"{name100}, tuned α: steep flips sign, flat creeps",
-    )
-    ax.legend(fontsize=8)
-    ax = axes[1, 1]
-    ax.plot(
-        SWEEP,
-        [s["flip_rate"] for s in swept],
-        "o-",
-        color="tab:red",
-        label="sign flips of c_steep per step",
-    )
-    ax.plot(
-        SWEEP,
-        [s["turn_back_rate"] for s in swept],
-        "^-",
-        color="k",
-        label="steps that turn back (until flat error ÷ 10)",
-    )
-    ax.axvline(1.0, color="k", ls=":", lw=1)
-    ax.set(
-        xlabel="α·λ_max",
-        ylabel="fraction of steps",
-        ylim=(-0.05, 1.05),
-        title=f"κ = {ILL}: oscillation sets in at αλ_max > 1",
-    )
-    ax2 = ax.twinx()
-    ax2.plot(SWEEP, [s["slow_ratio"] for s in swept], "s--", color="tab:blue")
-    tu.log_axis(ax2, "y")
-    ax2.set_ylabel("steps to 10× less error: flat / steep", color="tab:blue", fontsize=9)
-    ax.legend(fontsize=8, loc="center left")
-    ax = axes[1, 2]
-    names = [p.name for p in problems]
-    ax.barh(np.arange(len(names)), [table[n]["zigzag"] for n in names], color="tab:blue")
-    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set(
-        xlabel="fraction of steps that turn back (cos < 0)",
-        xlim=(0, 1),
-        title="zig-zag of GD at its tuned α",
-    )
-    fig.subplots_adjust(hspace=0.35, wspace=0.55)
+    shown = ring(2, tu.generator(ctx.seed, "show"), 3.0, 3.5)
+    fig = draw(mid, shown, table, tuned[-1], rosen, swept, name100, steps)
     figures = [ctx.figure(fig, "oscillation")]
 
     return Measurement(
