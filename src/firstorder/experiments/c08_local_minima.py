@@ -108,27 +108,9 @@ def network(ctx: Context) -> dict:
     return {"inits": inits, "epochs": epochs, "widths": NET_WIDTHS, **rows}
 
 
-def measure(ctx: Context) -> Measurement:
-    steps = ctx.pick(200, 1000)
-    n_tune, n_fresh = ctx.pick((6, 24), (16, 96))
-    lrs = tu.lr_grid(1e-3, 10.0)
-    local = [problem(n, n_tune, n_fresh, ctx.seed) for n in ctx.pick(QUICK_LOCAL, LOCAL)]
-    other = [problem(n, n_tune, n_fresh, ctx.seed) for n in OTHER]
-    res = {opt: tu.tune(local, opt, steps=steps, lrs=lrs) for opt in tu.FIRST_ORDER}
-    adam_other = tu.tune(other, "adam", steps=steps, lrs=lrs)
-
-    table = {}
-    for i, p in enumerate(local):
-        table[p.name] = {
-            opt: {"lr": res[opt][i].lr, **outcomes(p, res[opt][i])} for opt in tu.FIRST_ORDER
-        }
-    adam = {p.name: outcomes(p, res["adam"][i]) for i, p in enumerate(local)}
-    adam.update({p.name: outcomes(p, t) for p, t in zip(other, adam_other)})
-    obstacle = {n: landscapes.get(n).obstacles[0] for n in adam}
-    baseline = {p.name: listed_gaps(p, table[p.name]["adam"].get("start_gap", 1.0)) for p in local}
-    net = network(ctx)
-    adam_lr = {p.name: t.lr for p, t in zip(local + other, res["adam"] + adam_other)}
-
+def draw(local: list, res: dict, table: dict, adam: dict, obstacle: dict, steps: int):
+    """Top: every optimizer's paths on the surfaces with local minima. Bottom: where the fresh
+    runs ended (left) and Adam's success on every obstacle (right)."""
     names_local = [p.name for p in local]
     fig = plt.figure(figsize=(16, 8.2))
     grid = fig.add_gridspec(2, 2 * len(local), height_ratios=[1, 1.15], hspace=0.45, wspace=0.6)
@@ -203,7 +185,31 @@ def measure(ctx: Context) -> Measurement:
         title=f"Adam on every obstacle, tuned α, {steps} steps",
     )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    figures = [ctx.figure(fig, "outcomes")]
+    return fig
+
+
+def measure(ctx: Context) -> Measurement:
+    steps = ctx.pick(200, 1000)
+    n_tune, n_fresh = ctx.pick((6, 24), (16, 96))
+    lrs = tu.lr_grid(1e-3, 10.0)
+    local = [problem(n, n_tune, n_fresh, ctx.seed) for n in ctx.pick(QUICK_LOCAL, LOCAL)]
+    other = [problem(n, n_tune, n_fresh, ctx.seed) for n in OTHER]
+    res = {opt: tu.tune(local, opt, steps=steps, lrs=lrs) for opt in tu.FIRST_ORDER}
+    adam_other = tu.tune(other, "adam", steps=steps, lrs=lrs)
+
+    table = {}
+    for i, p in enumerate(local):
+        table[p.name] = {
+            opt: {"lr": res[opt][i].lr, **outcomes(p, res[opt][i])} for opt in tu.FIRST_ORDER
+        }
+    adam = {p.name: outcomes(p, res["adam"][i]) for i, p in enumerate(local)}
+    adam.update({p.name: outcomes(p, t) for p, t in zip(other, adam_other)})
+    obstacle = {n: landscapes.get(n).obstacles[0] for n in adam}
+    baseline = {p.name: listed_gaps(p, table[p.name]["adam"].get("start_gap", 1.0)) for p in local}
+    net = network(ctx)
+    adam_lr = {p.name: t.lr for p, t in zip(local + other, res["adam"] + adam_other)}
+
+    figures = [ctx.figure(draw(local, res, table, adam, obstacle, steps), "outcomes")]
 
     return Measurement(
         numbers={
