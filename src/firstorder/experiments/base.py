@@ -4,7 +4,8 @@ An experiment follows CLAIMS.md, "What an experiment must do":
 
 1. it names the claim id and quotes it (``Experiment.id``, ``Experiment.claim``);
 2. it states its criterion before running (``Experiment.criterion``, words; ``judge``, code);
-3. ``measure(ctx)`` runs the real optimizers, seeded by ``ctx.seed``, and returns the numbers;
+3. ``measure(ctx)`` runs the real optimizers, seeded by ``ctx.seed``, and returns the numbers
+   (:func:`run_experiment` measures and judges several seeds and reports whether they agree);
 4. ``judge(numbers)`` derives the verdict from those numbers alone;
 5. where the claim holds only under conditions, ``measure`` varies them and ``judge`` names
    them in ``Judgement.conditions``;
