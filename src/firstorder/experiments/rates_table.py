@@ -5,8 +5,8 @@
   map fitted to the iterates, as in R1);
 - Newton (E7) on f = Σ λᵢ(e^{θᵢ} − θᵢ), smooth and strongly convex but not quadratic: quadratic
   convergence, e_{k+1} = C e_k² with C = f'''/(2f'') = ½ per coordinate;
-- AdaGrad (E3) on the non-smooth f = ‖θ‖₁, where every gradient has size 1 and its bound is
-  tight: f − f* = O(1/√T).
+- AdaGrad (E3) on ½‖θ‖² with noisy gradients θ + σξ, where its bound is tight:
+  f − f* = O(1/√T).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import torch
 
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
+from firstorder.experiments._noise import noisy_quadratic
 from firstorder.experiments._rates import spectral_radius
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.experiments.r1_goh import goh
+from firstorder.optim import AdaGrad
 from firstorder.run import run
 
 KAPPA = 100.0
@@ -30,8 +32,11 @@ RATE_TOL = 0.01
 # Newton: e_{k+1}/e_k² = ½ + O(e_k); measured where 1e-10 < e_{k+1} and e_k < 1e-2, so the
 # next-order term is < 1e-2 and rounding (1e-16 of θ ≈ 1) < 1e-6 of e_{k+1}: ±5 % is safe
 NEWTON_C, NEWTON_TOL = 0.5, 0.05
-ADAGRAD_SLOPE = (-0.6, -0.4)  # log(f − f*) against log T: −½ for O(1/√T)
-ADAGRAD_LR = 0.1
+# log(f − f*) against log T: −½ for O(1/√T); the fit over four octaves of a noisy f scatters
+# by ±0.05 from seed to seed (−0.55 … −0.48 over seeds 0–4, quick and full), so ±0.15 around
+# −½ leaves a threefold margin
+ADAGRAD_SLOPE = (-0.65, -0.35)
+ADAGRAD_LR, ADAGRAD_DIM = 0.3, 10
 
 
 def linear_rates(ctx: Context) -> dict:
@@ -74,14 +79,16 @@ def newton_rate(ctx: Context) -> dict:
 
 
 def adagrad_rate(ctx: Context) -> dict:
+    """AdaGrad on f = ½‖θ‖² fed noisy gradients θ + σξ: r grows like kσ², so the step α/√r
+    falls like 1/√k and with it the noise floor: f − f* = O(1/√T), the rate of its bound."""
     T = ctx.pick(4096, 16384)
     gen = tu.generator(ctx.seed, "adagrad")
-    starts = torch.randn(4, 10, generator=gen, dtype=torch.float64)
-    res = run(lambda x: x.abs().sum(-1), "adagrad", starts=starts, steps=T, lr=ADAGRAD_LR,
-              record="curves")  # fmt: skip
-    f = res.f[:, 0].median(-1).values  # [T+1]
+    lam = torch.ones(ADAGRAD_DIM, dtype=torch.float64)
+    theta0 = torch.ones(ctx.pick(32, 64), ADAGRAD_DIM, dtype=torch.float64)
+    f, _ = noisy_quadratic(AdaGrad, lam, theta0, [ADAGRAD_LR], T, 1.0, gen)
+    f = f[:, 0].mean(-1)  # [T+1], mean over the starts
     # f at the last four octaves T/8 … T (past the start's transient), each the mean over
-    # [T/2, T]: the iterates hop around 0
+    # [T/2, T]: the noise makes single values scatter
     checkpoints = [2**i for i in range(int(math.log2(T)) - 3, int(math.log2(T)) + 1)]
     gaps = [float(f[t // 2 : t + 1].mean()) for t in checkpoints]
     slope = float(np.polyfit(np.log(checkpoints), np.log(gaps), 1)[0])
@@ -108,7 +115,7 @@ def measure(ctx: Context) -> Measurement:
     ax = axes[1]
     curve = np.array(ada["curve"])
     ax.plot(np.arange(1, len(curve)), curve[1:], color=tu.COLORS["adagrad"], lw=0.8,
-            label="AdaGrad on ‖θ‖₁ (median of 4 starts)")  # fmt: skip
+            label="AdaGrad on ½‖θ‖², noisy g (mean of the starts)")  # fmt: skip
     ax.plot(ada["T"], ada["gap"], "o", color="k", ms=5, label="mean over [T/2, T]")
     t = np.array(ada["T"], dtype=float)
     ax.plot(t, ada["gap"][0] * np.sqrt(t[0] / t), "k:", label="∝ 1/√T")
@@ -129,8 +136,8 @@ def measure(ctx: Context) -> Measurement:
             f"Left: the error of GD and momentum at their optimal parameters on a κ = {KAPPA:g} "
             "quadratic against the theoretical rates (dotted), and Newton's error on a smooth "
             "non-quadratic function, which squares from one step to the next once it is small. "
-            "Right: AdaGrad on ‖θ‖₁, whose gradients never shrink: f − f* against T on log "
-            "axes, with the 1/√T of its bound."
+            "Right: AdaGrad on ½‖θ‖² with gradient noise σ = 1, whose r grows like kσ²: "
+            "f − f* against T on log axes, with the 1/√T of its bound."
         ),
     )
 
@@ -179,14 +186,15 @@ register(
         title="Convergence rates measured against theory",
         claim=(
             "GD converges at (κ−1)/(κ+1) per step, momentum at (√κ−1)/(√κ+1), Newton's method "
-            "quadratically near a minimum, AdaGrad at O(1/√T)"
+            "quadratically near a minimum, AdaGrad at O(1/√T) under gradient noise"
         ),
         criterion=(
             f"GD and momentum at their optimal parameters on a κ = {KAPPA:g} quadratic: the "
             "spectral radius of the iteration map fitted to the real optimizer's iterates "
             f"within {RATE_TOL:.0%} of theory in 1 − r. Newton on Σλᵢ(e^θᵢ − θᵢ): "
             f"e_(k+1)/e_k² within {NEWTON_TOL:.0%} of f'''/(2f'') = {NEWTON_C:g} wherever "
-            f"e_k < 1e-2. AdaGrad (α = {ADAGRAD_LR:g}) on ‖θ‖₁: the log-log slope of f − f* "
+            f"e_k < 1e-2. AdaGrad (α = {ADAGRAD_LR:g}) on ½‖θ‖² with gradients θ + ξ, ξ ~ "
+            "N(0, I): the log-log slope of f − f* "
             "(mean over [T/2, T], T over the last four octaves) against T in "
             f"[{ADAGRAD_SLOPE[0]}, {ADAGRAD_SLOPE[1]}]. "
             "Holds if all four; fails if none; partly otherwise (naming which)"
