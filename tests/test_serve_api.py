@@ -10,7 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("fastapi")
-pytest.importorskip("httpx2")  # FastAPI's TestClient runs on it
+pytest.importorskip("httpx")  # FastAPI's TestClient runs on it
 from fastapi.testclient import TestClient  # noqa: E402
 
 from firstorder import landscapes, rules  # noqa: E402
