@@ -1,5 +1,6 @@
 """Study cards: the notes' block syntax, read back by a parser written here, and a valid .apkg."""
 
+import json
 import re
 import sqlite3
 import zipfile
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from firstorder.cards import write_cards
+from firstorder.cards import check, write_cards
 from firstorder.tour import load, run_tour
 
 SEED = Path(__file__).parents[2] / "shared" / "seed" / "000_253dae2dc9f46f89.txt"
@@ -87,3 +88,92 @@ def test_apkg_is_a_valid_anki_package_with_stable_guids(tour, tmp_path):
 def test_unknown_format_is_refused(tour, tmp_path):
     with pytest.raises(ValueError, match="format must be obsidian, apkg or both"):
         write_cards(load(tour / "results.json"), tour, tmp_path, "pdf")
+
+
+# --- a results file is data from anywhere: its shape is checked, its figures stay inside -------
+
+
+def finding(**fields) -> dict:
+    base = {
+        "id": "C1",
+        "kind": "claim",
+        "claim": "Adam's first step has length α.",
+        "criterion": "|step| = α",
+        "verdict": "holds",
+        "evidence": "measured",
+        "figures": [],
+    }
+    return {**base, **fields}
+
+
+def results_folder(tmp_path, *findings) -> Path:
+    folder = tmp_path / "results"
+    (folder / "figures").mkdir(parents=True)
+    (folder / "figures" / "C1_path.png").write_bytes(b"\x89PNG fake")
+    (folder / "results.json").write_text(json.dumps({"findings": list(findings)}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "figure", ["../../../../etc/passwd", "/etc/passwd", "figures/../../outside.png"]
+)
+@pytest.mark.parametrize("fmt", ["obsidian", "apkg"])
+def test_a_figure_outside_the_results_folder_is_refused_and_nothing_is_copied(
+    tmp_path, figure, fmt
+):
+    (tmp_path / "outside.png").write_bytes(b"secret")
+    folder = results_folder(tmp_path, finding(id="C0"), finding(figures=[figure]))
+    out = tmp_path / "cards"
+    findings = load(folder / "results.json")
+    with pytest.raises(ValueError, match="figures of C1 must be inside the results folder"):
+        write_cards(findings, folder, out, fmt)
+    assert not out.exists()  # checked before anything is written
+
+
+def test_a_link_pointing_out_of_the_results_folder_is_refused(tmp_path):
+    (tmp_path / "secret.txt").write_text("secret")
+    folder = results_folder(tmp_path, finding(figures=["figures/link.png"]))
+    (folder / "figures" / "link.png").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(ValueError, match="must be inside the results folder"):
+        write_cards(load(folder / "results.json"), folder, tmp_path / "cards", "obsidian")
+
+
+def test_a_figure_inside_the_results_folder_is_copied(tmp_path):
+    folder = results_folder(tmp_path, finding(figures=["figures/C1_path.png"]))
+    (md,) = write_cards(load(folder / "results.json"), folder, tmp_path / "cards", "obsidian")
+    assert (tmp_path / "cards" / "C1_path.png").read_bytes() == b"\x89PNG fake"
+    assert "![[C1_path.png]]" in md.read_text()
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"{}", "must be an object with a list of findings"),
+        (b'{"findings": "abc"}', "must be an object with a list of findings"),
+        (b"[1, 2]", "must be an object with a list of findings"),
+        (b"\xff\xfe{", "must be UTF-8 JSON"),
+        (b'{"findings": [', "must be a tour's results.json"),
+    ],
+    ids=["empty object", "findings text", "a list", "not utf-8", "cut"],
+)
+def test_a_results_file_of_the_wrong_shape_is_named_in_one_sentence(tmp_path, content, words):
+    path = tmp_path / "results.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=words) as err:
+        load(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "findings, words",
+    [
+        (["abc"], "finding 0 of .* must be an object"),
+        ([{"id": "C1"}], "finding 0 of .* must have the text field 'kind'"),
+        ([finding(verdict=3)], "must have the text field 'verdict', got 3"),
+        ([finding(figures="a.png")], "must list its figures as paths"),
+    ],
+    ids=["text", "fields missing", "verdict a number", "figures text"],
+)
+def test_findings_without_the_fields_a_card_shows_are_refused(tmp_path, findings, words):
+    with pytest.raises(ValueError, match=words):
+        check(findings, tmp_path / "results.json")

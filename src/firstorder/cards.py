@@ -57,9 +57,45 @@ def obsidian_block(f: dict, image: str | None) -> str:
     )
 
 
+FIELDS = ("id", "kind", "claim", "criterion", "verdict", "evidence")  # what a card shows
+
+
+def check(findings: object, source: str | Path) -> list[dict]:
+    """The findings of a results file, each with the text fields a card shows and a list of
+    figure paths; a ValueError naming the file, the finding and the field otherwise."""
+    if not isinstance(findings, list):
+        raise ValueError(
+            f"findings in {str(source)!r} must be a list, got {type(findings).__name__}."
+        )
+    for i, f in enumerate(findings):
+        where = f"finding {i} of {str(source)!r}"
+        if not isinstance(f, dict):
+            raise ValueError(f"{where} must be an object, got {type(f).__name__}.")
+        for key in FIELDS:
+            if not isinstance(f.get(key), str):
+                raise ValueError(
+                    f"{where} must have the text field {key!r}, got {f.get(key)!r:.40}."
+                )
+        figures = f.get("figures", [])
+        if not isinstance(figures, list) or not all(isinstance(p, str) for p in figures):
+            raise ValueError(f"{where} must list its figures as paths, got {figures!r:.40}.")
+    return findings
+
+
 def _first_figure(f: dict, results_dir: Path) -> Path | None:
+    """The finding's first figure that exists, inside the results folder.
+
+    A results file is data from wherever it came: a figure path that leaves the folder
+    (``../../etc/passwd``, an absolute path, a link pointing out) is refused, never copied
+    into the cards."""
+    root = results_dir.resolve()
     for p in f.get("figures", []):
-        path = Path(p) if Path(p).is_absolute() else results_dir / p
+        path = (results_dir / p).resolve()  # an absolute p replaces results_dir
+        if not path.is_relative_to(root):
+            raise ValueError(
+                f"figures of {f['id']} must be inside the results folder {str(results_dir)!r}, "
+                f"got {p!r}."
+            )
         if path.is_file():
             return path
     return None
@@ -125,6 +161,8 @@ def write_cards(findings: list[dict], results_dir: Path, out: Path, fmt: str) ->
     """Write the cards in ``fmt``: "obsidian", "apkg" or "both"."""
     if fmt not in ("obsidian", "apkg", "both"):
         raise ValueError(f"format must be obsidian, apkg or both, got {fmt!r}.")
+    for f in findings:  # every figure path checked before anything is written
+        _first_figure(f, results_dir)
     written = []
     if fmt in ("obsidian", "both"):
         written.append(write_obsidian(findings, results_dir, out))

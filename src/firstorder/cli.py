@@ -337,7 +337,7 @@ def cmd_cards(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out)
     if args.from_results:
         results = Path(args.from_results)
-        findings, results_dir = load(results), results.parent
+        findings, results_dir = cards.check(load(results), results), results.parent
     else:
         results_dir = out / "tour"
         run_tour(results_dir, quick=args.quick, seed=args.seed, only=_only(args), jobs=args.jobs)
@@ -630,14 +630,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """``--out`` and ``--plot`` can be written: checked before any work, not after it."""
+    from firstorder.files import check_writable
+    from firstorder.plots import check_suffix
+
+    if getattr(args, "out", None):
+        check_writable(args.out, "--out", folder=True)
+    if getattr(args, "plot", None):
+        check_suffix(args.plot, "--plot")
+        check_writable(args.plot, "--plot", folder=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=bool(getattr(args, "json", False)))
     try:
+        _check_outputs(args)
         return args.func(args, console)
     except (UsageError, ValueError, TypeError) as err:
         print(f"firstorder {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only folder: files.WriteError names the file
+        print(f"firstorder {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; what finished is kept.", file=sys.stderr)
         return 130

@@ -222,8 +222,17 @@ def load(path: str | Path) -> list[dict]:
     """The findings of a results.json written by a tour."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"results file {str(path)!r} must be UTF-8 JSON, got other bytes."
+        ) from None
     except (OSError, json.JSONDecodeError) as err:
         msg = f"results file must be a tour's results.json, got {str(path)!r}: {err}."
         raise ValueError(msg) from None
+    if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
+        raise ValueError(
+            f"results file {str(path)!r} must be an object with a list of findings, as a tour "
+            f'writes it ({{"findings": [...]}}), got {json.dumps(data)[:40]}.'
+        )
     return data["findings"]
