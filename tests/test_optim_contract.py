@@ -186,7 +186,7 @@ def test_works_as_a_tensor_lr():
 # --- bad input: one sentence naming the parameter, the value, and what is allowed ---------
 
 BAD = [
-    (lambda p: GD(p, lr=-0.1), ValueError, r"lr must be a number >= 0, got -0.1"),
+    (lambda p: GD(p, lr=-0.1), ValueError, r"lr must be a finite number >= 0, got -0.1"),
     (lambda p: Momentum(p, lr=0.1, rho=1.0), ValueError, r"rho must be in \[0, 1\), got 1.0"),
     (lambda p: Momentum(p, lr=0.1, rho=-0.5), ValueError, r"rho must be in \[0, 1\), got -0.5"),
     (lambda p: AdaGrad(p, lr=0.1, eps=0.0), ValueError, r"eps must be a number > 0, got 0.0"),
@@ -194,10 +194,10 @@ BAD = [
     (lambda p: RMSProp(p, lr=0.1, rho=1.5), ValueError, r"rho must be in \[0, 1\), got 1.5"),
     (lambda p: Adam(p, rho1=1.0), ValueError, r"rho1 must be in \[0, 1\), got 1.0"),
     (lambda p: Adam(p, rho2=2), ValueError, r"rho2 must be in \[0, 1\), got 2"),
-    (lambda p: Adam(p, lr=float("nan")), ValueError, r"lr must be a number >= 0, got nan"),
-    (lambda p: Adam(p, lr="fast"), TypeError, r"lr must be a number >= 0, got 'fast'"),
+    (lambda p: Adam(p, lr=float("nan")), ValueError, r"lr must be a finite number >= 0, got nan"),
+    (lambda p: Adam(p, lr="fast"), TypeError, r"lr must be a finite number >= 0, got 'fast'"),
     (lambda p: Adam(p, bias_correction=1), TypeError, r"bias_correction must be True or False"),
-    (lambda p: GD(p, lr=torch.tensor([0.1, -1.0])), ValueError, r"lr must be a number >= 0"),
+    (lambda p: GD(p, lr=torch.tensor([0.1, -1.0])), ValueError, r"lr must be a finite number >= 0"),
 ]
 
 

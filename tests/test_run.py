@@ -140,7 +140,7 @@ def test_tidy_table_and_files(tmp_path):
     [
         (dict(optimizer="sgd", lr=0.1), "optimizer must be one of"),
         (dict(optimizer="gd"), "lr must be given"),
-        (dict(optimizer="gd", lr=[0.1, -1.0]), r"lr must be a number >= 0, got -1.0"),
+        (dict(optimizer="gd", lr=[0.1, -1.0]), r"lr must be a finite number >= 0, got -1.0"),
         (dict(optimizer="momentum", lr=0.1, rho=[0.5, 1.0]), r"rho must be in \[0, 1\)"),
         (dict(optimizer="gd", lr=0.1, rho=0.9), "rho is not a hyperparameter of gd"),
         (dict(optimizer="gd", lr=0.1, steps=-1), "steps must be"),

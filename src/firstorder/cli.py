@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -220,6 +221,10 @@ def _run(args: argparse.Namespace, *, log_lr: bool, plot_needs_2d: bool = False)
     from firstorder.run import run
 
     f = landscapes.get(args.landscape)
+    if not (math.isfinite(args.tol) and args.tol > 0):
+        raise UsageError(f"--tol must be a finite number > 0, got {args.tol:g}.")
+    if args.steps < 0:
+        raise UsageError(f"--steps must be an integer >= 0, got {args.steps}.")
     if args.plot:  # checked before the run, which may take a while
         plots.check_suffix(args.plot, "--plot")
         if plot_needs_2d and f.dim != 2:

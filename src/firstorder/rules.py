@@ -141,7 +141,7 @@ def newton(theta: Tensor, g: Tensor, H: Tensor, *, lr: Hyper, damping: Hyper = 0
 
 # The allowed values of every hyperparameter, as (test, words for the error message).
 DOMAINS: dict[str, tuple[Callable[[Tensor], Tensor], str]] = {
-    "lr": (lambda v: v >= 0, "a number >= 0"),
+    "lr": (lambda v: (v >= 0) & v.isfinite(), "a finite number >= 0"),
     "rho": (lambda v: (v >= 0) & (v < 1), "in [0, 1)"),
     "rho1": (lambda v: (v >= 0) & (v < 1), "in [0, 1)"),
     "rho2": (lambda v: (v >= 0) & (v < 1), "in [0, 1)"),
@@ -159,7 +159,12 @@ def check(name: str, value: object) -> None:
     test, allowed = DOMAINS[name]
     if isinstance(value, bool) or not isinstance(value, int | float | Tensor):
         raise TypeError(f"{name} must be {allowed}, got {value!r} of type {type(value).__name__}.")
-    v = torch.as_tensor(value, dtype=torch.float64)
+    try:
+        v = torch.as_tensor(value, dtype=torch.float64)
+    except (OverflowError, RuntimeError):  # an int past float64's range, as 10**400
+        raise ValueError(
+            f"{name} must be {allowed}, got an integer too large for a float."
+        ) from None
     if v.is_complex() or not bool(test(v).all()) or bool(v.isnan().any()):
         shown = value if not isinstance(value, Tensor) or value.numel() == 1 else v.flatten()
         if isinstance(shown, Tensor) and shown.numel() == 1:

@@ -1,0 +1,169 @@
+"""A user's mistake gets one sentence and exit status 2, never a traceback; bad values that were
+accepted silently are refused; a full or read-only disk is one clear line, with the last valid
+results kept (issue 22's probe, case by case)."""
+
+from __future__ import annotations
+
+import errno
+import math
+
+import pytest
+import torch
+
+from firstorder import files, landscapes
+from firstorder.cli import main
+from firstorder.optim import GD, Adam
+from firstorder.run import memory_available, run, run_many
+
+
+def error_line(capsys) -> str:
+    """The one line the CLI printed to stderr: no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    return line
+
+
+RUN = ["run", "canyon", "--optimizer", "gd", "--lr", "0.01", "--steps", "3"]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["tour", "--out", "{file}"], "--out must be a folder this process can write"),
+        (["tour", "--out", "{file}/sub"], "is a file, not a folder"),
+        (["claims", "--only", "C1", "--out", "{file}"], "--out must be a folder"),
+        (["cards", "--out", "{file}"], "--out must be a folder"),
+        ([*RUN, "--plot", "{file}/trajectories.png"], "--plot must be a file name"),
+        ([*RUN, "--plot", "{tmp}"], "--plot must end in one of"),
+        ([*RUN, "--plot", "{tmp}/x.unknown"], "--plot must end in one of"),
+        (["train", "--plot", "{file}/loss.png"], "--plot must be a file name"),
+        ([*RUN[:-1], "-1"], "--steps must be an integer >= 0, got -1"),
+        ([*RUN, "--tol", "0"], "--tol must be a finite number > 0, got 0"),
+        ([*RUN, "--tol=-1e-3"], "--tol must be a finite number > 0"),
+        ([*RUN, "--tol", "nan"], "--tol must be a finite number > 0, got nan"),
+        ([*RUN, "--start", "nan,1"], "starts must be finite numbers, got [nan, 1.0]"),
+        ([*RUN, "--start", "1e999,1"], "starts must be finite numbers, got [inf, 1.0]"),
+        (["run", "canyon", "--optimizer", "gd", "--lr", "inf"], "lr must be a finite number"),
+        (["run", "canyon", "--optimizer", "gd", "--lr", "1" + "0" * 400], "lr must be a finite"),
+        (
+            ["sweep", "canyon", "--optimizer", "gd", "--lr", "1e-4:1:2000000", "--steps", "2000"],
+            "the grid must fit in memory: 2000000 configurations",
+        ),
+    ],
+    ids=[
+        "tour out is a file",
+        "tour out under a file",
+        "claims out is a file",
+        "cards out is a file",
+        "plot under a file",
+        "plot is a folder",
+        "plot suffix",
+        "train plot under a file",
+        "negative steps",
+        "tol zero",
+        "tol negative",
+        "tol nan",
+        "nan start",
+        "infinite start",
+        "lr inf",
+        "lr 10**400",
+        "grid too large",
+    ],
+)
+def test_a_mistake_on_the_command_line_is_one_sentence_and_status_2(tmp_path, capsys, argv, words):
+    (tmp_path / "file").write_text("")
+    argv = [a.format(file=tmp_path / "file", tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    line = error_line(capsys)
+    assert words in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # refused before any work
+
+
+def test_a_full_disk_during_a_tour_is_one_line_and_the_last_results_stay(
+    tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "out"
+    assert main(["tour", "--quick", "--only", "C1", "--jobs", "1", "--out", str(out)]) == 0
+    before = (out / "results.json").read_text()
+    capsys.readouterr()
+    real = files.os.replace
+
+    def full(src, dst):  # the disk fills up when the results are renamed into place
+        if str(dst).endswith("results.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", full)
+    assert main(["tour", "--quick", "--only", "C1", "--jobs", "1", "--out", str(out)]) == 1
+    line = error_line(capsys)
+    assert line.startswith("firstorder tour: error: could not write ")
+    assert "results.json': No space left on device" in line
+    assert (out / "results.json").read_text() == before  # the last valid results
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- the Python API: values that were accepted silently -----------------------------------------
+
+F = landscapes.get("canyon")
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(lr=math.inf), "lr must be a finite number >= 0, got inf"),
+        (dict(lr=10**400), "lr must be a finite number >= 0, got an integer too large"),
+        (dict(lr=0.1, tol_f=0.0), "tol_f must be a finite number > 0 or None, got 0.0"),
+        (dict(lr=0.1, tol_f=-1.0), "tol_f must be a finite number > 0 or None, got -1.0"),
+        (dict(lr=0.1, tol_f=math.nan), "tol_f must be a finite number > 0 or None, got nan"),
+        (dict(lr=0.1, tol_x=math.inf), "tol_x must be a finite number > 0 or None, got inf"),
+        (dict(lr=0.1, tol_f="small"), "tol_f must be a finite number > 0 or None"),
+        (dict(lr=0.1, steps=True), "steps must be an integer >= 0, got True"),
+        (dict(lr=0.1, steps=2.5), "steps must be an integer >= 0, got 2.5"),
+        (dict(lr=0.1, starts=[[math.nan, 0.0]]), "starts must be finite numbers"),
+        (dict(lr=0.1, starts=[[0.0, 0.0], [1.0, math.inf]]), "got [1.0, inf] as start 1"),
+        (dict(lr=0.1, starts=[[10**400, 0]]), "starts must be rows of numbers"),
+    ],
+    ids=[
+        "lr inf",
+        "lr 10**400",
+        "tol_f 0",
+        "tol_f negative",
+        "tol_f nan",
+        "tol_x inf",
+        "tol_f text",
+        "steps True",
+        "steps fractional",
+        "nan start",
+        "infinite second start",
+        "start 10**400",
+    ],
+)
+def test_run_refuses_bad_values_in_one_sentence(kwargs, words):
+    kwargs = {"steps": 5, **kwargs}
+    with pytest.raises(ValueError) as err:
+        run(F, "gd", **kwargs)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("make", [GD, Adam])
+def test_an_optimizer_refuses_an_infinite_lr(make):
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0, got inf"):
+        make([torch.zeros(2, requires_grad=True)], lr=math.inf)
+
+
+def test_a_grid_too_large_for_memory_is_refused_up_front_with_its_size():
+    # 2e6 configurations × 2000 steps ran 225 s and then ran out of memory: now refused at once,
+    # before the grid is even built (a list of 2e6 values is all that is made)
+    lr = torch.logspace(-4, 0, 2_000_000, dtype=torch.float64)
+    with pytest.raises(ValueError) as err:
+        run_many(F, [("gd", {"lr": lr})], steps=2000, record="curves")
+    message = str(err.value)
+    need = 2_000_000 * len(F.starts) * (2001 * 4 * 2 + 16 * 2) * 8
+    assert f"need about {need / 1e9:.3g} GB" in message
+    assert f"at most {memory_available() // 2 / 1e9:.3g} GB" in message
+
+
+def test_a_grid_that_fits_is_not_refused():
+    r = run(F, "gd", lr=[0.01, 0.02], steps=3, record="full")
+    assert r.configs == 2
