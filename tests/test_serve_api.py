@@ -4,7 +4,10 @@ hostile request gets a 4xx JSON answer that names the field."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import threading
+import time
 
 import pytest
 import torch
@@ -17,11 +20,14 @@ from firstorder import landscapes, rules  # noqa: E402
 from firstorder.cli import main  # noqa: E402
 from firstorder.run import run, warm_up  # noqa: E402
 from firstorder.serve import app as serve_app  # noqa: E402
+from firstorder.serve import validate  # noqa: E402
+
+BASE = "http://127.0.0.1:8765"  # the server answers to its own address only
 
 
 @pytest.fixture(scope="module")
 def client():
-    return TestClient(serve_app.create_app(compile=False))
+    return TestClient(serve_app.create_app(compile=False), base_url=BASE)
 
 
 def strict_json(text: str):
@@ -67,7 +73,7 @@ def test_landscape_grid_is_the_surface(client):
 
 @pytest.mark.parametrize("compile", [False, True])
 def test_run_returns_exactly_what_firstorder_run_computes(compile):
-    client = TestClient(serve_app.create_app(compile=compile))
+    client = TestClient(serve_app.create_app(compile=compile), base_url=BASE)
     f = landscapes.get("rosenbrock")
     starts = [[-1.2, 1.0], [0.5, 2.0], [1.5, -0.5]]
     optimizers = [
@@ -331,3 +337,277 @@ def test_cli_serve_refuses_bad_ports(capsys):
         port = taken.getsockname()[1]
         assert main(["serve", "--port", str(port)]) == 2
     assert f"port {port} is in use" in capsys.readouterr().err
+
+
+# --- hostile requests: numbers past float64, other sites, and what a request costs ------------
+
+CANYON = {"landscape": "canyon", "optimizers": [{"name": "gd", "lr": 0.1}], "starts": [[1, 1]]}
+
+
+@pytest.mark.parametrize(
+    "where, field",
+    [
+        (b'"optimizers": [{"name": "gd", "lr": HUGE}]', "optimizers[0].lr"),
+        (b'"starts": [[HUGE, 0]]', "starts[0][0]"),
+        (b'"tol_f": HUGE', "tol_f"),
+        (b'"optimizers": [{"name": "gd", "lr": 0.1, "prefetch": {"lr": [HUGE]}}]', None),
+    ],
+    ids=["lr", "start", "tol_f", "prefetch"],
+)
+def test_an_integer_too_large_for_a_float_is_a_422(client, where, field):
+    body = {**CANYON, "steps": 5}
+    raw = json.dumps(body)[:-1].encode() + b", " + where + b"}"
+    raw = raw.replace(b"HUGE", str(10**400).encode())  # written out: 401 digits
+    r = client.post("/api/run", content=raw)
+    assert r.status_code == 422, r.text
+    field = field or "optimizers[0].prefetch.lr[0]"
+    assert r.json()["field"] == field
+    assert r.json()["error"] == (
+        f"{field} must be a finite number, got an integer too large for a float."
+    )
+
+
+@pytest.mark.parametrize(
+    "headers, field",
+    [
+        ({"host": "attacker.example"}, "Host"),  # a DNS-rebinding page
+        ({"host": "127.0.0.1.attacker.example:8765"}, "Host"),
+        ({"origin": "http://attacker.example", "content-type": "text/plain"}, "Origin"),
+        ({"origin": "null"}, "Origin"),  # a sandboxed frame or a file:// page
+        ({"origin": "http://127.0.0.1:9999"}, "Origin"),  # another server on this machine
+        ({"sec-fetch-site": "cross-site"}, "Origin"),
+    ],
+    ids=["host", "host suffix", "cross-origin text/plain", "null origin", "other port", "fetch"],
+)
+def test_a_request_from_another_site_is_refused_before_it_runs(client, headers, field):
+    before = dict(serve_app.stats)
+    r = client.post("/api/run", content=json.dumps({**CANYON, "steps": 7}), headers=headers)
+    assert r.status_code == 403 and r.json()["field"] == field, r.text
+    assert serve_app.stats == before  # nothing ran
+    assert client.get("/api/landscapes", headers=headers).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"origin": BASE}, {"host": "localhost:8765", "origin": "http://localhost:8765"}],
+    ids=["no origin (a script)", "the page itself", "by the name localhost"],
+)
+def test_the_page_and_local_scripts_are_served(client, headers):
+    r = client.post("/api/run", content=json.dumps({**CANYON, "steps": 6}), headers=headers)
+    assert r.status_code == 200, r.text
+
+
+def test_the_bound_host_is_served_too():
+    other = TestClient(serve_app.create_app(compile=False, host="192.0.2.7"), base_url=BASE)
+    r = other.get("/api/landscapes", headers={"host": "192.0.2.7:8765"})
+    assert r.status_code == 200
+
+
+def test_a_request_costing_more_than_the_budget_is_refused_before_it_runs(client):
+    # the probe's 93 s request: 6 × Newton, 20 starts, 2000 steps on rastrigin
+    newton = {"name": "newton", "damping": 0.1, "prefetch": {"damping": [0.2] * 10}}
+    body = {
+        "landscape": "rastrigin",
+        "optimizers": [newton] * 6,
+        "starts": [[0.1 * i, 1.0] for i in range(20)],
+        "steps": 2000,
+    }
+    before = dict(serve_app.stats)
+    r = post(client, body)
+    assert r.status_code == 422 and r.json()["field"] == "request"
+    asked = 2000 * (300 + 6 * (6000 + 20))  # the cost model, counted by hand
+    assert f"got {asked:,} for 6 optimizers × 20 starts × 2000 steps" in r.json()["error"]
+    assert serve_app.stats == before
+
+
+def test_an_answer_larger_than_the_cap_is_refused_before_it_runs(client):
+    body = {
+        "landscape": "rosenbrock",
+        "optimizers": [{"name": "adam", "lr": 0.01 * (i + 1)} for i in range(6)],
+        "starts": [[0.1 * i, 1.0] for i in range(20)],
+        "steps": 2000,
+    }
+    r = post(client, body)
+    assert r.status_code == 422 and r.json()["field"] == "request"
+    assert "answer must be at most 20 MB" in r.json()["error"]
+
+
+def test_the_answer_bound_holds_for_a_real_answer(client):
+    # x and effective_step: 2 numbers per point, f and step_length: 1; 24 bytes each at most
+    body = {
+        "landscape": "rosenbrock",
+        "optimizers": [{"name": "adam", "lr": 0.01}, {"name": "gd", "lr": 1e-3}],
+        "starts": [[-1.2, 1.0], [0.5, -0.5]],
+        "steps": 50,
+    }
+    r = post(client, body)
+    assert r.status_code == 200
+    bound = validate.answer_bytes([("adam", {}), ("gd", {})], 2, 50)
+    assert bound == 24 * 2 * ((51 * 3 + 50 * 3) + (51 * 3 + 50 * 1))
+    assert len(r.content) <= bound
+
+
+def test_prefetched_values_are_cut_to_what_the_budget_pays_for():
+    newton = {"name": "newton", "damping": 0.1, "prefetch": {"damping": [0.2, 0.3, 0.4]}}
+    adam = {"name": "adam", "prefetch": {"lr": [0.01 * j for j in range(1, 11)]}}
+    body = {
+        "landscape": "rastrigin",
+        "optimizers": [newton, newton, adam],
+        "starts": [[0.1 * i, 1.0] for i in range(20)],
+        "steps": 1170,
+    }
+    # asked: 1170 × (300 + 2 × (6000 + 20) + (300 + 20)) = 14,812,200 of 15,000,000; the
+    # 187,800 left pay for 8 values of 1170 × 20 = 23,400 each: the first ones, in order
+    req = validate.parse_run(json.dumps(body).encode())
+    assert [len(v) for _, v in req["prefetch"].values()] == [3, 3, 2]
+    assert req["prefetch"][2] == ("lr", [0.01, 0.02])
+    body["steps"] = 1000  # 12,660,000 asked: 117 values fit, all 16 are kept
+    req = validate.parse_run(json.dumps(body).encode())
+    assert [len(v) for _, v in req["prefetch"].values()] == [3, 3, 10]
+    body["steps"] = 1200  # 15,192,000 asked: over the budget, refused whole
+    with pytest.raises(validate.RequestError, match="request must cost at most 15,000,000"):
+        validate.parse_run(json.dumps(body).encode())
+
+
+def test_the_cache_is_bounded_in_bytes(client, monkeypatch):
+    serve_app._cache.clear()
+
+    def ask(i: int) -> None:
+        body = {**CANYON, "optimizers": [{"name": "adam", "lr": 0.01 + i / 1000}], "steps": 400}
+        assert post(client, body).status_code == 200
+
+    ask(0)
+    (first,) = serve_app._cache.values()  # a run asked for is kept as its JSON text
+    monkeypatch.setattr(serve_app, "CACHE_BYTES", int(2.5 * len(first)))  # room for two
+    for i in range(1, 6):
+        ask(i)
+    with serve_app._lock:
+        entries = list(serve_app._cache.values())
+    assert all(isinstance(e, str) for e in entries)
+    assert sum(len(e) for e in entries) <= serve_app.CACHE_BYTES
+    assert len(entries) == 2 and '"lr":0.015' in entries[-1]  # the newest two
+
+
+# --- a real server: slow bodies, clients that leave, and a small run behind a long one ---------
+
+
+class Logged(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app on a free localhost port, served by uvicorn in a thread; what it logs."""
+    uvicorn = pytest.importorskip("uvicorn")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = serve_app.create_app(compile=False)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline, "the server did not start in 30 s"
+        time.sleep(0.05)
+    logged = Logged()
+    for name in ("uvicorn", "uvicorn.error", "fastapi"):
+        logging.getLogger(name).addHandler(logged)
+    yield port, logged
+    for name in ("uvicorn", "uvicorn.error", "fastapi"):
+        logging.getLogger(name).removeHandler(logged)
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def request(port: int, body: bytes, length: int | None = None) -> socket.socket:
+    """A POST /api/run sent on a raw connection (so that it can promise more than it sends)."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=60)
+    head = (
+        f"POST /api/run HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length or len(body)}\r\n\r\n"
+    )
+    conn.sendall(head.encode() + body)
+    return conn
+
+
+def answer(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data or len(data) < _expected(data):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _expected(data: bytes) -> int:
+    head, _, _ = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(head) + 4 + int(line.split(b":")[1])
+    return 0
+
+
+def wait_until(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "waited in vain"
+        time.sleep(0.02)
+
+
+LONG = {  # Newton's batched Hessians: seconds of work, far longer than the runs beside it
+    "landscape": "rastrigin",
+    "optimizers": [{"name": "newton", "damping": 0.1}],
+    "starts": [[0.1 * i, 1.0] for i in range(20)],
+    "steps": 2000,
+}
+
+
+def test_a_body_slower_than_promised_gets_a_408_and_the_connection_closes(server, monkeypatch):
+    port, logged = server
+    monkeypatch.setattr(serve_app, "BODY_SECONDS", 0.5)
+    conn = request(port, b'{"landscape": ', length=100)  # 14 bytes of the 100 promised
+    data = answer(conn)
+    assert data.startswith(b"HTTP/1.1 408 ")
+    error = json.loads(data.partition(b"\r\n\r\n")[2])
+    assert error == {
+        "error": "body must arrive within 0.5 s; got 14 bytes of '100' promised.",
+        "field": "body",
+    }
+    assert conn.recv(1) == b""  # closed: the connection is not held
+    conn.close()
+    assert not [r for r in logged.records if r.exc_info]
+
+
+def test_a_client_that_leaves_cancels_its_run_without_a_traceback(server):
+    port, logged = server
+    before = serve_app.stats["cancelled"]
+    conn = request(port, json.dumps(LONG).encode())
+    wait_until(lambda: serve_app._turns.running())  # the run has started
+    conn.close()
+    wait_until(lambda: serve_app.stats["cancelled"] == before + 1)
+    wait_until(lambda: not serve_app._turns.running())  # and it stopped: the CPU is free
+    # a client that leaves in the middle of its body: no traceback either
+    request(port, b'{"landscape": ', length=100).close()
+    time.sleep(0.3)
+    assert not [r for r in logged.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_a_small_run_is_answered_while_a_long_one_runs(server):
+    port, _ = server
+    long = request(port, json.dumps(LONG).encode())
+    wait_until(lambda: serve_app._turns.running())
+    small = {**CANYON, "steps": 5, "starts": [[1.5, 0.5]]}
+    data = answer(request(port, json.dumps(small).encode()))
+    assert data.startswith(b"HTTP/1.1 200 ")
+    long.setblocking(False)
+    with pytest.raises(BlockingIOError):  # the long run has not answered yet: it was not
+        long.recv(1)  # waited for, it took turns with the small one
+    long.close()  # and it is cancelled
+    wait_until(lambda: not serve_app._turns.running())

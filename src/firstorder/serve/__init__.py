@@ -36,7 +36,7 @@ def serve(port: int = 8765, open_browser: bool = False, host: str = "127.0.0.1")
     print(f"firstorder playground: {url}  (Ctrl+C stops it)", flush=True)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(host=host), host=host, port=port, log_level="warning")
 
 
 __all__ = ["serve"]

@@ -54,37 +54,53 @@ rho for ρ, rho1/rho2 for ρ₁/ρ₂, eps for ε, damping for λ, bias_correcti
 left out take the rule's default. A request that is not valid gets a 4xx answer
 ``{"error": one sentence, "field": "optimizers[1].rho"}``: 400 for a body that is not a JSON
 object (NaN and Infinity are not JSON), 404 for an unknown path or landscape in a GET, 405 for
-a wrong method, 413 for a body over 64 KiB, 422 for a value out of range (an unknown landscape
+a wrong method, 413 for a body over 64 KiB, 408 for a body that does not arrive within 5 s,
+403 for a request from outside (a Host other than this machine's names or the bound address,
+an Origin other than this server's page), 422 for a value out of range (an unknown landscape
 or optimizer, a hyperparameter outside its domain, more than 20 starts, 2000 steps, 6
-optimizers or 10 prefetched values, a number that is not finite, a field that does not exist,
-n outside [10, 300]).
+optimizers or 10 prefetched values, a number that is not finite or past float64, a field that
+does not exist, n outside [10, 300], a request costing more than 15 million trajectory steps
+or answering more than 20 MB: :func:`firstorder.serve.validate.within_budget`), 503 for a run
+past 60 s of its own time.
+
+Runs take turns on the CPU in slices of 50 ms (:mod:`firstorder.serve.turns`), so a small run
+is not kept waiting behind a long one, and a client that disconnects cancels its run.
 The checks are in :mod:`firstorder.serve.validate`; user text is only compared with the
 registries' names, never evaluated.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections import OrderedDict
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
+import anyio
 import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from firstorder import landscapes, rules
-from firstorder.observe import compiled_observer
+from firstorder.observe import Observer, compiled_observer
 from firstorder.run import Trajectories, run_many, warm_up
 from firstorder.serve import validate
 from firstorder.serve.prompts import FIRST, prompts
+from firstorder.serve.turns import Cancelled, Paced, Turns
 from firstorder.serve.validate import RequestError, show
 
-CACHE_SIZE = 128  # finished runs kept, so that moving one optimizer's slider reruns only that one
+# finished runs kept, so that moving one optimizer's slider reruns only that one: bounded in
+# bytes (tensors and JSON text), not in runs, as a run's size varies 10,000-fold
+CACHE_BYTES = 256 * 2**20
+BODY_SECONDS = 5.0  # a request body (at most 64 KiB, from this machine) arrives within this
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # names this server answers to, with its own
 STATIC = resources.files("firstorder.serve") / "static"
 STATIC_FILES = {
     "index.html": "text/html; charset=utf-8",
@@ -163,7 +179,32 @@ def landscape_grid(name: str, n: int) -> dict[str, object]:
 
 _cache: OrderedDict[tuple, str | tuple] = OrderedDict()  # JSON text, or (name, run, c)
 _lock = threading.Lock()
-_running = threading.Lock()
+_turns = Turns()  # one run at a time, in slices: parallel runs only slow each other down
+stats = {"runs": 0, "cancelled": 0}  # runs finished, runs stopped (client gone, or too long)
+
+
+def _nbytes(entry: str | tuple) -> int:
+    if isinstance(entry, str):
+        return len(entry)
+    r = entry[1]
+    tensors = (r.x, r.f, r.grad_norm, r.step_length, r.effective_step, r.final_x, r.final_f)
+    return sum(t.nbytes for t in tensors if t is not None)
+
+
+def _trim_cache() -> None:
+    """Drop the least recently used runs until the cache holds at most CACHE_BYTES (a run
+    shared by the keys of its grid counts once). Called with _lock held."""
+    sizes: dict[int, int] = {}
+    for e in _cache.values():
+        sizes[id(e if isinstance(e, str) else e[1])] = _nbytes(e)
+    total = sum(sizes.values())
+    while total > CACHE_BYTES and _cache:
+        _, e = _cache.popitem(last=False)
+        key = id(e if isinstance(e, str) else e[1])
+        if isinstance(e, str) or not any(
+            not isinstance(o, str) and o[1] is e[1] for o in _cache.values()
+        ):
+            total -= sizes.pop(key, 0)
 
 
 def _encode(name: str, r: Trajectories, c: int = 0) -> str:
@@ -188,7 +229,9 @@ def _encode(name: str, r: Trajectories, c: int = 0) -> str:
     )
 
 
-def run_request(req: dict[str, Any], compile: bool = False) -> str:
+def run_request(
+    req: dict[str, Any], compile: bool = False, cancel: threading.Event | None = None
+) -> str:
     """Every optimizer of a parsed request, in order, as the JSON text of the response.
 
     Finished runs are kept: moving one optimizer's slider reruns that optimizer only. The
@@ -198,6 +241,7 @@ def run_request(req: dict[str, Any], compile: bool = False) -> str:
     α in about the time of one) and are kept for the next requests, not sent.
     """
     t0 = time.perf_counter()
+    cancel = cancel or threading.Event()
     common = (req["landscape"], json.dumps(req["starts"]), req["steps"], req["tol_f"], compile)
 
     def key_of(name: str, hyper: dict) -> tuple:
@@ -229,18 +273,26 @@ def run_request(req: dict[str, Any], compile: bool = False) -> str:
                 specs.append((name, {**hyper, axis: [first, *ahead]}))
             else:
                 specs.append((name, hyper))
-        with _running:  # one run at a time: parallel runs only slow each other down
-            t1 = time.perf_counter()
-            results = run_many(
-                f,
-                specs,
-                starts=req["starts"],
-                steps=req["steps"],
-                tol_f=req["tol_f"],
-                record="full",
-                compile=compile,
-            )
-            share = (time.perf_counter() - t1) / len(missing)
+        observer = compiled_observer(f) if compile else Observer(f)
+        try:  # in turns with other runs, a slice at a time; stopped if the client goes
+            with Paced(observer, _turns, cancel) as paced:
+                results = run_many(
+                    f,
+                    specs,
+                    starts=req["starts"],
+                    steps=req["steps"],
+                    tol_f=req["tol_f"],
+                    record="full",
+                    compile=compile,
+                    observer=paced,
+                )
+        except Cancelled:
+            with _lock:
+                stats["cancelled"] += 1
+            raise
+        with _lock:
+            stats["runs"] += 1
+        share = paced.seconds / len(missing)
         with _lock:
             for (name, _), grid, r in zip(specs, grids, results):
                 found[grid[0]] = (name, r, 0)
@@ -248,14 +300,14 @@ def run_request(req: dict[str, Any], compile: bool = False) -> str:
                 for c, key in enumerate(grid):
                     _cache[key] = (name, r, c)  # the JSON text is made when first asked for
                     _cache.move_to_end(key)
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
+            _trim_cache()
     # a run's JSON takes about 20 ms to make: only the runs asked for are encoded, each once
     texts = {key: e if isinstance(e, str) else _encode(*e) for key, e in found.items()}
     with _lock:
         for key, text in texts.items():
             if key in _cache:
                 _cache[key] = text
+        _trim_cache()
     runs = [f'{{"seconds":{seconds.get(key, 0.0):.6f},' + texts[key][1:] for key in keys]
     head = _dumps(
         {
@@ -270,21 +322,102 @@ def run_request(req: dict[str, Any], compile: bool = False) -> str:
     return head[:-1] + ',"runs":[' + ",".join(runs) + "]}"
 
 
+class _Gone(Exception):
+    """The client closed the connection: there is no one to answer."""
+
+
 async def _read_body(request: Request) -> bytes:
-    """The body, read no further than MAX_BODY + 1 bytes (a huge body is refused, not stored)."""
+    """The body, read no further than MAX_BODY + 1 bytes (a huge body is refused, not stored),
+    within BODY_SECONDS (a client that promises more bytes than it sends does not hold the
+    connection)."""
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > validate.MAX_BODY:
-            break
+    try:
+        with anyio.fail_after(BODY_SECONDS):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > validate.MAX_BODY:
+                    break
+    except TimeoutError:
+        raise RequestError(
+            408,
+            "body",
+            f"body must arrive within {BODY_SECONDS:g} s; got {len(body)} bytes of "
+            f"{show(request.headers.get('content-length'))} promised.",
+        ) from None
+    except ClientDisconnect:
+        raise _Gone from None
     return body
+
+
+async def _run_watched(request: Request, req: dict[str, Any], compile: bool) -> str:
+    """run_request in a worker thread, while this task watches the connection: a client that
+    disconnects cancels its run (between two steps) instead of leaving it to run on."""
+    cancel = threading.Event()
+    # torch works in a thread, so the server stays responsive while it runs
+    work = asyncio.ensure_future(run_in_threadpool(run_request, req, compile, cancel))
+    try:
+        while not work.done():
+            await asyncio.wait({work}, timeout=0.1)
+            if not work.done() and await request.is_disconnected():
+                cancel.set()
+        return work.result()
+    except Cancelled as err:
+        if cancel.is_set():
+            raise _Gone from None
+        raise RequestError(503, "request", f"{err}; ask for fewer steps or starts.") from None
+    finally:
+        cancel.set()  # this task itself cancelled (the server stopping): the run stops too
+
+
+class _SameOrigin:
+    """ASGI middleware: a request from outside (:func:`_origin_error`) gets a 403 and goes no
+    further. Plain ASGI, so that the route reads the connection itself (a disconnect is seen)."""
+
+    def __init__(self, app: Any, hosts: tuple[str, ...]):
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            err = _origin_error(Request(scope), self.hosts)
+            if err is not None:
+                await _error(err.status, err.field, str(err))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _origin_error(request: Request, hosts: tuple[str, ...]) -> RequestError | None:
+    """Why a request comes from outside: a Host this server is not (a DNS-rebinding page), or
+    an Origin that is not this server's page (any site the user visits can send a POST, even a
+    "simple" text/plain one that needs no CORS preflight)."""
+    host = request.headers.get("host", "")
+    name = urlsplit(f"//{host}").hostname
+    if name not in hosts:
+        return RequestError(
+            403, "Host", f"Host must be one of {', '.join(hosts)}, got {show(host)}."
+        )
+    origin = request.headers.get("origin")
+    if origin is not None and origin.lower() != f"http://{host}".lower():
+        return RequestError(
+            403,
+            "Origin",
+            f"Origin must be this server's page, http://{host}, got {show(origin)}: "
+            "another site's page cannot drive the playground.",
+        )
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return RequestError(
+            403, "Origin", f"requests must come from this server's page, http://{host}."
+        )
+    return None
 
 
 # --- the app ------------------------------------------------------------------------------------
 
 
-def create_app(compile: bool = True) -> FastAPI:
+def create_app(compile: bool = True, host: str = "127.0.0.1") -> FastAPI:
     """The playground: the page at / and the JSON API under /api.
+
+    It answers only requests addressed to ``host`` (the address it is bound to) or to this
+    machine's names, and refuses those whose Origin is another site (403).
 
     ``compile`` runs the trajectories as compiled kernels (``firstorder.run(...,
     compile=True)``): each landscape's observation compiles in the background when the page
@@ -300,9 +433,20 @@ def create_app(compile: bool = True) -> FastAPI:
         openapi_url=None,
     )
 
+    hosts = tuple(dict.fromkeys((*LOCAL_HOSTS, urlsplit(f"//{host}").hostname or host)))
+
+    app.add_middleware(_SameOrigin, hosts=hosts)
+
+    @app.exception_handler(_Gone)
+    async def gone(request: Request, err: _Gone) -> Response:
+        return Response(status_code=499)  # no one reads it; and no traceback in the log
+
     @app.exception_handler(RequestError)
     async def request_error(request: Request, err: RequestError) -> Response:
-        return _error(err.status, err.field, str(err))
+        response = _error(err.status, err.field, str(err))
+        if err.status in (408, 413):  # the rest of the body is not read: close the connection
+            response.headers["connection"] = "close"
+        return response
 
     @app.exception_handler(404)
     async def not_found(request: Request, err: Exception) -> Response:
@@ -362,8 +506,7 @@ def create_app(compile: bool = True) -> FastAPI:
     @app.post("/api/run")
     async def post_run(request: Request) -> Response:
         req = validate.parse_run(await _read_body(request))
-        # torch works in a thread, so the server stays responsive while it runs
-        text = await run_in_threadpool(run_request, req, compile)
+        text = await _run_watched(request, req, compile)
         return Response(text, media_type="application/json")
 
     return app
