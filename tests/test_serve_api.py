@@ -20,7 +20,7 @@ from firstorder import landscapes, rules  # noqa: E402
 from firstorder.cli import main  # noqa: E402
 from firstorder.run import run, warm_up  # noqa: E402
 from firstorder.serve import app as serve_app  # noqa: E402
-from firstorder.serve import validate  # noqa: E402
+from firstorder.serve import guard, validate  # noqa: E402
 
 BASE = "http://127.0.0.1:8765"  # the server answers to its own address only
 
@@ -571,7 +571,7 @@ LONG = {  # Newton's batched Hessians: seconds of work, far longer than the runs
 
 def test_a_body_slower_than_promised_gets_a_408_and_the_connection_closes(server, monkeypatch):
     port, logged = server
-    monkeypatch.setattr(serve_app, "BODY_SECONDS", 0.5)
+    monkeypatch.setattr(guard, "BODY_SECONDS", 0.5)
     conn = request(port, b'{"landscape": ', length=100)  # 14 bytes of the 100 promised
     data = answer(conn)
     assert data.startswith(b"HTTP/1.1 408 ")

@@ -71,7 +71,6 @@ registries' names, never evaluated.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -80,18 +79,15 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from firstorder import landscapes, rules
 from firstorder.observe import Observer, compiled_observer
 from firstorder.run import Trajectories, run_many, warm_up
-from firstorder.serve import validate
+from firstorder.serve import guard, validate
 from firstorder.serve.prompts import FIRST, prompts
 from firstorder.serve.turns import Cancelled, Paced, Turns
 from firstorder.serve.validate import RequestError, show
@@ -99,8 +95,6 @@ from firstorder.serve.validate import RequestError, show
 # finished runs kept, so that moving one optimizer's slider reruns only that one: bounded in
 # bytes (tensors and JSON text), not in runs, as a run's size varies 10,000-fold
 CACHE_BYTES = 256 * 2**20
-BODY_SECONDS = 5.0  # a request body (at most 64 KiB, from this machine) arrives within this
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # names this server answers to, with its own
 STATIC = resources.files("firstorder.serve") / "static"
 STATIC_FILES = {
     "index.html": "text/html; charset=utf-8",
@@ -322,94 +316,6 @@ def run_request(
     return head[:-1] + ',"runs":[' + ",".join(runs) + "]}"
 
 
-class _Gone(Exception):
-    """The client closed the connection: there is no one to answer."""
-
-
-async def _read_body(request: Request) -> bytes:
-    """The body, read no further than MAX_BODY + 1 bytes (a huge body is refused, not stored),
-    within BODY_SECONDS (a client that promises more bytes than it sends does not hold the
-    connection)."""
-    body = b""
-    try:
-        with anyio.fail_after(BODY_SECONDS):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > validate.MAX_BODY:
-                    break
-    except TimeoutError:
-        raise RequestError(
-            408,
-            "body",
-            f"body must arrive within {BODY_SECONDS:g} s; got {len(body)} bytes of "
-            f"{show(request.headers.get('content-length'))} promised.",
-        ) from None
-    except ClientDisconnect:
-        raise _Gone from None
-    return body
-
-
-async def _run_watched(request: Request, req: dict[str, Any], compile: bool) -> str:
-    """run_request in a worker thread, while this task watches the connection: a client that
-    disconnects cancels its run (between two steps) instead of leaving it to run on."""
-    cancel = threading.Event()
-    # torch works in a thread, so the server stays responsive while it runs
-    work = asyncio.ensure_future(run_in_threadpool(run_request, req, compile, cancel))
-    try:
-        while not work.done():
-            await asyncio.wait({work}, timeout=0.1)
-            if not work.done() and await request.is_disconnected():
-                cancel.set()
-        return work.result()
-    except Cancelled as err:
-        if cancel.is_set():
-            raise _Gone from None
-        raise RequestError(503, "request", f"{err}; ask for fewer steps or starts.") from None
-    finally:
-        cancel.set()  # this task itself cancelled (the server stopping): the run stops too
-
-
-class _SameOrigin:
-    """ASGI middleware: a request from outside (:func:`_origin_error`) gets a 403 and goes no
-    further. Plain ASGI, so that the route reads the connection itself (a disconnect is seen)."""
-
-    def __init__(self, app: Any, hosts: tuple[str, ...]):
-        self.app, self.hosts = app, hosts
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            err = _origin_error(Request(scope), self.hosts)
-            if err is not None:
-                await _error(err.status, err.field, str(err))(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _origin_error(request: Request, hosts: tuple[str, ...]) -> RequestError | None:
-    """Why a request comes from outside: a Host this server is not (a DNS-rebinding page), or
-    an Origin that is not this server's page (any site the user visits can send a POST, even a
-    "simple" text/plain one that needs no CORS preflight)."""
-    host = request.headers.get("host", "")
-    name = urlsplit(f"//{host}").hostname
-    if name not in hosts:
-        return RequestError(
-            403, "Host", f"Host must be one of {', '.join(hosts)}, got {show(host)}."
-        )
-    origin = request.headers.get("origin")
-    if origin is not None and origin.lower() != f"http://{host}".lower():
-        return RequestError(
-            403,
-            "Origin",
-            f"Origin must be this server's page, http://{host}, got {show(origin)}: "
-            "another site's page cannot drive the playground.",
-        )
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return RequestError(
-            403, "Origin", f"requests must come from this server's page, http://{host}."
-        )
-    return None
-
-
 # --- the app ------------------------------------------------------------------------------------
 
 
@@ -433,12 +339,12 @@ def create_app(compile: bool = True, host: str = "127.0.0.1") -> FastAPI:
         openapi_url=None,
     )
 
-    hosts = tuple(dict.fromkeys((*LOCAL_HOSTS, urlsplit(f"//{host}").hostname or host)))
+    hosts = tuple(dict.fromkeys((*guard.LOCAL_HOSTS, urlsplit(f"//{host}").hostname or host)))
 
-    app.add_middleware(_SameOrigin, hosts=hosts)
+    app.add_middleware(guard.SameOrigin, hosts=hosts)
 
-    @app.exception_handler(_Gone)
-    async def gone(request: Request, err: _Gone) -> Response:
+    @app.exception_handler(guard.Gone)
+    async def gone(request: Request, err: guard.Gone) -> Response:
         return Response(status_code=499)  # no one reads it; and no traceback in the log
 
     @app.exception_handler(RequestError)
@@ -505,8 +411,8 @@ def create_app(compile: bool = True, host: str = "127.0.0.1") -> FastAPI:
 
     @app.post("/api/run")
     async def post_run(request: Request) -> Response:
-        req = validate.parse_run(await _read_body(request))
-        text = await _run_watched(request, req, compile)
+        req = validate.parse_run(await guard.read_body(request))
+        text = await guard.run_watched(request, run_request, req, compile)
         return Response(text, media_type="application/json")
 
     return app
