@@ -10,12 +10,18 @@ process is found.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
+import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -123,37 +129,79 @@ def _run_pool(
     the positions whose findings were lost because a worker process died, in order."""
     # spawn, not fork: a forked child of a process whose torch thread pools already started
     # can hang
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
     lost = []
     try:
-        futures = {pool.submit(_run_by_id, e.id, ctx): i for i, e in zip(positions, chosen)}
-        names = {future: e for future, e in zip(futures, chosen)}
+        with _terminate_as_interrupt():
+            futures = {pool.submit(_run_by_id, e.id, ctx): i for i, e in zip(positions, chosen)}
+            names = {future: e for future, e in zip(futures, chosen)}
 
-        def running() -> str:
-            """The experiments in flight: their ids, and the title when only one is left."""
-            now = [names[f] for f in futures if f.running()]
-            if not now and not any(f.done() for f in futures):  # the pool is still starting
-                now = chosen[:workers]
-            if not now:
-                return ""
-            if len(now) == 1:
-                return f"running {now[0].id} {now[0].title}"
-            return "running " + ", ".join(e.id for e in now)
+            def running() -> str:
+                """The experiments in flight: their ids, and the title when only one is left."""
+                now = [names[f] for f in futures if f.running()]
+                if not now and not any(f.done() for f in futures):  # the pool is still starting
+                    now = chosen[:workers]
+                if not now:
+                    return ""
+                if len(now) == 1:
+                    return f"running {now[0].id} {now[0].title}"
+                return "running " + ", ".join(e.id for e in now)
 
-        bar.update(task, description=running())
-        for future in as_completed(futures):
-            try:
-                finding = future.result()
-            except BrokenProcessPool:  # a worker died: every experiment not finished is lost
-                lost.append(futures[future])
-                continue
-            finished(futures[future], finding)
-            bar.update(task, advance=1, description=running())
+            bar.update(task, description=running())
+            for future in as_completed(futures):
+                try:
+                    finding = future.result()
+                except BrokenProcessPool:  # a worker died: every experiment not finished is lost
+                    lost.append(futures[future])
+                    continue
+                finished(futures[future], finding)
+                bar.update(task, advance=1, description=running())
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: the findings so far are saved
+        # Ctrl-C, SIGTERM, an error: the findings so far are saved; the workers stop now, not
+        # after their experiments (which would go on writing figures)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()  # before shutdown, which forgets them
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
     return sorted(lost)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
+
+
+def _worker_init(parent: int) -> None:
+    """A worker process lives only as long as its tour: on Linux the kernel kills it when the
+    tour's process dies, however it dies (kill -9 too). Ctrl-C is the tour's to handle: it
+    stops the workers itself (a terminal sends SIGINT to every process of the group)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the tour died before prctl took effect
+        os._exit(1)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a killed job, a closed session) stops the tour as Ctrl-C does: what finished is
+    kept and the workers are stopped. Only the main thread can handle signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_by_id(experiment_id: str, ctx: Context) -> Finding:
