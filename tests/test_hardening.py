@@ -5,7 +5,9 @@ results kept (issue 22's probe, case by case)."""
 from __future__ import annotations
 
 import errno
+import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -80,27 +82,80 @@ def test_a_mistake_on_the_command_line_is_one_sentence_and_status_2(tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # refused before any work
 
 
-def test_a_full_disk_during_a_tour_is_one_line_and_the_last_results_stay(
-    tmp_path, capsys, monkeypatch
+@pytest.fixture(scope="module")
+def one_tour(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tour")
+    assert main(["tour", "--quick", "--only", "C1", "--jobs", "1", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "fault, reason",
+    [("replace", "No space left on device"), ("open", "Read-only file system")],
+    ids=["disk full", "read-only"],
+)
+def test_a_full_or_read_only_disk_during_a_tour_is_one_line_and_the_last_results_stay(
+    one_tour, tmp_path, capsys, monkeypatch, fault, reason
 ):
     out = tmp_path / "out"
-    assert main(["tour", "--quick", "--only", "C1", "--jobs", "1", "--out", str(out)]) == 0
+    shutil.copytree(one_tour, out)
     before = (out / "results.json").read_text()
     capsys.readouterr()
-    real = files.os.replace
+    code = errno.ENOSPC if fault == "replace" else errno.EROFS
+    real = {"replace": files.os.replace, "open": open}[fault]
 
-    def full(src, dst):  # the disk fills up when the results are renamed into place
-        if str(dst).endswith("results.json"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(src, dst)
+    def failing(*args, **kwargs):  # the disk fails when the results are written
+        if "results.json" in str(args[-1] if fault == "replace" else args[0]):
+            raise OSError(code, reason)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(files.os, "replace", full)
+    if fault == "replace":
+        monkeypatch.setattr(files.os, "replace", failing)
+    else:
+        monkeypatch.setattr(files, "open", failing, raising=False)  # files' own open
     assert main(["tour", "--quick", "--only", "C1", "--jobs", "1", "--out", str(out)]) == 1
     line = error_line(capsys)
     assert line.startswith("firstorder tour: error: could not write ")
-    assert "results.json': No space left on device" in line
+    assert f"results.json': {reason}" in line
     assert (out / "results.json").read_text() == before  # the last valid results
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+EVIL = {
+    "id": "C1",
+    "kind": "claim",
+    "claim": "c",
+    "criterion": "k",
+    "verdict": "holds",
+    "evidence": "e",
+    "figures": ["../../../../etc/passwd"],
+}
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"{}", "must be an object with a list of findings"),
+        (b'{"findings": "abc"}', "must be an object with a list of findings"),
+        (b"[1, 2]", "must be an object with a list of findings"),
+        (b"\xff\xfe{}", "must be UTF-8 JSON, got other bytes"),
+        (b'{"findings": [{"id": "C1"}]}', "must have the text field 'kind'"),
+        (json.dumps({"findings": [EVIL]}).encode(), "must be inside the results folder"),
+        (
+            json.dumps({"findings": [{**EVIL, "figures": ["/etc/passwd"]}]}).encode(),
+            "must be inside the results folder",
+        ),
+    ],
+    ids=["{}", "findings text", "a list", "not utf-8", "fields", "../ path", "absolute path"],
+)
+def test_cards_from_a_bad_results_file_is_one_sentence_naming_it(tmp_path, capsys, content, words):
+    results = tmp_path / "results.json"
+    results.write_bytes(content)
+    out = tmp_path / "cards"
+    assert main(["cards", "--from", str(results), "--out", str(out)]) == 2
+    line = error_line(capsys)
+    assert words in line and ("results.json" in line or "figures of C1" in line), line
+    assert not out.exists() or not list(out.iterdir())  # nothing copied
 
 
 # --- the Python API: values that were accepted silently -----------------------------------------
