@@ -2,6 +2,7 @@
 
 import errno
 import os
+import pickle
 import stat
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def test_a_full_disk_is_one_error_naming_the_file_and_the_old_contents_stay(tmp_
     )
     assert path.read_text() == '{"findings": []}'
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    again = pickle.loads(pickle.dumps(err.value))  # as from a worker process
+    assert str(again) == str(err.value) and again.errno == errno.ENOSPC
 
 
 def test_a_failing_cleanup_does_not_raise_a_second_error(tmp_path, monkeypatch):

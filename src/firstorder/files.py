@@ -54,9 +54,13 @@ class WriteError(OSError):
         keep = "it keeps its previous contents, if any"
         super().__init__(err.errno, f"could not write {str(path)!r}: {reason} ({keep})")
         self.filename = str(path)
+        self._cause = (err.errno, reason)
 
     def __str__(self) -> str:
         return f"{self.strerror}."
+
+    def __reduce__(self) -> tuple:  # pickled whole, as a worker process sends its errors back
+        return (type(self), (Path(self.filename), OSError(*self._cause)))
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
