@@ -74,7 +74,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -177,6 +177,11 @@ _turns = Turns()  # one run at a time, in slices: parallel runs only slow each o
 stats = {"runs": 0, "cancelled": 0}  # runs finished, runs stopped (client gone, or too long)
 
 
+def _owner(entry: str | tuple) -> object:
+    """What an entry's memory belongs to: its text, or the run its grid shares."""
+    return entry if isinstance(entry, str) else entry[1]
+
+
 def _nbytes(entry: str | tuple) -> int:
     if isinstance(entry, str):
         return len(entry)
@@ -188,17 +193,15 @@ def _nbytes(entry: str | tuple) -> int:
 def _trim_cache() -> None:
     """Drop the least recently used runs until the cache holds at most CACHE_BYTES (a run
     shared by the keys of its grid counts once). Called with _lock held."""
-    sizes: dict[int, int] = {}
-    for e in _cache.values():
-        sizes[id(e if isinstance(e, str) else e[1])] = _nbytes(e)
+    keys = Counter(id(_owner(e)) for e in _cache.values())
+    sizes = {id(_owner(e)): _nbytes(e) for e in _cache.values()}
     total = sum(sizes.values())
     while total > CACHE_BYTES and _cache:
-        _, e = _cache.popitem(last=False)
-        key = id(e if isinstance(e, str) else e[1])
-        if isinstance(e, str) or not any(
-            not isinstance(o, str) and o[1] is e[1] for o in _cache.values()
-        ):
-            total -= sizes.pop(key, 0)
+        _, entry = _cache.popitem(last=False)
+        owner = id(_owner(entry))
+        keys[owner] -= 1
+        if keys[owner] == 0:  # the last key of its run: the run's memory is freed
+            total -= sizes[owner]
 
 
 def _encode(name: str, r: Trajectories, c: int = 0) -> str:
