@@ -20,7 +20,7 @@ from firstorder import landscapes, rules  # noqa: E402
 from firstorder.cli import main  # noqa: E402
 from firstorder.run import run, warm_up  # noqa: E402
 from firstorder.serve import app as serve_app  # noqa: E402
-from firstorder.serve import guard, validate  # noqa: E402
+from firstorder.serve import guard, turns, validate  # noqa: E402
 
 BASE = "http://127.0.0.1:8765"  # the server answers to its own address only
 
@@ -611,3 +611,41 @@ def test_a_small_run_is_answered_while_a_long_one_runs(server):
         long.recv(1)  # waited for, it took turns with the small one
     long.close()  # and it is cancelled
     wait_until(lambda: not serve_app._turns.running())
+
+
+def test_a_run_past_its_time_stops_with_a_503(client, monkeypatch):
+    monkeypatch.setattr(turns, "MAX_SECONDS", 0.0)  # every run is past it at its first step
+    before = dict(serve_app.stats)
+    r = post(client, {**CANYON, "steps": 9, "starts": [[0.5, 0.25]]})
+    assert r.status_code == 503 and r.json()["field"] == "request"
+    assert r.json()["error"] == (
+        "the run must take at most 0 s, and it took longer; ask for fewer steps or starts."
+    )
+    assert serve_app.stats["cancelled"] == before["cancelled"] + 1
+    assert not serve_app._turns.running()  # its turn was handed on
+
+
+def test_runs_take_turns_slice_by_slice_in_the_order_they_came(monkeypatch):
+    monkeypatch.setattr(turns, "SLICE", -1.0)  # every step is a slice: the order shows at once
+    order: list[str] = []
+    gate = turns.Turns()
+    first_in = threading.Event()
+
+    def run(name: str, steps: int) -> None:
+        paced = turns.Paced(lambda: order.append(name), gate, threading.Event())
+        with paced:
+            first_in.set()
+            for _ in range(steps):
+                if name == "long" and len(order) == 1:
+                    wait_until(lambda: gate.waiting() == 1)  # the short one queues behind
+                paced()
+
+    long = threading.Thread(target=run, args=("long", 4))
+    long.start()
+    first_in.wait(5)
+    short = threading.Thread(target=run, args=("short", 2))
+    short.start()
+    long.join(10)
+    short.join(10)
+    # the long run hands the CPU on after each step while the short one waits
+    assert order == ["long", "long", "short", "long", "short", "long"]
