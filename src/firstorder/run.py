@@ -188,9 +188,11 @@ def run_many(
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}.")
     if record not in ("full", "curves", "final"):
         raise ValueError(f"record must be 'full', 'curves' or 'final', got {record!r}.")
-    for name, tol in (("tol_f", tol_f), ("tol_x", tol_x)):
-        if tol is not None and not (_is_number(tol) and math.isfinite(tol) and tol > 0):
-            raise ValueError(f"{name} must be a finite number > 0 or None, got {tol!r}.")
+    # tol_f = 0 is a target too: "f < f*", for a landscape shifted so that f* = 0 marks a level
+    for name, tol, least in (("tol_f", tol_f, ">= 0"), ("tol_x", tol_x, "> 0")):
+        ok = _is_number(tol) and math.isfinite(tol) and (tol >= 0 if name == "tol_f" else tol > 0)
+        if tol is not None and not ok:
+            raise ValueError(f"{name} must be a finite number {least} or None, got {tol!r}.")
     if starts is None:
         starts = getattr(landscape, "starts", None)
         if starts is None:
