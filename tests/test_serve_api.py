@@ -372,12 +372,21 @@ def test_an_integer_too_large_for_a_float_is_a_422(client, where, field):
     [
         ({"host": "attacker.example"}, "Host"),  # a DNS-rebinding page
         ({"host": "127.0.0.1.attacker.example:8765"}, "Host"),
+        ({"host": "attacker.example@127.0.0.1:8765"}, "Host"),  # no user part in a Host
         ({"origin": "http://attacker.example", "content-type": "text/plain"}, "Origin"),
         ({"origin": "null"}, "Origin"),  # a sandboxed frame or a file:// page
         ({"origin": "http://127.0.0.1:9999"}, "Origin"),  # another server on this machine
         ({"sec-fetch-site": "cross-site"}, "Origin"),
     ],
-    ids=["host", "host suffix", "cross-origin text/plain", "null origin", "other port", "fetch"],
+    ids=[
+        "host",
+        "host suffix",
+        "host with a user",
+        "cross-origin text/plain",
+        "null origin",
+        "other port",
+        "fetch",
+    ],
 )
 def test_a_request_from_another_site_is_refused_before_it_runs(client, headers, field):
     before = dict(serve_app.stats)

@@ -181,6 +181,8 @@ def _worker_init(parent: int) -> None:
     stops the workers itself (a terminal sends SIGINT to every process of the group)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
+        # strictly: when the thread that started this worker ends; that is the thread running
+        # the tour, which waits for its workers
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the tour died before prctl took effect
         os._exit(1)

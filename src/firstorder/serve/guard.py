@@ -106,7 +106,7 @@ def origin_error(request: Request, hosts: tuple[str, ...]) -> RequestError | Non
     an Origin that is not this server's page (any site the user visits can send a POST, even a
     "simple" text/plain one that needs no CORS preflight)."""
     host = request.headers.get("host", "")
-    name = urlsplit(f"//{host}").hostname
+    name = urlsplit(f"//{host}").hostname if not set("@/\\?#") & set(host) else None
     if name not in hosts:
         return RequestError(
             403, "Host", f"Host must be one of {', '.join(hosts)}, got {show(host)}."
