@@ -260,11 +260,12 @@ def cost(optimizers: list[tuple[str, dict]], configs: list[int], B: int, steps: 
 
 def answer_bytes(optimizers: list[tuple[str, dict]], B: int, steps: int, d: int = 2) -> int:
     """An upper bound of the answer's size: per optimizer and start, x [T+1][d], f [T+1],
-    step_length [T] and, for adaptive rules, effective_step [T][d]."""
+    step_length [T], for adaptive rules effective_step [T][d], and the steps at which it
+    diverged, escaped and reached the target."""
     numbers = 0
     for name, _ in optimizers:
         adaptive = rules.RULES[name].r_hat is not None
-        numbers += B * ((steps + 1) * (d + 1) + steps * (1 + (d if adaptive else 0)))
+        numbers += B * ((steps + 1) * (d + 1) + steps * (1 + (d if adaptive else 0)) + 3)
     return numbers * BYTES_PER_NUMBER
 
 
