@@ -90,7 +90,7 @@ def errors(needs_lr, *, compile=False, newton=False):
                 "must be a single group" if newton else "more than one parameter group",
             ),
             ([("weight", p), q], {}, ValueError, "all optimizer params should be with/without"),
-            ([p], {"lr": -1.0}, ValueError, r"lr must be a number >= 0, got -1.0"),
+            ([p], {"lr": -1.0}, ValueError, r"lr must be a finite number >= 0, got -1.0"),
             ([p], {"weight_decay": 0.1}, TypeError, "unexpected keyword argument 'weight_decay'"),
             ([{"params": [p], "weight_decay": 0.1}], {}, ValueError, "got 'weight_decay'"),
         ]
