@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -217,6 +218,28 @@ def test_a_grid_too_large_for_memory_is_refused_up_front_with_its_size():
     need = 2_000_000 * len(F.starts) * (2001 * 4 * 2 + 16 * 2) * 8
     assert f"need about {need / 1e9:.3g} GB" in message
     assert f"at most {memory_available() // 2 / 1e9:.3g} GB" in message
+
+
+@pytest.mark.parametrize(
+    "axis",
+    [
+        np.logspace(-4, 0, 1000),
+        (float(a) for a in np.logspace(-4, 0, 1000)),  # read once: counted, then run
+        range(1, 1001),
+    ],
+    ids=["numpy", "generator", "range"],
+)
+def test_the_memory_check_counts_every_kind_of_axis_as_the_grid_does(axis, monkeypatch):
+    # the grid reads a NumPy array or a generator of 1000 values as 1000 configurations; so
+    # must the check (it once counted them as one, 1000× too little memory)
+    monkeypatch.setattr("firstorder.run.memory_available", lambda: 2 * 10**6)
+    with pytest.raises(ValueError, match="the grid must fit in memory: 1000 configurations"):
+        run_many(F, [("gd", {"lr": axis})], steps=2000, record="curves")
+
+
+def test_a_generator_axis_runs_every_value():
+    r = run(F, "gd", lr=(a for a in (0.01, 0.02, 0.03)), steps=3, record="final")
+    assert r.hyper["lr"] == [0.01, 0.02, 0.03]
 
 
 def test_a_grid_that_fits_is_not_refused():

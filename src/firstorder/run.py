@@ -22,7 +22,7 @@ import itertools
 import math
 import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -42,11 +42,7 @@ def grid(**hyper: float | bool | Sequence[float] | Tensor) -> tuple[dict[str, Te
     """
     axes = {}
     for name, value in hyper.items():
-        if isinstance(value, Tensor):
-            value = value.flatten().tolist()
-        if isinstance(value, bool | int | float):
-            value = [value]
-        axes[name] = list(value)
+        axes[name] = _axis(value)
         if not axes[name]:
             raise ValueError(f"{name} must have at least one value, got an empty list.")
     for name, values in axes.items():  # each axis value once, not once per configuration
@@ -55,6 +51,17 @@ def grid(**hyper: float | bool | Sequence[float] | Tensor) -> tuple[dict[str, Te
     combos = list(itertools.product(*axes.values()))
     columns = {name: [c[i] for c in combos] for i, name in enumerate(axes)}
     return {n: v for n, v in columns.items()}, len(combos)  # type: ignore[return-value]
+
+
+def _axis(value: object) -> list:
+    """A hyperparameter's values as :func:`grid` reads them: a number (or a string, which the
+    rule's check then refuses) is one value; a tensor, list, tuple, range, NumPy array or any
+    other iterable is an axis of the grid."""
+    if isinstance(value, Tensor):
+        return value.flatten().tolist()
+    if isinstance(value, str | numbers.Number) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
 
 
 def run(
@@ -207,6 +214,11 @@ def run_many(
         b = int((~x0.isfinite()).any(-1).nonzero()[0, 0])
         raise ValueError(f"starts must be finite numbers, got {x0[b].tolist()} as start {b}.")
     B, d = x0.shape
+    # an iterator (a generator of α) can be read only once: as a list, it is counted, then used
+    optimizers = [
+        (name, {n: list(v) if isinstance(v, Iterator) else v for n, v in dict(hyper).items()})
+        for name, hyper in optimizers
+    ]
     _check_memory(optimizers, B, d, steps, record, dtype)
     blocks: list[_Block] = []
     for optimizer, hyper in optimizers:
@@ -346,7 +358,7 @@ def _check_memory(
     """Refuse up front a run whose recording cannot fit in memory (rather than run for minutes
     and then be killed): about C·B·((T+1)·n·2 + 16·d) numbers, n numbers recorded per step,
     twice (the list of steps, then the stacked tensor), against half the memory available."""
-    C = sum(math.prod(_axis_length(v) for v in hyper.values()) for _, hyper in optimizers)
+    C = sum(math.prod(len(_axis(v)) for v in hyper.values()) for _, hyper in optimizers)
     need = C * B * ((steps + 1) * RECORDED[record](d) * 2 + WORKING * d) * dtype.itemsize
     allowed = memory_available() // 2
     if need > allowed:
@@ -354,15 +366,8 @@ def _check_memory(
             f"the grid must fit in memory: {C} configurations × {B} starts × {steps + 1} "
             f"steps recorded as {record!r} need about {need / 1e9:.3g} GB, and at most "
             f"{allowed / 1e9:.3g} GB (half the memory available) is allowed; use fewer "
-            f"configurations, starts or steps, or record='final'."
+            f"configurations, starts or steps (or, from Python, record='final')."
         )
-
-
-def _axis_length(value: object) -> int:
-    """How many values a hyperparameter contributes to the grid (as :func:`grid` reads it)."""
-    if isinstance(value, Tensor):
-        return value.numel()
-    return len(value) if isinstance(value, list | tuple | range) else 1
 
 
 def memory_available() -> int:
