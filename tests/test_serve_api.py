@@ -15,6 +15,7 @@ import torch
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")  # FastAPI's TestClient runs on it
 from fastapi.testclient import TestClient  # noqa: E402
+from serving import serving  # noqa: E402
 
 from firstorder import landscapes, rules  # noqa: E402
 from firstorder.cli import main  # noqa: E402
@@ -513,26 +514,13 @@ class Logged(logging.Handler):
 @pytest.fixture(scope="module")
 def server():
     """The app on a free localhost port, served by uvicorn in a thread; what it logs."""
-    uvicorn = pytest.importorskip("uvicorn")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = serve_app.create_app(compile=False)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "the server did not start in 30 s"
-        time.sleep(0.05)
     logged = Logged()
-    for name in ("uvicorn", "uvicorn.error", "fastapi"):
-        logging.getLogger(name).addHandler(logged)
-    yield port, logged
-    for name in ("uvicorn", "uvicorn.error", "fastapi"):
-        logging.getLogger(name).removeHandler(logged)
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(serve_app.create_app(compile=False)) as port:
+        for name in ("uvicorn", "uvicorn.error", "fastapi"):
+            logging.getLogger(name).addHandler(logged)
+        yield port, logged
+        for name in ("uvicorn", "uvicorn.error", "fastapi"):
+            logging.getLogger(name).removeHandler(logged)
 
 
 def request(port: int, body: bytes, length: int | None = None) -> socket.socket:

@@ -8,8 +8,6 @@ screenshot is kept as a test artifact in pytest's temporary folder (printed with
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -41,27 +39,16 @@ if not CHROMIUM.exists():
 playwright = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 
+from serving import serving  # noqa: E402
+
 from firstorder.serve.app import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def server():
     """The app on a free localhost port, served by uvicorn in a thread."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(compile=False), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "the server did not start in 30 s"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(compile=False), log_level="error") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
