@@ -145,8 +145,8 @@ DOMAINS: dict[str, tuple[Callable[[Tensor], Tensor], str]] = {
     "rho": (lambda v: (v >= 0) & (v < 1), "in [0, 1)"),
     "rho1": (lambda v: (v >= 0) & (v < 1), "in [0, 1)"),
     "rho2": (lambda v: (v >= 0) & (v < 1), "in [0, 1)"),
-    "eps": (lambda v: v > 0, "a number > 0"),
-    "damping": (lambda v: v >= 0, "a number >= 0"),
+    "eps": (lambda v: (v > 0) & v.isfinite(), "a finite number > 0"),
+    "damping": (lambda v: (v >= 0) & v.isfinite(), "a finite number >= 0"),
 }
 
 
