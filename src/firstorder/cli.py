@@ -293,11 +293,6 @@ def _ended(status: str, step: int | None, steps: int) -> str:
     return f"{status} at step {step}"
 
 
-def _count(v) -> int | None:
-    v = int(v)
-    return v if v >= 0 else None
-
-
 def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     from firstorder import plots
     from firstorder.trajectories import summarize
