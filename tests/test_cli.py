@@ -252,6 +252,25 @@ def test_claims_from_a_results_file_reruns_nothing(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # nothing written
     assert main(["claims", "--from", str(results), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["verdict"] == "fails"
+    assert main(["claims", "--from", str(results), "--json", "--only", "c6"]) == 0
+    assert [f["id"] for f in json.loads(capsys.readouterr().out)] == ["C6"]
+    # an unknown id is refused as it is without --from, not printed as an empty table
+    assert main(["claims", "--from", str(results), "--only", "C99"]) == 2
+    assert "C99" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["train", "--data", "nosuch"], "--data must be one of digits, "),
+        (["run", "canyon", "--optimizer", "gd", "--lr", "0.1", "--start=1e400,0"], "finite"),
+        (["run", "canyon", "--optimizer", "gd", "--lr", "0.1", "--start=a,b"], "got a,b."),
+    ],
+)
+def test_a_mistake_is_named_by_its_option(args, said, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
 
 
 def test_train_labels_each_optimizers_bar(capsys):

@@ -99,14 +99,15 @@ def _run(args: argparse.Namespace, *, log_lr: bool, plot_needs_2d: bool = False)
             raise UsageError(f"--plot draws 2-D landscapes, got {f.name} with dim {f.dim}.")
     starts = None
     if args.start:
+        typed = " ".join(args.start)  # as the user typed them, not as a Python list
         try:
             starts = [[float(v) for v in s.split(",")] for s in args.start]
         except ValueError:
-            raise UsageError(
-                f"--start must be comma-separated numbers, got {args.start}."
-            ) from None
+            raise UsageError(f"--start must be comma-separated numbers, got {typed}.") from None
+        if not all(math.isfinite(v) for s in starts for v in s):
+            raise UsageError(f"--start must be finite numbers, got {typed}.")
         if any(len(s) != f.dim for s in starts):
-            raise UsageError(f"--start must have {f.dim} numbers for {f.name}, got {args.start}.")
+            raise UsageError(f"--start must have {f.dim} numbers for {f.name}, got {typed}.")
     return f, run(
         f,
         args.optimizer,

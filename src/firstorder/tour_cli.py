@@ -40,12 +40,12 @@ def cmd_tour(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_claims(args: argparse.Namespace, console: Console) -> int:
-    from firstorder.tour import load, run_tour
+    from firstorder.tour import load, run_tour, select
 
     if args.from_results:  # a tour's results, printed as they are: nothing reruns
         findings = [_finding(d) for d in load(args.from_results)]
-        if args.only:
-            wanted = [i.strip() for i in args.only.split(",") if i.strip()]
+        if args.only:  # an unknown id is the same error as without --from; "c8a" names C8a
+            wanted = {e.id for e in select(_only(args))}
             findings = [f for f in findings if f.id in wanted]
     else:
         with tempfile.TemporaryDirectory() as tmp:

@@ -44,6 +44,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"--epochs must be a positive integer, got {args.epochs}.")
     if args.plot:
         plots.check_suffix(args.plot, "--plot")  # before training, not after
+    if args.data.lower() not in datasets.names():
+        raise ValueError(f"--data must be one of {', '.join(datasets.names())}, got {args.data!r}.")
     data = datasets.load(args.data, seed=args.seed)
     widths = _widths(args.layers)
     if widths[0] != data.n_features or widths[-1] != data.n_outputs:
