@@ -308,3 +308,67 @@ def _plain(value: Any) -> Any:
 def number(value: Any) -> float:
     """A number from results.json back as a float ("inf" and "nan" included)."""
     return float(value)
+
+
+# --- wording shared by the judges -----------------------------------------------------------
+
+
+def _times(x: float) -> str:
+    """A factor for a sentence: two significant digits, whole numbers from 100 on."""
+    return f"{x:.0f}" if x >= 100 else f"{x:.2g}"
+
+
+def ratio_words(ratio: float, more: str = "faster", less: str = "slower") -> str:
+    """A ratio worded with its direction: 2.7 → "2.7× faster", 0.32 → "3.1× slower", and a
+    ratio that reads 1 to two significant digits → "the same".
+
+    ``ratio`` is the baseline's cost over the new one's (steps, loss), so above 1 the new one is
+    ``more`` (faster, fewer steps, lower) and below 1 it is ``less`` by 1/ratio: a judge never
+    prints "0.32× faster" for what is three times slower.
+    """
+    if math.isnan(ratio) or ratio < 0:
+        return "not measurable"
+    if ratio == 0 or ratio == math.inf:
+        return f"infinitely {more if ratio else less}"
+    up = ratio >= 1
+    x = _times(ratio if up else 1 / ratio)
+    if x == "1":
+        return "the same"
+    return f"{x}× {more if up else less}"
+
+
+def ratios_words(ratios: list[float], more: str = "faster", less: str = "slower") -> str:
+    """The range of several ratios worded with its direction (see :func:`ratio_words`):
+    [2, 10] → "2–10× faster", [0.5, 0.1] → "2–10× slower", [0.5, 10] → "2× slower to 10× faster"."""
+    lo, hi = min(ratios), max(ratios)
+    a, b = ratio_words(lo, more, less), ratio_words(hi, more, less)
+    if a == b:
+        return a
+    if lo > 1 and a.endswith(more) and b.endswith(more):
+        return f"{_times(lo)}–{_times(hi)}× {more}"
+    if hi < 1 and a.endswith(less) and b.endswith(less):
+        return f"{_times(1 / hi)}–{_times(1 / lo)}× {less}"
+    return f"{a} to {b}"
+
+
+def parts_verdict(
+    parts: dict[str, bool],
+    evidence: str,
+    conditions: str | None = None,
+    *,
+    held_word: str = "holds:",
+    missed_word: str = "not:",
+    **say: str,
+) -> Judgement:
+    """The verdict of a claim judged in parts: ``holds`` if every part held, ``fails`` if none
+    did, ``partly`` otherwise, with ``conditions`` (by default "holds: A, B; not: C", the
+    words before each list given by ``held_word`` and ``missed_word``)."""
+    held = [k for k, v in parts.items() if v]
+    if len(held) == len(parts):
+        return Judgement("holds", evidence, **say)
+    if not held:
+        return Judgement("fails", evidence, **say)
+    if conditions is None:
+        missed = [k for k in parts if k not in held]
+        conditions = f"{held_word} {', '.join(held)}; {missed_word} {', '.join(missed)}"
+    return Judgement("partly", evidence, conditions, **say)

@@ -10,9 +10,17 @@ import torch
 
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    ratio_words,
+    register,
+)
 
 TARGET = 1e-6  # reached once f − f* < 1e-6 (starts have f between 2/κ and 8)
+STEPS = ("fewer steps", "more steps")  # a speed-up's two directions, in words
 HELPS = 1.25  # "helps": ≥ 1.25× fewer steps (a quarter fewer), the same bar for C8a–C8c
 ILL = 100  # the canyons the claim is about: κ ≥ 100
 # (normalized rule, the same rule without the normalization by √r)
@@ -128,21 +136,22 @@ def judge(numbers: dict) -> Judgement:
         wins = sum(float(v) >= HELPS for v in row["speedup"].values())
         (helped if wins >= 2 else not_helped).append(name)
         parts.append(
-            f"{name}: " + ", ".join(f"{k} {float(v):.2g}×" for k, v in row["speedup"].items())
+            f"{name}: "
+            + ", ".join(f"{k} {ratio_words(float(v), *STEPS)}" for k, v in row["speedup"].items())
         )
-    evidence = "speed-up of the normalized rule (fewer steps) — " + "; ".join(parts)
+    evidence = "steps of the normalized rule against the rule without it — " + "; ".join(parts)
     best = {
         name: max(float(v) for v in row["speedup"].values())
         for name, row in numbers["problems"].items()
         if float(row["kappa"]) >= ILL
     }
     say = {
-        "headline": f"up to {max(best.values()):.2g}× fewer steps",
+        "headline": f"at best {ratio_words(max(best.values()), *STEPS)}",
         "takeaway": (
             f"On canyons with κ ≥ {ILL:g}, dividing by √r takes ≥ {HELPS:g}× fewer steps on "
             + (", ".join(helped) or "none of them")
             + (f" but not on {', '.join(not_helped)}" if not_helped else "")
-            + f" (best speed-ups {', '.join(f'{v:.2g}×' for v in best.values())})."
+            + f" (at best: {', '.join(ratio_words(v, *STEPS) for v in best.values())})."
         ),
     }
     if helped and not not_helped:

@@ -7,7 +7,14 @@ import numpy as np
 
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    ratio_words,
+    register,
+)
 from firstorder.experiments.c08_canyons import HELPS, ring
 from firstorder.run import value_and_grad
 
@@ -120,8 +127,8 @@ def judge(numbers: dict) -> Judgement:
     evidence = (
         f"mean steps to leave the plateau, tuned α: GD {esc['gd']:.0f} (α={float(lr['gd']):.2g}), "
         f"momentum {esc['momentum']:.0f} (α={float(lr['momentum']):.2g}, tuned ρ="
-        f"{float(numbers.get('rho', 0.9)):g}): {tuned:.2g}×; momentum "
-        f"at GD's α {same:.2g}×; momentum ≥ {HELPS}× faster at {len(faster)} of "
+        f"{float(numbers.get('rho', 0.9)):g}): {ratio_words(tuned)}; momentum "
+        f"at GD's α {ratio_words(same)}; momentum ≥ {HELPS}× faster at {len(faster)} of "
         f"{len(numbers['grid_alphas_compared'])} α of the grid; {best_adaptive} "
         f"{esc[best_adaptive]:.0f} steps"
     )
@@ -138,10 +145,10 @@ def judge(numbers: dict) -> Judgement:
     if edge:
         evidence += "; at the grid's edge: " + ", ".join(edge)
     say = {
-        "headline": f"momentum {tuned:.2g}× faster off the plateau",
+        "headline": f"momentum {ratio_words(tuned)} off the plateau",
         "takeaway": (
             "With α tuned for each, momentum leaves the plateau in "
-            f"{esc['momentum']:.0f} steps against GD's {esc['gd']:.0f} ({tuned:.2g}×); "
+            f"{esc['momentum']:.0f} steps against GD's {esc['gd']:.0f} ({ratio_words(tuned)}); "
             f"{tu.LABELS[best_adaptive]}, which divides by √r, needs {esc[best_adaptive]:.0f}."
         ),
     }
@@ -155,7 +162,7 @@ def judge(numbers: dict) -> Judgement:
         f"momentum escapes ≥ {HELPS}× faster only when both use the same α (at {len(faster)} "
         f"of {len(numbers['grid_alphas_compared'])} α between {min(faster):.2g} and "
         f"{max(faster):.2g}); with α tuned for each, GD takes a larger α and the gain is "
-        f"{tuned:.2g}×. Dividing by √r helps far more ({best_adaptive})",
+        f"{ratio_words(tuned)}. Dividing by √r helps far more ({best_adaptive})",
         **say,
     )
 

@@ -8,7 +8,14 @@ import torch
 
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    ratio_words,
+    register,
+)
 from firstorder.experiments.c08_canyons import HELPS
 
 DEPTH = (-8.0, -3.0)  # |θ₂| at the start: 10^-8 … 10^-3 off the stable manifold θ₂ = 0
@@ -158,7 +165,7 @@ def judge(numbers: dict) -> Judgement:
         best = min(("adagrad", "rmsprop", "adam"), key=lambda o: steps[o])
         parts.append(
             f"{name}: GD {steps['gd']:.0f}, momentum {steps['momentum']:.0f} (ρ="
-            f"{float(row.get('rho', 0.9)):g}, {tuned:.2g}×), "
+            f"{float(row.get('rho', 0.9)):g}, {ratio_words(tuned)}), "
             f"{best} {steps[best]:.0f}; momentum ≥ {HELPS}× faster at {len(faster)} of "
             f"{len(row['grid_alphas_compared'])} equal α"
         )
@@ -169,11 +176,11 @@ def judge(numbers: dict) -> Judgement:
         for n, r in numbers["problems"].items()
     }
     say = {
-        "headline": "momentum " + ", ".join(f"{v:.2g}×" for v in ratio.values()) + " faster",
+        "headline": "momentum " + ", ".join(ratio_words(v) for v in ratio.values()),
         "takeaway": (
-            "With α tuned for each, momentum escapes "
-            + ", ".join(f"{n} {v:.2g}×" for n, v in ratio.items())
-            + f" as fast as GD (the bar: {HELPS:g}×)."
+            "With α tuned for each, momentum against GD escapes: "
+            + ", ".join(f"{n} {ratio_words(v)}" for n, v in ratio.items())
+            + f" (the bar: {HELPS:g}× faster)."
         ),
     }
     if len(tuned_ok) == len(names):

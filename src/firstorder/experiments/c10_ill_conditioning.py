@@ -11,7 +11,14 @@ import torch
 from firstorder import curvature, landscapes
 from firstorder.experiments import _tuning as tu
 from firstorder.experiments._rates import spectral_radius
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    parts_verdict,
+    register,
+)
 from firstorder.run import run, value_and_grad
 
 AGREE = 0.999  # the condition predicts the sign of one step's change on ≥ 99.9 % of the cases
@@ -236,7 +243,6 @@ def judge(numbers: dict) -> Judgement:
         f"{little:.1%} while the steepest shrinks to 1e-6 "
         f"({prog[big]['steps_steep_to_1e-6']} steps, α = {C_STEP}/λ_max)"
     )
-    held = [k for k, v in parts.items() if v]
     say = {
         "headline": f"α_max ∝ λ_max^{slope:.2f}",
         "takeaway": (
@@ -246,16 +252,7 @@ def judge(numbers: dict) -> Judgement:
             f"quadratic moves only {little:.1%} while the steepest converges."
         ),
     }
-    if len(held) == len(parts):
-        return Judgement("holds", evidence, **say)
-    if not held:
-        return Judgement("fails", evidence, **say)
-    return Judgement(
-        "partly",
-        evidence,
-        "holds: " + ", ".join(held) + "; not: " + ", ".join(k for k in parts if k not in held),
-        **say,
-    )
+    return parts_verdict(parts, evidence, **say)
 
 
 register(

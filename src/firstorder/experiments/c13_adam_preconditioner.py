@@ -10,7 +10,14 @@ import torch
 
 from firstorder import curvature, data, landscapes, netcurvature
 from firstorder.experiments import _tuning as tu
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    parts_verdict,
+    register,
+)
 from firstorder.nn import MLP
 from firstorder.optim import Adam
 from firstorder.run import run, value_and_grad
@@ -321,14 +328,8 @@ def judge(numbers: dict) -> Judgement:
             "the parameters' coordinates and the gradients are not dominated by noise."
         ),
     }
-    if len(ok) == len(cases):
-        return Judgement("holds", evidence, **say)
-    if not ok:
-        return Judgement("fails", evidence, **say)
     rest = [n for n in cases if n not in ok and n not in root]
-    return Judgement(
-        "partly",
-        evidence,
+    conditions = (
         "Adam's step follows the inverse Hessian's diagonal (slope in "
         f"[{SLOPE[0]}, {SLOPE[1]}]) only for "
         + ", ".join(ok)
@@ -338,9 +339,9 @@ def judge(numbers: dict) -> Judgement:
             if root
             else ""
         )
-        + ("; no such link for " + ", ".join(rest) if rest else ""),
-        **say,
+        + ("; no such link for " + ", ".join(rest) if rest else "")
     )
+    return parts_verdict({n: n in ok for n in cases}, evidence, conditions, **say)
 
 
 register(

@@ -16,7 +16,14 @@ import torch
 
 from firstorder.experiments import _tuning as tu
 from firstorder.experiments._noise import noisy_quadratic
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    ratio_words,
+    register,
+)
 from firstorder.optim import GD, Adam
 
 DIM = 10
@@ -121,16 +128,19 @@ def judge(numbers: dict) -> Judgement:
     evidence = (
         "noise floor ∝ α^slope: "
         + ", ".join(f"{tu.LABELS[o]} {s:.2f}" for o, s in slopes.items())
-        + "; η(t) lowers the floor ≥ "
-        + ", ".join(f"{g:.3g}× ({tu.LABELS[o]})" for o, g in gains.items())
-        + f" at every η₀ ({numbers['steps']} steps, σ = {float(numbers['sigma']):g})"
+        + "; η(t)'s floor against the constant one's, at worst: "
+        + ", ".join(
+            f"{ratio_words(g, 'lower', 'higher')} ({tu.LABELS[o]})" for o, g in gains.items()
+        )
+        + f" over every η₀ ({numbers['steps']} steps, σ = {float(numbers['sigma']):g})"
     )
     say = {
-        "headline": f"η(t): floor ≥ {gains['adam']:.2g}× lower (Adam)",
+        "headline": f"η(t): floor at worst {ratio_words(gains['adam'], 'lower', 'higher')} (Adam)",
         "takeaway": (
             f"Under gradient noise a constant step leaves f at a floor that grows like "
             f"α^{slopes['adam']:.2f} for Adam (SGD α^{slopes['gd']:.2f}); a decaying η(t) "
-            f"takes f at least {gains['adam']:.2g}× lower (SGD {gains['gd']:.2g}×)."
+            f"leaves f, at the worst η₀, {ratio_words(gains['adam'], 'lower', 'higher')} (SGD "
+            f"{ratio_words(gains['gd'], 'lower', 'higher')})."
         ),
     }
     if all(prop.values()) and all(removed.values()):

@@ -17,7 +17,14 @@ import torch
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
 from firstorder.experiments._rates import spectral_radius
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    ratio_words,
+    register,
+)
 from firstorder.run import run
 
 # rates are compared in 1 − r (the distance from 1 sets the number of steps, ∝ 1/(1−r)).
@@ -164,12 +171,13 @@ def judge(numbers: dict) -> Judgement:
     big = max(rows, key=float)
     gain = (1 - float(rows[big]["rate_at_goh"])) / (1 - float(rows[big]["gd_rate_at_optimum"]))
     say = {
-        "headline": f"{gain:.0f}× fewer steps than GD at κ = {big}",
+        "headline": f"{ratio_words(gain, 'fewer steps', 'more steps')} than GD at κ = {big}",
         "takeaway": (
             f"At Goh's (α*, ρ*) momentum contracts the error at the measured rate "
             f"{float(rows[big]['rate_at_goh']):.4f} per step at κ = {big} (theory "
-            f"{float(rows[big]['goh']['rate']):.4f}), so it needs about {gain:.0f}× fewer steps "
-            "than the best GD: √κ instead of κ."
+            f"{float(rows[big]['goh']['rate']):.4f}), so it needs "
+            f"{ratio_words(gain, 'fewer steps', 'more steps')} than the best GD (theory: √κ "
+            "steps instead of κ)."
         ),
     }
     if all(ok):
