@@ -454,3 +454,31 @@ def test_r1_headline_words_the_direction():
     # momentum measured far slower than theory: 1 − r = 0.05·0.18 against GD's 0.0198
     j = r1.judge(r1_numbers(0.05, 1.0, 1.0))
     assert "more steps" in j.headline and "fewer" not in j.headline
+
+
+def test_stable_lr_max_is_the_linear_stability_limit():
+    # GD: |1 − αλ| < 1 ⇔ αλ < 2; heavy ball: roots of z² − (1 + ρ − αλ)z + ρ inside the unit
+    # circle ⇔ αλ < 2(1 + ρ) (Jury's test, closed form); the adaptive rules have no fixed limit
+    assert tu.stable_lr_max("gd", 2.0, {}) == 1.0
+    assert tu.stable_lr_max("momentum", 2.0, {"rho": 0.9}) == pytest.approx(1.9, rel=1e-15)
+    assert tu.stable_lr_max("momentum", 1.0, {}) == pytest.approx(3.8, rel=1e-15)  # ρ = 0.9
+    assert tu.stable_lr_max("adam", 2.0, {}) == tu.stable_lr_max("gd", None, {}) == float("inf")
+
+
+def test_a_blow_up_along_the_stable_direction_is_no_escape():
+    # GD on x² − y² (λ = 2 along θ₁) from 1e-6 off the stable manifold: at α = 1.21 (αλ = 2.42,
+    # the quick tour's old tuned α) θ₁ grows by 1.42 a step while θ₂ grows by 3.42, so |θ₂|
+    # reaches 1 first and the old tuning picked it; it now counts as a miss and is not chosen
+    land = landscapes.get("saddle")
+    starts = torch.tensor([[1.0, 1e-6], [-0.8, -1e-6]], dtype=torch.float64)
+    p = tu.Problem(
+        "saddle", land, starts, starts, 0.0,
+        reached=lambda x: x[..., 1].abs() >= 1.0, stable_curvature=2.0,
+    )  # fmt: skip
+    (gd,) = tu.tune([p], "gd", steps=60, lrs=[0.5, 1.21])
+    assert gd.lr == 0.5 and gd.lr_max == 1.0
+    assert (gd.grid_steps[1] == -1).all() and (gd.grid_steps[0] >= 0).all()
+    # without the stable direction given, the blow-up escapes first and wins (the old rule)
+    p.stable_curvature = None
+    (old,) = tu.tune([p], "gd", steps=60, lrs=[0.5, 1.21])
+    assert old.lr == 1.21 and (old.grid_steps[1] >= 0).all()

@@ -34,7 +34,7 @@ import torch
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 from torch import Tensor
 
-from firstorder import plots
+from firstorder import plots, rules
 from firstorder.landscapes import Landscape, Point
 from firstorder.run import run
 
@@ -97,6 +97,9 @@ class Problem:
     target: float  # reached once f < target
     show: Tensor | None = None  # [n_show, d] starts drawn in the figures
     reached: Callable[[Tensor], Tensor] | None = None
+    # λ > 0 along the direction that flows into a saddle (None: no such direction): an α past
+    # a rule's stability limit there (see stable_lr_max) neither counts as reaching nor wins
+    stable_curvature: float | None = None
 
 
 @dataclass
@@ -123,6 +126,7 @@ class Tuned:
     shown: Tensor | None = None  # [T+1, n_show, d]
     score: tuple = ()  # the tuning score of the chosen α (see the top), higher is better
     hyper: dict = field(default_factory=dict)  # the other hyperparameters it ran with
+    lr_max: float = math.inf  # α from here on is unstable along the problem's stable direction
 
     @property
     def success(self) -> float:
@@ -159,6 +163,21 @@ def first_reached(reached: Callable[[Tensor], Tensor], x: Tensor, diverged_at: T
     alive = (diverged_at < 0)[None] | (k < diverged_at[None])
     hit = reached(x) & alive
     return torch.where(hit.any(0), hit.double().argmax(0), -1)
+
+
+def stable_lr_max(optimizer: str, curvature: float | None, hyper: dict) -> float:
+    """The α from which a rule's iteration grows along a direction of curvature λ > 0.
+
+    GD (E1) multiplies the error along it by 1 − αλ each step: stable for αλ < 2. Momentum
+    (E2, s ← ρs − αg, θ ← θ + s) is the heavy ball, whose two roots stay inside the unit
+    circle for αλ < 2(1 + ρ). The rules that divide by √r (AdaGrad, RMSProp, Adam) have no fixed
+    limit (their step shrinks as r grows), nor has any rule where λ is None: ∞.
+    """
+    if curvature is None or optimizer not in ("gd", "momentum"):
+        return math.inf
+    defaults = rules.get(optimizer).hyper
+    rho = float(hyper.get("rho", defaults.get("rho", 0.0)))  # GD: ρ = 0, the same bound
+    return 2 * (1 + rho) / curvature
 
 
 def capped_mean(steps: Tensor, budget: int) -> float:
@@ -236,6 +255,11 @@ def tune(
         steps_to = res.steps_to_target
         if p.reached is not None:  # the problem's own test on θ, first step where it holds
             steps_to = first_reached(p.reached, res.x, res.diverged_at)
+        # past the stability limit along a saddle's stable direction a run grows along it too:
+        # reaching the escape distance then is a blow-up, not an escape, and does not count
+        lr_max = stable_lr_max(optimizer, p.stable_curvature, hyper)
+        stable = [a < lr_max for a in lrs]
+        steps_to = torch.where(torch.tensor(stable)[:, None], steps_to, -1)
         offset += n
         f_fresh = res.f[:, :, fr] + p.target  # [T+1, C, n_fresh] on the problem's own scale
         score = []
@@ -253,7 +277,8 @@ def tune(
                     -lrs[c],
                 )
             )
-        best = max(range(len(lrs)), key=lambda c: score[c])
+        allowed = [c for c in range(len(lrs)) if stable[c]] or range(len(lrs))
+        best = max(allowed, key=lambda c: score[c])
         out.append(
             Tuned(
                 optimizer=optimizer,
@@ -272,6 +297,7 @@ def tune(
                 shown=res.x[:, best, sh].clone() if p.show is not None else None,
                 score=score[best],
                 hyper=dict(hyper),
+                lr_max=lr_max,
             )
         )
     return out

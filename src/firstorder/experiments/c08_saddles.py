@@ -30,6 +30,14 @@ NEWTON_STEPS = 20  # Newton runs its own short budget: it settles at once (the H
 # which sit at θ₂ = ±1). Distance from the manifold, not a level of f: f also falls as a run
 # slides towards the saddle along the manifold, which is no escape at all
 ESCAPE = {"saddle": 1.0, "monkey_saddle": 1.0, "double_well": 0.5}
+# the curvature λ along the stable direction θ₁ (x² − y²: 2; the double well: 1; the monkey
+# saddle's Hessian is 0). Past a rule's stability limit there (GD αλ ≥ 2, momentum
+# αλ ≥ 2(1 + ρ)) θ₁ grows geometrically too, and a run that reaches the escape distance is
+# blowing up, not escaping: such an α does not count and cannot win the tuning. This keeps
+# the measurement (steps until |θ₂| is far) and removes only the settings that diverge; a
+# test "θ₁ has not grown" would also reject stable momentum, whose error may rise up to
+# (1 + ρ)/(1 − ρ)-fold before it decays
+STABLE_CURVATURE = {"saddle": 2.0, "monkey_saddle": None, "double_well": 1.0}
 RHOS = [0.0, 0.5, 0.8, 0.9, 0.95, 0.99]  # momentum's ρ, tuned with α; ρ = 0 is GD
 QUICK_RHOS = [0.0, 0.5, 0.9, 0.99]
 PER_DECADE = 12  # α grid: neighbours 1.21× apart, finer than the 1.25× bar
@@ -64,6 +72,7 @@ def measure(ctx: Context) -> Measurement:
                 0.0,
                 show=show,
                 reached=lambda x, far=ESCAPE[name]: x[..., 1].abs() >= far,
+                stable_curvature=STABLE_CURVATURE[name],
             )
         )
     res = {opt: tu.tune(problems, opt, steps=steps, lrs=lrs) for opt in tu.FIRST_ORDER[2:]}
@@ -81,6 +90,7 @@ def measure(ctx: Context) -> Measurement:
         table[p.name] = {
             "lr": {o: t.lr for o, t in row.items()},
             "rho": mom.hyper["rho"],
+            "stable_lr_max": {o: row[o].lr_max for o in ("gd", "momentum")},
             "success": {o: t.success for o, t in row.items()},
             "mean_steps": {o: t.mean_steps for o, t in row.items()},
             "grid_alphas_compared": [lrs[i] for i in compared],
@@ -219,7 +229,10 @@ register(
             f"{', '.join(map(str, RHOS))} (quick: {', '.join(map(str, QUICK_RHOS))}; ρ = 0 "
             "is GD); a run has escaped once its distance "
             "|θ₂| from the stable manifold θ₂ = 0 reaches 1 (double well: 0.5, halfway to a "
-            "minimum). Compare the mean steps to escape on fresh starts (a miss counts as budget "
+            "minimum). An α at which GD or momentum is unstable along the stable direction "
+            "(αλ ≥ 2, momentum αλ ≥ 2(1 + ρ)) blows up rather than escapes: it counts as a "
+            "miss and is not tuned to. Compare the mean steps to escape on fresh starts (a miss "
+            "counts as budget "
             f"+ 1). Momentum helps on a saddle if GD needs ≥ {HELPS}× more steps. Holds if it "
             "helps on every saddle with each optimizer at its tuned α; fails if it helps nowhere, "
             "not even at one equal α of the grid; partly otherwise (naming where)"
