@@ -397,6 +397,7 @@ def test_momentum_headlines_word_a_slowdown_as_slower():
     assert "3× slower" in j.headline and "faster" not in j.headline
     row = {
         "mean_steps": {"gd": 30.0, "momentum": 94.0, "adagrad": 5, "rmsprop": 5, "adam": 5},
+        "success": {"gd": 1.0, "momentum": 1.0},
         "rho": 0.9,
         "grid_alphas_momentum_faster": [],
         "grid_alphas_compared": [0.1],
@@ -404,6 +405,12 @@ def test_momentum_headlines_word_a_slowdown_as_slower():
     j = c08c.judge({"problems": {"saddle": row}})
     assert "saddle 3.1× slower" in j.takeaway and "3.1× slower" in j.headline
     assert "faster" not in j.headline
+    # neither escapes from any start: both means are the budget + 1, and "the same" would
+    # read as a measured tie
+    miss = row | {"mean_steps": {**row["mean_steps"], "gd": 101.0, "momentum": 101.0}}
+    miss["success"] = {"gd": 0.0, "momentum": 0.0}
+    j = c08c.judge({"problems": {"saddle": row, "monkey_saddle": miss}})
+    assert "monkey_saddle neither escapes" in j.takeaway and "the same" not in j.headline
 
 
 def test_c08a_headline_words_more_steps_when_slower():

@@ -162,6 +162,14 @@ def measure(ctx: Context) -> Measurement:
     )
 
 
+def compared(row: dict) -> str:
+    """Momentum against GD at the tuned α on one saddle, in words. Where neither escapes from
+    any start, both means are the budget + 1 and their ratio 1 says nothing: "neither escapes"."""
+    if float(row["success"]["gd"]) == 0 and float(row["success"]["momentum"]) == 0:
+        return "neither escapes"
+    return ratio_words(float(row["mean_steps"]["gd"]) / float(row["mean_steps"]["momentum"]))
+
+
 def judge(numbers: dict) -> Judgement:
     tuned_ok, grid_ok, parts = [], {}, []
     for name, row in numbers["problems"].items():
@@ -175,21 +183,18 @@ def judge(numbers: dict) -> Judgement:
         best = min(("adagrad", "rmsprop", "adam"), key=lambda o: steps[o])
         parts.append(
             f"{name}: GD {steps['gd']:.0f}, momentum {steps['momentum']:.0f} (ρ="
-            f"{float(row.get('rho', 0.9)):g}, {ratio_words(tuned)}), "
+            f"{float(row.get('rho', 0.9)):g}, {compared(row)}), "
             f"{best} {steps[best]:.0f}; momentum ≥ {HELPS}× faster at {len(faster)} of "
             f"{len(row['grid_alphas_compared'])} equal α"
         )
     names = list(numbers["problems"])
     evidence = "mean steps to |θ₂| ≥ escape distance, tuned α — " + "; ".join(parts)
-    ratio = {
-        n: float(r["mean_steps"]["gd"]) / float(r["mean_steps"]["momentum"])
-        for n, r in numbers["problems"].items()
-    }
+    words = {n: compared(r) for n, r in numbers["problems"].items()}
     say = {
-        "headline": "momentum " + ", ".join(ratio_words(v) for v in ratio.values()),
+        "headline": "momentum " + ", ".join(words.values()),
         "takeaway": (
             "With α tuned for each, momentum against GD escapes: "
-            + ", ".join(f"{n} {ratio_words(v)}" for n, v in ratio.items())
+            + ", ".join(f"{n} {w}" for n, w in words.items())
             + f" (the bar: {HELPS:g}× faster)."
         ),
     }
