@@ -45,8 +45,8 @@ RUN = ["run", "canyon", "--optimizer", "gd", "--lr", "0.01", "--steps", "3"]
         ([*RUN, "--tol", "0"], "--tol must be a finite number > 0, got 0"),
         ([*RUN, "--tol=-1e-3"], "--tol must be a finite number > 0"),
         ([*RUN, "--tol", "nan"], "--tol must be a finite number > 0, got nan"),
-        ([*RUN, "--start", "nan,1"], "starts must be finite numbers, got [nan, 1.0]"),
-        ([*RUN, "--start", "1e999,1"], "starts must be finite numbers, got [inf, 1.0]"),
+        ([*RUN, "--start", "nan,1"], "--start must be finite numbers, got nan,1."),
+        ([*RUN, "--start", "1e999,1"], "--start must be finite numbers, got 1e999,1."),
         (["run", "canyon", "--optimizer", "gd", "--lr", "inf"], "lr must be a finite number"),
         (["run", "canyon", "--optimizer", "gd", "--lr", "1" + "0" * 400], "lr must be a finite"),
         (
