@@ -285,3 +285,21 @@ def test_the_landscape_table_fits_80_columns_and_cuts_nothing(lines_of):
     assert "…" not in out  # a long description wraps, it is not cut
     for name in landscapes.names():
         assert name in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tour", "--quick", "--only", "C6", "--out", ""],
+        ["run", "canyon", "--optimizer", "gd", "--lr", "0.1", "--plot", ""],
+        ["tour", "--quick", "--only", "C99"],
+    ],
+)
+def test_an_empty_out_or_an_unknown_id_is_refused_before_anything_runs(
+    args, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # "" once meant the current folder: nothing may land here
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("got ''" in err or "--only must list ids of C1" in err)
+    assert list(tmp_path.iterdir()) == []

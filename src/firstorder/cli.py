@@ -256,9 +256,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
     from firstorder.files import check_writable
     from firstorder.plots import check_suffix
 
-    if getattr(args, "out", None):
+    if getattr(args, "out", None) is not None:  # "" too: it is not a folder anyone means
         check_writable(args.out, "--out", folder=True)
-    if getattr(args, "plot", None):
+    if getattr(args, "plot", None) is not None:
         check_suffix(args.plot, "--plot")
         check_writable(args.plot, "--plot", folder=False)
 

@@ -76,6 +76,9 @@ def check_writable(path: str | os.PathLike, name: str, *, folder: bool) -> Path:
     made. Checked by writing a temporary file there, because permission bits do not tell (root
     writes through them, a read-only file system refuses even root); folders made for the
     check are removed again. The command line runs it before any work."""
+    kind = "a folder" if folder else "a file name"
+    if not os.fspath(path):  # Path("") would be the current folder, which "" does not say
+        raise ValueError(f"{name} must be {kind} this process can write, got ''.")
     path = Path(path)
     where = path if folder else path.parent
     made: list[Path] = []
@@ -93,7 +96,6 @@ def check_writable(path: str | os.PathLike, name: str, *, folder: bool) -> Path:
             pass
     except (OSError, ValueError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        kind = "a folder" if folder else "a file name"
         raise ValueError(
             f"{name} must be {kind} this process can write, got {str(path)!r}: {reason}."
         ) from None

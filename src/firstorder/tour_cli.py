@@ -45,7 +45,7 @@ def cmd_claims(args: argparse.Namespace, console: Console) -> int:
     if args.from_results:  # a tour's results, printed as they are: nothing reruns
         findings = [_finding(d) for d in load(args.from_results)]
         if args.only:  # an unknown id is the same error as without --from; "c8a" names C8a
-            wanted = {e.id for e in select(_only(args))}
+            wanted = {e.id for e in select(_only(args))}  # _only refuses an unknown id
             findings = [f for f in findings if f.id in wanted]
     else:
         with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +80,19 @@ def _finding(d: dict):
 
 
 def _only(args: argparse.Namespace) -> list[str] | None:
-    return args.only.split(",") if getattr(args, "only", None) else None
+    """The ids of ``--only``, checked before anything runs (None: every experiment)."""
+    if not getattr(args, "only", None):
+        return None
+    from firstorder import experiments
+    from firstorder.tour import select
+
+    ids = args.only.split(",")
+    try:
+        select(ids)
+    except ValueError:
+        known = ", ".join(e.id for e in experiments.all_experiments())
+        raise UsageError(f"--only must list ids of {known}; got {args.only!r}.") from None
+    return ids
 
 
 def _print_verdicts(findings, console: Console) -> None:
