@@ -452,6 +452,7 @@ def test_parts_verdict_names_the_parts():
 
     assert parts_verdict({"a": True, "b": True}, "e").verdict == "holds"
     assert parts_verdict({"a": False, "b": False}, "e").verdict == "fails"
+    assert parts_verdict({}, "e").verdict != "holds"  # nothing measured holds nothing
     j = parts_verdict({"a": True, "b": False}, "e", headline="h")
     assert (j.verdict, j.conditions, j.headline) == ("partly", "holds: a; not: b", "h")
 

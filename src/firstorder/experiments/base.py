@@ -360,11 +360,11 @@ def parts_verdict(
     missed_word: str = "not:",
     **say: str,
 ) -> Judgement:
-    """The verdict of a claim judged in parts: ``holds`` if every part held, ``fails`` if none
-    did, ``partly`` otherwise, with ``conditions`` (by default "holds: A, B; not: C", the
-    words before each list given by ``held_word`` and ``missed_word``)."""
+    """The verdict of a claim judged in parts: ``holds`` if every part held (and there is one),
+    ``fails`` if none did, ``partly`` otherwise, with ``conditions`` (by default "holds: A, B;
+    not: C", the words before each list given by ``held_word`` and ``missed_word``)."""
     held = [k for k, v in parts.items() if v]
-    if len(held) == len(parts):
+    if held and len(held) == len(parts):  # no part at all holds nothing
         return Judgement("holds", evidence, **say)
     if not held:
         return Judgement("fails", evidence, **say)

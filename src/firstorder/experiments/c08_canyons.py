@@ -15,6 +15,7 @@ from firstorder.experiments.base import (
     Experiment,
     Judgement,
     Measurement,
+    parts_verdict,
     ratio_words,
     register,
 )
@@ -154,18 +155,11 @@ def judge(numbers: dict) -> Judgement:
             + f" (at best: {', '.join(ratio_words(v, *STEPS) for v in best.values())})."
         ),
     }
-    if helped and not not_helped:
-        return Judgement("holds", evidence, **say)
-    if not helped:
-        return Judgement("fails", evidence, **say)
-    return Judgement(
-        "partly",
+    return parts_verdict(
+        {name: name in helped for name in helped + not_helped},
         evidence,
-        "helps on "
-        + ", ".join(helped)
-        + "; not on "
-        + ", ".join(not_helped)
-        + " (the normalization acts per coordinate, so it needs the canyon aligned with the axes)",
+        f"helps on {', '.join(helped)}; not on {', '.join(not_helped)} (the normalization acts "
+        "per coordinate, so it needs the canyon aligned with the axes)",
         **say,
     )
 

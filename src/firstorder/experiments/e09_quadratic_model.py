@@ -16,7 +16,14 @@ import torch
 from firstorder import curvature, landscapes, netcurvature
 from firstorder import data as datasets
 from firstorder.experiments import _tuning as tu
-from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.experiments.base import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    parts_verdict,
+    register,
+)
 from firstorder.nn import MLP
 from firstorder.optim import Adam
 from firstorder.train import train
@@ -135,17 +142,11 @@ def judge(numbers: dict) -> Judgement:
             "cases."
         ),
     }
-    if len(covered) == n:
-        return Judgement("holds", evidence, **say)
-    if not covered:
-        return Judgement("fails", evidence, **say)
-    return Judgement(
-        "partly",
+    return parts_verdict(
+        {name: name in covered for name in numbers["cases"]},
         evidence,
-        "the model predicts a GD step (α = 1/λ_max) within 1 % only for "
-        + ", ".join(covered)
-        + "; not for "
-        + ", ".join(n for n in numbers["cases"] if n not in covered),
+        held_word="the model predicts a GD step (α = 1/λ_max) within 1 % only for",
+        missed_word="not for",
         **say,
     )
 
