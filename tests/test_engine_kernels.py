@@ -42,7 +42,7 @@ CASES += [("adam", True), ("adam", False)]
 @pytest.mark.parametrize("C,B,d", [(3, 4, 2), (1, 1, 2), (1, 5, 3), (6, 1, 1)])
 def test_the_compiled_rule_is_the_equation(name, bc, C, B, d):
     rule = rules.get(name)
-    update = engine_kernels.engine_rule(rule, torch.float64, bc).get()
+    update = engine_kernels.engine_rule(rule, torch.float64, {"bias_correction": bc}).get()
     assert update is not None  # it compiled
     gen = np.random.default_rng(C * 100 + B * 10 + d)
     whole = torch.tensor(gen.normal(size=(C + 2, B, d)))
@@ -123,7 +123,7 @@ def test_a_rule_still_compiling_in_the_background_runs_eagerly(monkeypatch):
     rule = rules.get("momentum")
     release = threading.Event()
     slow = Deferred(lambda: release.wait() and None, "a slow kernel")  # builds until released
-    monkeypatch.setitem(engine_kernels._ENGINE, (rule.name, torch.float64, True), slow)
+    monkeypatch.setitem(engine_kernels._ENGINE, (rule.name, torch.float64, ()), slow)
     f = landscapes.get("canyon")
     compiled_observer(f).warm_up(f.dim, wait=True)  # the run need not compile (or wait) for it
     slow.warm_up()

@@ -92,19 +92,20 @@ class Deferred:
 
 def engine_hyper(rule: Rule) -> list[str]:
     """The hyperparameters an engine kernel of ``rule`` takes as tensors, in the rule's order
-    (``bias_correction`` is a switch, compiled into the kernel)."""
-    return [n for n in rule.hyper if n != "bias_correction"]
+    (switches such as ``bias_correction`` are compiled into the kernel)."""
+    return rule.numbers
 
 
-def _build_engine_rule(rule: Rule, dtype: torch.dtype, bias_correction: bool) -> Callable:
+def _build_engine_rule(rule: Rule, dtype: torch.dtype, switches: tuple) -> Callable:
     names = engine_hyper(rule)
     n_state = len(rule.state)
-    switch = {"bias_correction": bias_correction} if "bias_correction" in rule.hyper else {}
+    fixed = dict(switches)
 
     def update(theta, g, *rest):  # no annotations: traced, they would be globals of the graph
-        state, rest = rest[:n_state], rest[n_state:]
-        k = {"k": rest[0]} if rule.counts_steps else {}
-        rule.update(theta, g, *state, **k, **dict(zip(names, rest[len(k) :])), **switch)
+        state, rest = dict(zip(rule.state, rest[:n_state])), rest[n_state:]
+        k = rest[0] if rule.counts_steps else None
+        hyper = dict(zip(names, rest[rule.counts_steps :]))
+        rule.apply(theta, g, state, {**hyper, **fixed}, k=k)
         return ()
 
     C, B, d = 5, 4, 3  # unlike each other, 0 and 1; the hyperparameters' C is the block's C
@@ -123,15 +124,21 @@ def _build_engine_rule(rule: Rule, dtype: torch.dtype, bias_correction: bool) ->
 _ENGINE: dict[tuple[str, torch.dtype, bool], Deferred] = {}
 
 
-def engine_rule(rule: Rule, dtype: torch.dtype, bias_correction: bool = True) -> Deferred:
-    """The kernel of ``rule`` for the batched engine, one per rule, dtype and switch in the process.
+def engine_rule(
+    rule: Rule, dtype: torch.dtype, switches: dict[str, bool] | None = None
+) -> Deferred:
+    """The kernel of ``rule`` for the batched engine, one per rule, dtype and switch values in
+    the process.
 
-    It is called like the rule on a block θ, g, state of shape [C, B, d], but every
-    hyperparameter must be a [C, 1, 1] tensor and the step counter k a [1, 1, 1] tensor, so
-    that one kernel serves every value; ``bias_correction`` is fixed by the kernel.
+    It is called as ``kernel(theta, g, *state, k=…, **hyper)`` on a block θ, g, state of shape
+    [C, B, d] (the state in the order of ``rule.state``), but every numeric hyperparameter must
+    be a [C, 1, 1] tensor and the step counter k a [1, 1, 1] tensor, so that one kernel serves
+    every value; the switches (``bias_correction``) are fixed by the kernel, their defaults
+    where ``switches`` does not say.
     """
-    key = (rule.name, dtype, bias_correction)
+    fixed = tuple((n, bool((switches or {}).get(n, rule.hyper[n]))) for n in rule.switches)
+    key = (rule.name, dtype, fixed)
     if key not in _ENGINE:  # setdefault: two threads asking at once get the same one
-        build = functools.partial(_build_engine_rule, rule, dtype, bias_correction)
+        build = functools.partial(_build_engine_rule, rule, dtype, fixed)
         _ENGINE.setdefault(key, Deferred(build, f"the {rule.name} rule"))
     return _ENGINE[key]

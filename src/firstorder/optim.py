@@ -132,8 +132,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                 buffers = {name: _real(state[name]) for name in self.rule.state}
                 if self.rule.counts_steps:
                     state["k"] += 1
-                    buffers["k"] = state["k"]
-                self.rule.update(_real(p), _real(p.grad), **buffers, **hyper)
+                self.rule.apply(_real(p), _real(p.grad), buffers, hyper, k=state.get("k"))
         return loss
 
     # already compiled: a torch.compile around the training step calls it as it is, instead
@@ -170,10 +169,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                 update(buffers.theta[a:b], buffers.grad[a:b], **state, **hyper)
 
     def _initial_state(self, p: Tensor) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            name: torch.zeros_like(p, memory_format=torch.preserve_format)
-            for name in self.rule.state
-        }
+        state: dict[str, Any] = self.rule.initial_state(p)
         if self.rule.counts_steps:
             state["k"] = 0  # a Python int: never saturates, unlike a float32 step tensor
         return state
@@ -370,7 +366,8 @@ class Newton(RuleOptimizer):
         if self.strict and group["damping"] == 0:
             _check_positive_definite(H)
         theta = torch.cat([p.detach().reshape(-1) for p in params])
-        self.rule.update(theta, g.detach(), H, lr=group["lr"], damping=group["damping"])
+        hyper = {name: group[name] for name in self.rule.hyper}
+        self.rule.apply(theta, g.detach(), {}, hyper, H=H)
         for p, new in zip(params, theta.split([p.numel() for p in params]), strict=True):
             p.copy_(new.view_as(p))
         return loss

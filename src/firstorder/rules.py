@@ -137,26 +137,80 @@ def newton(theta: Tensor, g: Tensor, H: Tensor, *, lr: Hyper, damping: Hyper = 0
     theta.add_(lr * newton_direction(g, H, damping))
 
 
-# --- what each rule needs: a small registry the optimizers and the batched engine share ---
+# --- what each rule needs: the one registry every driver reads ------------------------------
+#
+# The optimizers (optim), the batched engine (run), the compiled kernels (compile), the CLI, the
+# plots, the tuning protocol of the experiments and the playground all derive their lists, flags,
+# symbols, colours and defaults from RULES and HYPERPARAMETERS below. Adding a rule is one
+# function above and one Rule entry here (plus its torch.optim class in optim.py).
 
-# The allowed values of every hyperparameter, as (test, words for the error message).
+
+def _unit(v: Tensor) -> Tensor:
+    return (v >= 0) & (v < 1)
+
+
+def _nonnegative(v: Tensor) -> Tensor:
+    return (v >= 0) & v.isfinite()
+
+
+def _positive(v: Tensor) -> Tensor:
+    return (v > 0) & v.isfinite()
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One hyperparameter as every driver shows and checks it.
+
+    ``symbol`` is the notes' symbol (α, ρ₁, …), ``meaning`` a few words for help texts,
+    ``test``/``allowed`` its domain as a check and as words for an error message. ``scale`` says
+    how a grid or a slider spaces its values: ``"log"`` (α, ε), ``"decay"`` (ρ: 0, 0.9, 0.99, …,
+    i.e. evenly in −log₁₀(1 − ρ)) or ``"linear"``. A ``switch`` is a yes/no choice (Adam's
+    bias correction): not a number, not swept, fixed inside a compiled kernel.
+    """
+
+    name: str
+    symbol: str
+    meaning: str
+    test: Callable[[Tensor], Tensor] | None
+    allowed: str
+    scale: str = "linear"
+    switch: bool = False
+
+
+HYPERPARAMETERS: dict[str, Hyperparameter] = {
+    h.name: h
+    for h in (
+        Hyperparameter("lr", "α", "learning rate", _nonnegative, "a finite number >= 0", "log"),
+        Hyperparameter("rho", "ρ", "decay", _unit, "in [0, 1)", "decay"),
+        Hyperparameter("rho1", "ρ₁", "decay of the first moment s", _unit, "in [0, 1)", "decay"),
+        Hyperparameter("rho2", "ρ₂", "decay of the second moment r", _unit, "in [0, 1)", "decay"),
+        Hyperparameter("eps", "ε", "added outside √r", _positive, "a finite number > 0", "log"),
+        Hyperparameter("damping", "λ", "Newton's damping", _nonnegative, "a finite number >= 0"),
+        Hyperparameter(
+            "bias_correction",
+            "ŝ, r̂",
+            "Adam's bias correction",
+            None,
+            "True or False",
+            switch=True,
+        ),
+    )
+}
+
+# The allowed values of every numeric hyperparameter, as (test, words for the error message).
 DOMAINS: dict[str, tuple[Callable[[Tensor], Tensor], str]] = {
-    "lr": (lambda v: (v >= 0) & v.isfinite(), "a finite number >= 0"),
-    "rho": (lambda v: (v >= 0) & (v < 1), "in [0, 1)"),
-    "rho1": (lambda v: (v >= 0) & (v < 1), "in [0, 1)"),
-    "rho2": (lambda v: (v >= 0) & (v < 1), "in [0, 1)"),
-    "eps": (lambda v: (v > 0) & v.isfinite(), "a finite number > 0"),
-    "damping": (lambda v: (v >= 0) & v.isfinite(), "a finite number >= 0"),
+    h.name: (h.test, h.allowed) for h in HYPERPARAMETERS.values() if h.test is not None
 }
 
 
 def check(name: str, value: object) -> None:
     """Raise a one-sentence error if hyperparameter ``name`` has a value outside its domain."""
-    if name == "bias_correction":
+    spec = HYPERPARAMETERS[name]
+    if spec.switch:
         if not isinstance(value, bool):
-            raise TypeError(f"bias_correction must be True or False, got {value!r}.")
+            raise TypeError(f"{name} must be True or False, got {value!r}.")
         return
-    test, allowed = DOMAINS[name]
+    test, allowed = spec.test, spec.allowed
     if isinstance(value, bool) or not isinstance(value, int | float | Tensor):
         raise TypeError(f"{name} must be {allowed}, got {value!r} of type {type(value).__name__}.")
     try:
@@ -174,13 +228,20 @@ def check(name: str, value: object) -> None:
 
 @dataclass(frozen=True)
 class Rule:
-    """How to run one update rule: its function, its state buffers and its hyperparameters.
+    """One update rule and everything a driver needs to run, show and tune it.
 
-    ``state`` lists the buffers shaped like θ that start at zero; ``hyper`` maps each
-    hyperparameter to its default (``None``: the user must give it); ``counts_steps`` says the
-    rule takes the step counter k; ``needs_hessian`` that it takes H as well as g; ``r_hat``
-    gives, for adaptive rules, the r that enters α/(√r + ε) at step k, made from the state's r
-    alone (for diagnostics: the effective per-coordinate step size).
+    The equation: ``update`` (a function above), called through :meth:`apply`. ``state`` names
+    the buffers shaped like θ, each starting at zero (:meth:`initial_state`); ``counts_steps``
+    says the rule takes the step counter k = 1, 2, …; ``needs_hessian`` that it takes H as well
+    as g. ``hyper`` maps each hyperparameter (a key of :data:`HYPERPARAMETERS`) to its default,
+    ``None`` where the user must give it. ``r_hat`` gives, for adaptive rules, the r that enters
+    α/(√r + ε) at step k, made from the state (the effective per-coordinate step size).
+
+    How it is shown: ``label`` (in sentences and legends), ``equation`` (the notes' number,
+    None for a rule from beyond the notes), ``formula`` (one line of the update), ``color``
+    (figures and the playground). Defaults beyond ``hyper``: ``train_lr``, a usual α for the
+    notes' network on a standardized data set, and ``landscape_lr``, an α that behaves on the
+    playground's Rosenbrock from its three starts over 500 steps.
     """
 
     name: str
@@ -192,13 +253,63 @@ class Rule:
     r_hat: Callable[[dict[str, Tensor], dict[str, object], int | Tensor], Tensor] | None = field(
         default=None, repr=False
     )
+    label: str = ""
+    equation: str | None = None
+    formula: str = ""
+    color: str = "#000000"
+    train_lr: float | None = None
+    landscape_lr: float | None = None
+
+    def apply(
+        self,
+        theta: Tensor,
+        g: Tensor,
+        state: dict[str, Tensor],
+        hyper: dict[str, object],
+        k: int | Tensor | None = None,
+        H: Tensor | None = None,
+    ) -> None:
+        """One step of the rule, in place: the one way every driver calls it.
+
+        ``state`` holds the rule's buffers by name (as :meth:`initial_state` made them),
+        ``hyper`` its hyperparameters (numbers, or tensors broadcasting against θ), ``k`` the
+        step counter of this step (rules that count steps), ``H`` the Hessian (Newton)."""
+        if self.counts_steps and k is None:
+            raise ValueError(f"k must be given for {self.name}, got None.")
+        if self.needs_hessian and H is None:
+            raise ValueError(f"H must be given for {self.name}, got None.")
+        first = (theta, g, H) if self.needs_hessian else (theta, g)
+        steps = {"k": k} if self.counts_steps else {}
+        self.update(*first, *(state[name] for name in self.state), **steps, **hyper)
+
+    def initial_state(self, like: Tensor) -> dict[str, Tensor]:
+        """The rule's state before its first step: each buffer zeros shaped like ``like``."""
+        return {
+            name: torch.zeros_like(like, memory_format=torch.preserve_format) for name in self.state
+        }
+
+    @property
+    def numbers(self) -> list[str]:
+        """The numeric hyperparameters, in the rule's order (what a kernel takes as tensors)."""
+        return [n for n in self.hyper if not HYPERPARAMETERS[n].switch]
+
+    @property
+    def switches(self) -> list[str]:
+        """The yes/no hyperparameters (fixed inside a compiled kernel)."""
+        return [n for n in self.hyper if HYPERPARAMETERS[n].switch]
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the rule divides by √r + ε (it has an effective step size)."""
+        return self.r_hat is not None
 
     def effective_step(
         self, state: dict[str, Tensor], hyper: dict[str, object], k: int | Tensor
     ) -> Tensor:
         """α / (√r + ε) per coordinate after step k (adaptive rules only)."""
         if self.r_hat is None:
-            raise ValueError(f"rule must be adaptive (adagrad, rmsprop, adam), got {self.name!r}.")
+            adaptive = ", ".join(r.name for r in RULES.values() if r.adaptive)
+            raise ValueError(f"rule must be adaptive ({adaptive}), got {self.name!r}.")
         return adaptive_step(hyper["lr"], self.r_hat(state, hyper, k), hyper["eps"])
 
 
@@ -208,28 +319,91 @@ def _adam_r_hat(state: dict[str, Tensor], hyper: dict[str, object], k: int | Ten
     return state["r"]
 
 
+def _r(state: dict[str, Tensor], hyper: dict[str, object], k: int | Tensor) -> Tensor:
+    return state["r"]
+
+
+# Colours: matplotlib's tab10, in the order the notes introduce the rules.
 RULES: dict[str, Rule] = {
-    "gd": Rule("gd", gd, (), {"lr": None}),
-    "momentum": Rule("momentum", momentum, ("s",), {"lr": None, "rho": 0.9}),
-    "adagrad": Rule(
-        "adagrad", adagrad, ("r",), {"lr": None, "eps": 1e-7}, r_hat=lambda st, h, k: st["r"]
-    ),
-    "rmsprop": Rule(
-        "rmsprop",
-        rmsprop,
-        ("r",),
-        {"lr": None, "rho": 0.9, "eps": 1e-6},
-        r_hat=lambda st, h, k: st["r"],
-    ),
-    "adam": Rule(
-        "adam",
-        adam,
-        ("s", "r"),
-        {"lr": 1e-3, "rho1": 0.9, "rho2": 0.999, "eps": 1e-8, "bias_correction": True},
-        counts_steps=True,
-        r_hat=_adam_r_hat,
-    ),
-    "newton": Rule("newton", newton, (), {"lr": 1.0, "damping": 0.0}, needs_hessian=True),
+    rule.name: rule
+    for rule in (
+        Rule(
+            "gd",
+            gd,
+            (),
+            {"lr": None},
+            label="GD",
+            equation="E1",
+            formula="θ ← θ − αg",
+            color="#1f77b4",
+            train_lr=0.1,
+            landscape_lr=1.5e-3,
+        ),
+        Rule(
+            "momentum",
+            momentum,
+            ("s",),
+            {"lr": None, "rho": 0.9},
+            label="momentum",
+            equation="E2",
+            formula="s ← ρs − αg; θ ← θ + s",
+            color="#ff7f0e",
+            train_lr=0.01,
+            landscape_lr=5e-4,
+        ),
+        Rule(
+            "adagrad",
+            adagrad,
+            ("r",),
+            {"lr": None, "eps": 1e-7},
+            r_hat=_r,
+            label="AdaGrad",
+            equation="E3",
+            formula="r ← r + g⊙g; θ ← θ − α/(√r+ε) ⊙ g",
+            color="#2ca02c",
+            train_lr=0.01,
+            landscape_lr=0.5,
+        ),
+        Rule(
+            "rmsprop",
+            rmsprop,
+            ("r",),
+            {"lr": None, "rho": 0.9, "eps": 1e-6},
+            r_hat=_r,
+            label="RMSProp",
+            equation="E4",
+            formula="r ← ρr + (1−ρ) g⊙g; θ ← θ − α/(√r+ε) ⊙ g",
+            color="#d62728",
+            train_lr=1e-3,
+            landscape_lr=0.01,
+        ),
+        Rule(
+            "adam",
+            adam,
+            ("s", "r"),
+            {"lr": 1e-3, "rho1": 0.9, "rho2": 0.999, "eps": 1e-8, "bias_correction": True},
+            counts_steps=True,
+            r_hat=_adam_r_hat,
+            label="Adam",
+            equation="E5",
+            formula="θ ← θ − α/(√r̂+ε) ⊙ ŝ",
+            color="#9467bd",
+            train_lr=1e-3,
+            landscape_lr=0.05,
+        ),
+        Rule(
+            "newton",
+            newton,
+            (),
+            {"lr": 1.0, "damping": 0.0},
+            needs_hessian=True,
+            label="Newton",
+            equation="E7",
+            formula="θ ← θ − α(H+λI)⁻¹g",
+            color="#8c564b",
+            landscape_lr=1.0,
+        ),
+    )
 }
 
 
@@ -248,6 +422,8 @@ def names() -> list[str]:
 
 
 __all__ = [
+    "HYPERPARAMETERS",
+    "Hyperparameter",
     "Rule",
     "RULES",
     "adagrad",

@@ -115,7 +115,7 @@ class _Block:
     c1: int
     hyper: dict[str, object]
     state: dict[str, Tensor]
-    history: list[Tensor] = field(default_factory=list)  # r after each step (adaptive rules)
+    history: list[Tensor] = field(default_factory=list)  # α/(√r̂ + ε) after each step
     compiled: engine_kernels.Deferred | None = None  # the rule's kernel, with compile=True
     tensors: dict[str, Tensor] = field(default_factory=dict)  # hyper as [C, 1, 1], for it
 
@@ -140,15 +140,15 @@ def _block(
     # hyperparameters that vary as [C, 1, 1] tensors: the same rule line updates the block
     hyper_t: dict[str, object] = {}
     for name, column in values.items():
-        if name == "bias_correction":
+        if name in rule.switches:
             if len(set(column)) > 1:
-                raise ValueError("bias_correction must be one value per run, got both.")
+                raise ValueError(f"{name} must be one value per run, got both.")
             hyper_t[name] = bool(column[0])
         elif len(set(column)) == 1:
             hyper_t[name] = float(column[0])  # shared by every configuration: a plain number
         else:
             hyper_t[name] = torch.tensor(column, dtype=dtype).view(C, 1, 1)
-    state = {name: torch.zeros(C, B, d, dtype=dtype) for name in rule.state}
+    state = rule.initial_state(torch.empty(C, B, d, dtype=dtype))
     blk = _Block(rule, values, c0, c0 + C, hyper_t, state)
     blk.compiled = _engine_kernel(rule, hyper_t, dtype) if compile else None
     if blk.compiled is not None:
@@ -166,7 +166,9 @@ def _engine_kernel(
     """The engine kernel of ``rule`` for these hyperparameters (Newton's has none)."""
     if rule.needs_hessian:
         return None
-    return engine_kernels.engine_rule(rule, dtype, bool(hyper.get("bias_correction", True)))
+    return engine_kernels.engine_rule(
+        rule, dtype, {n: hyper[n] for n in rule.switches if n in hyper}
+    )
 
 
 def run_many(
@@ -284,14 +286,11 @@ def run_many(
             if update is not None:
                 k_t = {"k": ks[k]} if blk.rule.counts_steps else {}
                 update(xb, gb, *blk.state.values(), **k_t, **blk.tensors)
-            elif blk.rule.counts_steps:
-                blk.rule.update(xb, gb, **blk.state, k=k + 1, **blk.hyper)
-            elif blk.rule.needs_hessian:
-                blk.rule.update(xb, gb, curvature.batch_hessian(landscape, xb), **blk.hyper)
             else:
-                blk.rule.update(xb, gb, **blk.state, **blk.hyper)
-            if keep_x and blk.rule.r_hat is not None:
-                blk.history.append(blk.state["r"].clone())
+                H = curvature.batch_hessian(landscape, xb) if blk.rule.needs_hessian else None
+                blk.rule.apply(xb, gb, blk.state, blk.hyper, k=k + 1, H=H)
+            if keep_x and blk.rule.adaptive:
+                blk.history.append(blk.rule.effective_step(blk.state, blk.hyper, k + 1))
         if not all_active:  # a stopped trajectory stays where it stopped
             x.copy_(torch.where(active.unsqueeze(-1), x, x_before))
         if keep_curves and not keep_x:
@@ -309,7 +308,7 @@ def run_many(
     results = []
     for blk, update in zip(blocks, updates):
         s = slice(blk.c0, blk.c1)
-        adaptive = keep_x and blk.rule.r_hat is not None
+        adaptive = keep_x and blk.rule.adaptive
         results.append(
             Trajectories(
                 optimizer=blk.rule.name,
@@ -405,14 +404,11 @@ def warm_up(
 
 
 def _effective_steps(blk: _Block, B: int, d: int, dtype: torch.dtype) -> Tensor:
-    """α/(√r̂ + ε) after each step k = 1 … T, from the recorded states, as [T, C, B, d]: the
-    whole history in one evaluation, k a [T, 1, 1, 1] tensor."""
+    """α/(√r̂ + ε) after each step k = 1 … T, as recorded, as [T, C, B, d]."""
     C = blk.c1 - blk.c0
     if not blk.history:
         return torch.empty((0, C, B, d), dtype=dtype)
-    states = {"r": torch.stack(blk.history)}  # r̂ of every adaptive rule is made from r alone
-    k = torch.arange(1, len(blk.history) + 1, dtype=dtype).view(-1, 1, 1, 1)
-    return blk.rule.effective_step(states, blk.hyper, k).expand(len(blk.history), C, B, d)
+    return torch.stack([h.expand(C, B, d) for h in blk.history])
 
 
 def _stack(items: list[Tensor], empty_shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
