@@ -38,7 +38,8 @@ import torch
 from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 
-from firstorder import kernel, optim
+from firstorder import optim
+from firstorder.kernels import step
 
 # (our optimizer, torch optimizer class, torch kwargs, torch paths offered, state buffers)
 METHODS = {
@@ -194,7 +195,7 @@ def same_traffic(values: int, n_state: int, device: str):
             buffer.add_(g)
 
     flat = [torch.rand(values, device=device) for _ in range(2 + n_state)]
-    loop = kernel.CompiledRule(move)
+    loop = step.CompiledRule(move)
     return lambda: loop(*flat)
 
 

@@ -33,8 +33,8 @@ from firstorder.nn import MLP
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "firstorder.optim.Adam": lambda p: optim.Adam(p, lr=1e-3),
     "torch.optim.Adam": lambda p: torch.optim.Adam(p, lr=1e-3),  # its default path on CPU
-    # flat buffers; below kernel.min_numel values (the default network's 9,610) the rule runs
-    # eagerly on them
+    # flat buffers; below step.CompiledRule.min_numel values (the default network's 9,610)
+    # the rule runs eagerly on them
     "Adam(compile=True)": lambda p: optim.Adam(p, lr=1e-3, compile=True),
     "torch Adam(fused=True)": lambda p: torch.optim.Adam(p, lr=1e-3, fused=True),
 }

@@ -24,7 +24,7 @@ from torch.testing._internal.common_optimizers import (
     OptimizerInput,
 )
 
-from firstorder import kernel
+from firstorder.kernels import step
 from firstorder.optim import GD, AdaGrad, Adam, Momentum, Newton, RMSProp
 
 SCHEDULERS = (
@@ -250,7 +250,7 @@ def compile_small_tensors():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kernel.CompiledRule, "min_numel", 0)
+        mp.setattr(step.CompiledRule, "min_numel", 0)
         yield
     torch.set_num_threads(threads)
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 from test_rules import OPS, U32, U64
 
-from firstorder import kernel, rules
+from firstorder import rules
+from firstorder.kernels import hoist, step
 from firstorder.optim import GD, AdaGrad, Adam, Momentum, RMSProp
 
 MAKERS = {
@@ -40,8 +41,8 @@ def rounding_bound(magnitude, u, steps=STEPS):
 def compile_everything(monkeypatch):
     """Compile even the small tensors of these tests (by default they run the plain rule), with
     a fresh registry of compiled rules, so no test sees another's fallback."""
-    monkeypatch.setattr(kernel.CompiledRule, "min_numel", 0)
-    monkeypatch.setattr(kernel, "_COMPILED", {})
+    monkeypatch.setattr(step.CompiledRule, "min_numel", 0)
+    monkeypatch.setattr(step, "_COMPILED", {})
 
 
 @pytest.fixture
@@ -49,14 +50,14 @@ def compilations(monkeypatch):
     """A list that grows by one each time the backend compiles a graph. An attempt that dynamo
     abandons and restarts (its scalar tensorification can ask for that once) is not counted."""
     seen = []
-    backend = kernel.hoist_scalars
+    backend = hoist.hoist_scalars
 
     def counting(gm, example_inputs):
         compiled = backend(gm, example_inputs)
         seen.append(gm)
         return compiled
 
-    monkeypatch.setattr(kernel, "hoist_scalars", counting)
+    monkeypatch.setattr(step, "hoist_scalars", counting)
     return seen
 
 
@@ -224,11 +225,11 @@ def train(compiled, *, set_to_none, replace_at=None, kick_at=None, kick=1e-4):
     opt = Adam(model.parameters(), lr=0.01, compile=compiled)
     gen = torch.Generator().manual_seed(1)
     losses = []
-    for step in range(12):
-        if step == replace_at:
+    for i in range(12):
+        if i == replace_at:
             for p in model.parameters():  # as model.to(...) or load_state_dict(assign=True)
                 p.data = p.data.clone()  # new data for each parameter: rebuild the buffers
-        if step == kick_at:
+        if i == kick_at:
             with torch.no_grad():
                 for p in model.parameters():
                     for t in [p, *(v for v in opt.state[p].values() if torch.is_tensor(v))]:
@@ -294,8 +295,8 @@ def test_prelude_takes_the_hyperparameter_arithmetic():
     captured = {}
 
     def capture(gm, example_inputs):
-        captured["prelude"], captured["loop"] = kernel.split_scalars(gm)
-        return kernel.hoist_scalars(gm, example_inputs)
+        captured["prelude"], captured["loop"] = hoist.split_scalars(gm)
+        return hoist.hoist_scalars(gm, example_inputs)
 
     theta, g, s, r = (torch.rand(1000) + 0.1 for _ in range(4))
     expected = [t.clone() for t in (theta, g, s, r)]
@@ -322,7 +323,7 @@ def test_no_compiler_falls_back_to_the_plain_rule_with_one_warning():
 
     # inductor's own patch: monkeypatch would delete these config entries when undoing
     no_compiler = {"cpp.cxx": (None, "/nonexistent/c++"), "force_disable_caches": True}
-    update = kernel.CompiledRule(rule)
+    update = step.CompiledRule(rule)
     theta, g = torch.ones(10), torch.full((10,), 2.0)
     with (
         torch._inductor.config.patch(no_compiler),
@@ -356,7 +357,7 @@ def test_prelude_on_floats_gives_the_numbers_of_the_tensor_prelude(name):
 
     def capture(gm, example_inputs):
         captured["gm"] = gm
-        return kernel.hoist_scalars(gm, example_inputs)
+        return hoist.hoist_scalars(gm, example_inputs)
 
     gen = torch.Generator().manual_seed(1)
     tensors = [torch.rand(50, generator=gen) for _ in range(2 + len(rule.state))]
@@ -367,10 +368,10 @@ def test_prelude_on_floats_gives_the_numbers_of_the_tensor_prelude(name):
     fn = torch.compile(rule.update, backend=capture, dynamic=True, fullgraph=True)
     fn(*tensors, **as_tensors)
     gm = captured["gm"]
-    prelude, _ = kernel.split_scalars(gm)
+    prelude, _ = hoist.split_scalars(gm)
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    scalars = [i for i, n in enumerate(placeholders) if kernel._is_scalar(n)]
-    floats = kernel.on_floats(prelude, scalars)
+    scalars = [i for i, n in enumerate(placeholders) if hoist._is_scalar(n)]
+    floats = hoist.on_floats(prelude, scalars)
     assert floats is not None  # every rule's prelude has its float form
     for _ in range(20):
         args = []
@@ -397,7 +398,7 @@ def test_a_division_by_zero_in_the_prelude_gives_what_the_plain_rule_gives():
     h = dict(k=3, lr=1e-3, rho1=1.0, rho2=0.999, eps=1e-8)  # 1 − ρ₁ᵏ = 0: ŝ = s / 0
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # the compiled rule ran: no fallback
-        kernel.compiled(rules.adam)(theta, g, s, r, **h)
+        step.compiled(rules.adam)(theta, g, s, r, **h)
     rules.adam(*plain, **h)
     assert torch.isinf(plain[0]).all()
     for got, want in zip((theta, g, s, r), plain):

@@ -20,7 +20,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from firstorder import data, kernel, optim
+from firstorder import data, optim
+from firstorder.kernels import step
 from firstorder.nn import MLP
 from firstorder.train import train
 
@@ -96,7 +97,7 @@ def worker(rank: int, port: int, out: str) -> None:
 
         # compile=True: the parameters' data become views of flat buffers after DDP has
         # registered them, and the compiled rule runs even on this small model
-        min_numel, kernel.CompiledRule.min_numel = kernel.CompiledRule.min_numel, 0
+        min_numel, step.CompiledRule.min_numel = step.CompiledRule.min_numel, 0
         ddp = DDP(network())
         fast = optim.Adam(ddp.parameters(), lr=LR, compile=True)
         results["ddp_adam_compiled"] = loop(ddp, fast, rank, WORLD)
@@ -105,7 +106,7 @@ def worker(rank: int, port: int, out: str) -> None:
             ddp.parameters(), optimizer_class=optim.Adam, lr=LR, compile=True
         )
         results["zero_adam_compiled"] = loop(ddp, zero, rank, WORLD)
-        kernel.CompiledRule.min_numel = min_numel
+        step.CompiledRule.min_numel = min_numel
 
         ddp = DDP(spirals_network())
         history = train(ddp, optim.Adam(ddp.parameters(), lr=LR), dataset(), steps=STEPS,

@@ -9,8 +9,9 @@ import pytest
 import torch
 from test_rules import OPS, U64, assert_within
 
-from firstorder import engine_kernels, landscapes, rules
-from firstorder.engine_kernels import Deferred
+from firstorder import landscapes, rules
+from firstorder.kernels import engine as engine_kernels
+from firstorder.kernels.trace import Deferred
 from firstorder.observe import compiled_observer
 from firstorder.run import run, run_many
 

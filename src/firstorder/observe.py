@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from firstorder.engine_kernels import Deferred, traced
+from firstorder.kernels.trace import Deferred, traced
 
 # f, ∇f, ‖∇f‖, out (must stop: diverged or reached), reached (f − f* < tol_f)
 Observation = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
@@ -78,7 +78,7 @@ def _observe_traceable(
 
 
 def _kernel(f: Callable[[Tensor], Tensor], dim: int, dtype: torch.dtype) -> Callable:
-    """:func:`_observe_traceable` of ``f`` as one kernel (:func:`~.engine_kernels.traced`) for
+    """:func:`_observe_traceable` of ``f`` as one kernel (:func:`~.kernels.trace.traced`) for
     points [C, B, dim] (the engine's trajectory tensor, C and B any sizes) and ``bound``,
     ``f_star`` and ``tol_f`` as [1, 1] tensors (+inf, 0 and −inf for none), so that one kernel
     serves every batch, bound and target. (With f* and tol_f as 0-d tensors, the tracer of

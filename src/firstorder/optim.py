@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from firstorder import flat, kernel, rules
+from firstorder import flat, rules
+from firstorder.kernels import step as kernel
 
 __all__ = ["GD", "Momentum", "AdaGrad", "RMSProp", "Adam", "Newton"]
 
@@ -34,7 +35,7 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     ``compile=True`` runs the same rule fast: the parameters of each param group, their
     gradients and the state live in one flat buffer per dtype and device (:mod:`firstorder.flat`),
-    and the rule, compiled once by :mod:`firstorder.kernel`, updates each buffer in one pass
+    and the rule, compiled once by :mod:`firstorder.kernels.step`, updates each buffer in one pass
     over memory. Hyperparameters must then be numbers (or one-element tensors).
     """
 

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from firstorder import curvature, engine_kernels, rules
+from firstorder import curvature, rules
 from firstorder.files import write_atomic
+from firstorder.kernels import engine as engine_kernels
 from firstorder.observe import Observer, compiled_observer, value_and_grad
 from firstorder.trajectories import Trajectories, final_gap, summarize
 

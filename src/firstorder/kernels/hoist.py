@@ -1,4 +1,4 @@
-"""One loop over memory per step, compiled from the one copy of each rule (firstorder.rules).
+"""Hoisting: a rule's arithmetic on hyperparameters (0-d tensors) moved out of the compiled loop.
 
 An optimizer step is bound by memory bandwidth: Adam must read θ, g, s, r and write θ, s, r,
 28 bytes per float32 parameter, and a fast step does nothing else. Run eagerly, each tensor
@@ -15,12 +15,6 @@ float64), the strength reduction a compiler applies to a loop-invariant divisor;
 result by at most one rounding. On the CPU the prelude runs as arithmetic on Python floats
 (:func:`on_floats`), the same IEEE double arithmetic at a fraction of the cost of a dozen eager
 operations on 0-d tensors.
-
-:func:`compiled` wraps a rule with this backend and falls back to the plain rule, with one
-warning, where compiling is impossible (no C++ compiler, an unsupported platform).
-
-The batched engine's kernels, the opposite case (many steps of a few values), are in
-:mod:`firstorder.engine_kernels`.
 """
 
 from __future__ import annotations
@@ -28,7 +22,6 @@ from __future__ import annotations
 import functools
 import operator
 import struct
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -217,81 +210,8 @@ def hoist_scalars(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Callable
     return run
 
 
-def warn_not_compiled(what: str, err: Exception, instead: str) -> None:
-    """One ``RuntimeWarning``: ``what`` could not be compiled, why (the backend's own error, not
-    dynamo's wrapper around it), and what runs ``instead``."""
-    cause = getattr(err, "inner_exception", None) or err
-    reason = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ""
-    warnings.warn(
-        f"{what} could not be compiled ({type(cause).__name__}: {reason}); {instead} instead.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-
-
 @functools.lru_cache(maxsize=1024)
 def _scalar(value: float, device: torch.device | str, dtype: torch.dtype = torch.float64) -> Tensor:
     """``value`` as a 0-d tensor, made once: most hyperparameters never change, and a new
     tensor every step would cost more than the step of a small model. Never written to."""
     return torch.tensor(value, dtype=dtype, device=device)
-
-
-class CompiledRule:
-    """A rule of :mod:`firstorder.rules` compiled with :func:`hoist_scalars`, called like the rule.
-
-    Number hyperparameters and the step counter k become 0-d float64 tensors on θ's device,
-    so that new values (a scheduler's α, the next k) reuse the compiled kernel; sizes are
-    dynamic, so one kernel serves every length. If compiling fails, one ``RuntimeWarning``
-    says why and the plain rule runs from then on.
-    """
-
-    def __init__(self, update: Callable[..., None]) -> None:
-        self.update = update
-        self.compiled: Callable[..., None] | None = None
-        try:
-            self.compiled = torch.compile(
-                update, backend=hoist_scalars, dynamic=True, fullgraph=True
-            )
-        except Exception as err:  # torch.compile itself unsupported here (a new Python)
-            self._give_up(err)
-
-    def _give_up(self, err: Exception) -> None:
-        warn_not_compiled(f"the {self.update.__name__} rule", err, "running the plain rule")
-        self.compiled = None
-
-    # A call of the compiled rule costs about 0.25 ms before its loop starts (dynamo's guards
-    # and wrappers, the prelude); the eager rule's passes over memory cost more only above
-    # about this many values (benchmarks/step_speed.py, 2 CPU threads), so a smaller θ runs
-    # the plain rule.
-    min_numel: int = 1 << 18
-
-    def __call__(self, theta: Tensor, *tensors: Tensor, **hyper: Any) -> None:
-        if self.compiled is not None and theta.numel() >= self.min_numel:
-            # The views come in as detached aliases: the same memory without ``_base``, so dynamo
-            # guards nothing on the flat buffer a stretch is cut from (one kernel for every
-            # stretch); state buffers arrive among the keywords.
-            theta, *tensors = (t.detach() for t in (theta, *tensors))
-            as_tensors = {
-                name: _scalar(float(v), theta.device)
-                if isinstance(v, int | float) and not isinstance(v, bool)
-                else v.detach()
-                if isinstance(v, Tensor)
-                else v
-                for name, v in hyper.items()
-            }
-            try:
-                self.compiled(theta, *tensors, **as_tensors)
-                return
-            except Exception as err:  # no C++ compiler, an unsupported platform or dtype
-                self._give_up(err)
-        self.update(theta, *tensors, **hyper)
-
-
-_COMPILED: dict[Callable[..., None], CompiledRule] = {}
-
-
-def compiled(update: Callable[..., None]) -> CompiledRule:
-    """The compiled form of rule ``update``, one per rule and process (compiled on first use)."""
-    if update not in _COMPILED:
-        _COMPILED[update] = CompiledRule(update)
-    return _COMPILED[update]
