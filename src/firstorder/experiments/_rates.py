@@ -6,10 +6,12 @@ s_0 = 0 means e_{−1} = e_0). The per-step rate is the spectral radius of that 
 *fitted* to the iterates the engine produced (least squares over a few steps from several starts,
 z_{k+1} = M z_k), so the rate is a measurement of the real rule, and it is exact where a rate read
 off a loss curve is biased by the horizon, the phase of an oscillation and the k·rᵏ factor of a
-double root.
+double root. :func:`goh` gives the closed-form optimum the measured rates are held against.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -32,3 +34,17 @@ def spectral_radius(x: Tensor, center: Tensor | None = None) -> Tensor:
     scale = z0.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
     mt = torch.linalg.lstsq(z0 / scale, z1 / scale).solution
     return torch.linalg.eigvals(mt).abs().amax(-1)
+
+
+def goh(kappa: float) -> dict[str, float]:
+    """The optimal heavy-ball (E2) and GD settings on a quadratic with eigenvalues in [1/κ, 1]
+    (Goh 2017): α* = (2/(√λ_min + √λ_max))², ρ* = ((√κ − 1)/(√κ + 1))², rate (√κ − 1)/(√κ + 1);
+    GD at its best α = 2/(λ_min + λ_max) has the rate (κ − 1)/(κ + 1). Shared by R1 and RT."""
+    l_min, l_max = 1 / kappa, 1.0
+    return {
+        "alpha": (2 / (math.sqrt(l_min) + math.sqrt(l_max))) ** 2,
+        "rho": ((math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)) ** 2,
+        "rate": (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1),
+        "gd_alpha": 2 / (l_min + l_max),
+        "gd_rate": (kappa - 1) / (kappa + 1),
+    }

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
+from firstorder.experiments._obstacles import HELPS, ring
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -22,18 +20,9 @@ from firstorder.experiments.base import (
 
 TARGET = 1e-6  # reached once f − f* < 1e-6 (starts have f between 2/κ and 8)
 STEPS = ("fewer steps", "more steps")  # a speed-up's two directions, in words
-HELPS = 1.25  # "helps": ≥ 1.25× fewer steps (a quarter fewer), the same bar for C8a–C8c
 ILL = 100  # the canyons the claim is about: κ ≥ 100
 # (normalized rule, the same rule without the normalization by √r)
 PAIRS = (("rmsprop", "gd"), ("adagrad", "gd"), ("adam", "momentum"))
-
-
-def ring(n: int, gen: torch.Generator, lo: float = 2.0, hi: float = 4.0) -> torch.Tensor:
-    """Starts at distance lo…hi from the minimum in uniformly random directions: a distribution
-    that does not know the coordinate axes, so only the canyon's orientation differs."""
-    r = lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
-    a = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
-    return torch.stack([r * a.cos(), r * a.sin()], -1)
 
 
 def measure(ctx: Context) -> Measurement:

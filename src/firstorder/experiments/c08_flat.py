@@ -7,6 +7,7 @@ import numpy as np
 
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
+from firstorder.experiments._obstacles import HELPS, R_HI, R_LO, ring
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -15,11 +16,9 @@ from firstorder.experiments.base import (
     ratio_words,
     register,
 )
-from firstorder.experiments.c08_canyons import HELPS, ring
 from firstorder.run import value_and_grad
 
 ESCAPED = 0.5  # left the plateau: f < 0.5, halfway down the well (radius < 1.18σ)
-R_LO, R_HI = 3.5, 5.0  # starts on the plain: ‖g‖ from 7.6e-3 down to 1.9e-5
 RHOS = [0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999]  # momentum's ρ, tuned with α; ρ = 0 is GD
 QUICK_RHOS = [0.0, 0.5, 0.9, 0.99, 0.999]
 PER_DECADE = 12  # α grid: neighbours 1.21× apart, finer than the 1.25× bar

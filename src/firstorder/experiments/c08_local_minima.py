@@ -10,10 +10,8 @@ import torch
 from firstorder import curvature, landscapes, plots
 from firstorder import data as datasets
 from firstorder.experiments import _tuning as tu
+from firstorder.experiments._obstacles import R_HI, R_LO, SADDLES, near_manifold, ring
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
-from firstorder.experiments.c08_canyons import ring
-from firstorder.experiments.c08_flat import R_HI, R_LO
-from firstorder.experiments.c08_saddles import SADDLES, near_manifold
 from firstorder.nn import MLP
 from firstorder.optim import Adam
 from firstorder.run import value_and_grad

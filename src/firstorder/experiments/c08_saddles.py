@@ -8,6 +8,7 @@ import torch
 
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
+from firstorder.experiments._obstacles import DEPTH, HELPS, SADDLES, near_manifold
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -16,15 +17,7 @@ from firstorder.experiments.base import (
     ratio_words,
     register,
 )
-from firstorder.experiments.c08_canyons import HELPS
 
-DEPTH = (-8.0, -3.0)  # |θ₂| at the start: 10^-8 … 10^-3 off the stable manifold θ₂ = 0
-# landscape, range of |θ₁| at the start, both signs of θ₁?, level of f that counts as escaped
-SADDLES = {
-    "saddle": ((0.5, 1.5), True, -1.0),  # x² − y²: f < −1 means |θ₂| ≳ 1, well down the slope
-    "monkey_saddle": ((0.5, 1.5), False, -1.0),  # x³ − 3xy²: θ₁ > 0 flows into the saddle
-    "double_well": ((0.5, 2.0), True, -0.125),  # halfway down from the saddle (0) to a min (−¼)
-}
 NEWTON_STEPS = 20  # Newton runs its own short budget: it settles at once (the Hessian is exact)
 # escaped: this far from the stable manifold θ₂ = 0 (on the double well: halfway to a minimum,
 # which sit at θ₂ = ±1). Distance from the manifold, not a level of f: f also falls as a run
@@ -41,18 +34,6 @@ STABLE_CURVATURE = {"saddle": 2.0, "monkey_saddle": None, "double_well": 1.0}
 RHOS = [0.0, 0.5, 0.8, 0.9, 0.95, 0.99]  # momentum's ρ, tuned with α; ρ = 0 is GD
 QUICK_RHOS = [0.0, 0.5, 0.9, 0.99]
 PER_DECADE = 12  # α grid: neighbours 1.21× apart, finer than the 1.25× bar
-
-
-def near_manifold(n: int, gen: torch.Generator, x_range, both: bool) -> torch.Tensor:
-    """Starts close to the saddle's stable manifold θ₂ = 0: θ₁ in ±x_range, |θ₂| log-uniform
-    over DEPTH with a random sign."""
-    u = torch.rand(n, 4, generator=gen, dtype=torch.float64)
-    x = x_range[0] + (x_range[1] - x_range[0]) * u[:, 0]
-    if both:
-        x = torch.where(u[:, 1] < 0.5, -x, x)
-    y = 10 ** (DEPTH[0] + (DEPTH[1] - DEPTH[0]) * u[:, 2])
-    y = torch.where(u[:, 3] < 0.5, -y, y)
-    return torch.stack([x, y], -1)
 
 
 def measure(ctx: Context) -> Measurement:

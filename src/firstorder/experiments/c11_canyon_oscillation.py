@@ -9,8 +9,8 @@ import torch
 
 from firstorder import curvature, landscapes, plots
 from firstorder.experiments import _tuning as tu
+from firstorder.experiments._obstacles import ring
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
-from firstorder.experiments.c08_canyons import ring
 from firstorder.run import run
 
 LAM_MAX = 4.0  # the canyons ½θᵀHθ have eigenvalues (4/κ, 4), like d2l's 0.1x₁² + 2x₂²

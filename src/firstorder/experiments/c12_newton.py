@@ -9,6 +9,7 @@ import torch
 
 from firstorder import landscapes, plots
 from firstorder.experiments import _tuning as tu
+from firstorder.experiments._obstacles import ring
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -17,7 +18,6 @@ from firstorder.experiments.base import (
     ratio_words,
     register,
 )
-from firstorder.experiments.c08_canyons import ring
 from firstorder.run import run
 
 TARGET = 1e-10  # quadratics: f − f* < 1e-10

@@ -16,6 +16,7 @@ import torch
 
 from firstorder.experiments import _tuning as tu
 from firstorder.experiments._noise import noisy_quadratic
+from firstorder.experiments._obstacles import HELPS, ring
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -24,7 +25,6 @@ from firstorder.experiments.base import (
     ratios_words,
     register,
 )
-from firstorder.experiments.c08_canyons import HELPS, ring
 from firstorder.optim import GD, Adam
 
 CANYON = torch.tensor([0.01, 1.0], dtype=torch.float64)  # κ = 100, aligned with the axes

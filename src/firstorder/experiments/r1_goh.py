@@ -8,15 +8,13 @@ step, against (κ − 1)/(κ + 1) for GD at its best α = 2/(λ_min + λ_max).
 
 from __future__ import annotations
 
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
-from firstorder.experiments._rates import spectral_radius
+from firstorder.experiments._rates import goh, spectral_radius
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -35,17 +33,6 @@ from firstorder.run import run
 # proven optimum by more than that is a measurement error, not a discovery.
 TOL = 0.01
 STEPS = 8  # states per start that the fit of M uses (4 starts: 32 equations for 16 unknowns)
-
-
-def goh(kappa: float) -> dict:
-    l_min, l_max = 1 / kappa, 1.0
-    return {
-        "alpha": (2 / (math.sqrt(l_min) + math.sqrt(l_max))) ** 2,
-        "rho": ((math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)) ** 2,
-        "rate": (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1),
-        "gd_alpha": 2 / (l_min + l_max),
-        "gd_rate": (kappa - 1) / (kappa + 1),
-    }
 
 
 def radius(land, optimizer: str, starts, **hyper) -> torch.Tensor:

@@ -18,15 +18,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from firstorder import data as datasets
+from firstorder import optim
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.nn import MLP
-from firstorder.optim import GD, AdaGrad, Adam, Momentum, RMSProp
+from firstorder.rules import RULES
 from firstorder.train import compare
 
-OPTIMIZERS = {"gd": GD, "momentum": Momentum, "adagrad": AdaGrad, "rmsprop": RMSProp, "adam": Adam}
-LABELS = {"gd": "SGD", "momentum": "momentum", "adagrad": "AdaGrad", "rmsprop": "RMSProp"}
-LABELS["adam"] = "Adam"
-COLORS = dict(zip(OPTIMIZERS, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]))
+# the five rules of the paper's figure; label and colour are each rule's own (rules.RULES), but
+# GD fed minibatch gradients is SGD, as the paper calls it
+PAPER = ("gd", "momentum", "adagrad", "rmsprop", "adam")
+OPTIMIZERS = {name: optim.OPTIMIZERS[name] for name in PAPER}
+LABELS = {name: RULES[name].label for name in OPTIMIZERS} | {"gd": "SGD"}
+COLORS = {name: RULES[name].color for name in OPTIMIZERS}
 WIDTHS = [64, 128, 128, 10]
 BATCH = 64
 TARGET = 0.05  # the training loss R(θ) whose first crossing measures speed

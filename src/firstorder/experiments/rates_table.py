@@ -20,7 +20,7 @@ import torch
 from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
 from firstorder.experiments._noise import noisy_quadratic
-from firstorder.experiments._rates import spectral_radius
+from firstorder.experiments._rates import goh, spectral_radius
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -29,7 +29,6 @@ from firstorder.experiments.base import (
     parts_verdict,
     register,
 )
-from firstorder.experiments.r1_goh import goh
 from firstorder.optim import AdaGrad
 from firstorder.run import run
 
