@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -33,7 +35,48 @@ def measure(ctx: Context) -> Measurement:
     kappas = ctx.pick([10, 1e3, 1e6], [10, 100, 1e3, 1e4, 1e5, 1e6])
     steps = ctx.pick(200, 1000)
     n_tune, n_fresh = ctx.pick((6, 16), (16, 64))
-    # 1. quadratic canyons, axis-aligned and rotated: Newton against GD with a tuned α
+    quad = measure_quadratics(ctx, kappas, steps, n_tune, n_fresh)
+    r_res = measure_rosenbrock(ctx, steps, n_tune, n_fresh)
+    rosen_row = {
+        o: {
+            "lr": t.lr,
+            "success": t.success,
+            "mean_steps": t.mean_steps,
+            "median_steps": t.median_steps,
+        }
+        for o, t in r_res.items()
+    }
+    fail = measure_indefinite(ctx, n_fresh)
+    side = ctx.pick(31, 81)
+    basin, at_s = newton_basins(side)
+    # indefinite band of the double well: f_yy = 3y² − 1 < 0 for |y| < 1/√3
+    band = newton_grid(side)[:, 1].abs() < 3**-0.5
+    fail["double_well"]["indefinite_start_fraction_to_saddle"] = float(at_s[band].double().mean())
+    fail["double_well"]["definite_start_fraction_to_saddle"] = float(at_s[~band].double().mean())
+    figures = [draw(ctx, kappas, steps, quad, r_res, side, basin, at_s)]
+    return Measurement(
+        numbers={
+            "budget": steps,
+            "newton_budget": NEWTON_STEPS,
+            "kappas": kappas,
+            "quadratic": quad,
+            "rosenbrock": rosen_row,
+            "indefinite": fail,
+        },
+        figures=figures,
+        explanation=(
+            "Top left: Newton's step −H⁻¹g lands on the minimum of any quadratic canyon in one "
+            "step, whatever κ and orientation, while tuned GD needs ever more steps as κ grows. "
+            "Top middle and right: on Rosenbrock's curved canyon Newton arrives in a handful of "
+            "steps. Bottom: where H has a negative eigenvalue, the same step scaling sends "
+            "Newton towards the saddle: every start in the band |θ₂| < 1/√3 of the double well "
+            "converges to it, and on x² − y² Newton jumps onto it at once."
+        ),
+    )
+
+
+def measure_quadratics(ctx: Context, kappas: list, steps: int, n_tune: int, n_fresh: int) -> dict:
+    """Quadratic canyons, axis-aligned and rotated: Newton against GD with a tuned α."""
     problems = []
     for angle in (0.0, 30.0):
         for kappa in kappas:
@@ -47,7 +90,7 @@ def measure(ctx: Context) -> Measurement:
     lrs_fine = [float(v) for v in np.logspace(-3, 1, 4 * 12 + 1)]
     gd = tu.tune(problems, "gd", steps=steps, lrs=lrs_fine)
     newton = tu.tune(problems, "newton", steps=NEWTON_STEPS, lrs=[1.0])
-    quad = {
+    return {
         p.name: {
             "kappa": p.landscape.params["kappa"],
             "newton_median_steps": n.median_steps,
@@ -59,7 +102,9 @@ def measure(ctx: Context) -> Measurement:
         for p, g, n in zip(problems, gd, newton)
     }
 
-    # 2. Rosenbrock's curved canyon: Newton against every first-order method, tuned
+
+def measure_rosenbrock(ctx: Context, steps: int, n_tune: int, n_fresh: int) -> dict:
+    """Rosenbrock's curved canyon: Newton against every first-order method, tuned."""
     rosen = landscapes.get("rosenbrock")
     rp = tu.Problem(
         "rosenbrock", rosen,
@@ -71,17 +116,12 @@ def measure(ctx: Context) -> Measurement:
         o: tu.tune([rp], o, steps=steps, lrs=tu.lr_grid(1e-4, 10.0))[0] for o in tu.FIRST_ORDER
     }
     r_res["newton"] = tu.tune([rp], "newton", steps=NEWTON_STEPS, lrs=[1.0])[0]
-    rosen_row = {
-        o: {
-            "lr": t.lr,
-            "success": t.success,
-            "mean_steps": t.mean_steps,
-            "median_steps": t.median_steps,
-        }
-        for o, t in r_res.items()
-    }
+    return r_res
 
-    # 3. where H is indefinite: x² − y² and the double well, random starts
+
+def measure_indefinite(ctx: Context, n_fresh: int) -> dict:
+    """Where H is indefinite (x² − y², the double well): the fraction of random starts that
+    Newton and GD bring to the saddle."""
     fail = {}
     for name in ("saddle", "double_well"):
         land = landscapes.get(name)
@@ -97,20 +137,42 @@ def measure(ctx: Context) -> Measurement:
                 ((g.final_x[0] - saddle).norm(dim=-1) < AT_SADDLE).double().mean()
             ),
         }
-    dw = landscapes.get("double_well")
-    side = ctx.pick(31, 81)
+    return fail
+
+
+def newton_grid(side: int) -> torch.Tensor:
+    """A side × side grid of starts over [−2, 2]² (rows: θ₂, columns: θ₁)."""
     u = np.linspace(-2, 2, side)
     U, V = np.meshgrid(u, u)
-    grid = torch.tensor(np.stack([U.ravel(), V.ravel()], -1), dtype=torch.float64)
-    basin = run(dw, "newton", starts=grid, steps=NEWTON_STEPS, record="final").final_x[0]
-    # indefinite band of the double well: f_yy = 3y² − 1 < 0 for |y| < 1/√3
-    band = grid[:, 1].abs() < 3**-0.5
-    at_s = basin.norm(dim=-1) < AT_SADDLE
-    fail["double_well"]["indefinite_start_fraction_to_saddle"] = float(at_s[band].double().mean())
-    fail["double_well"]["definite_start_fraction_to_saddle"] = float(at_s[~band].double().mean())
+    return torch.tensor(np.stack([U.ravel(), V.ravel()], -1), dtype=torch.float64)
 
+
+def newton_basins(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where Newton ends on the double well from each start of the grid, and which ends are at
+    the saddle."""
+    dw = landscapes.get("double_well")
+    basin = run(dw, "newton", starts=newton_grid(side), steps=NEWTON_STEPS, record="final")
+    end = basin.final_x[0]
+    return end, end.norm(dim=-1) < AT_SADDLE
+
+
+def draw(ctx: Context, kappas, steps, quad, r_res, side, basin, at_s) -> Path:
+    """The figure: quadratic canyons, Rosenbrock (paths, loss), where Newton ends on the double
+    well, and Newton and GD near the saddles."""
     fig, axes = plt.subplots(2, 3, figsize=(15.5, 9))
-    ax = axes[0, 0]
+    draw_quadratics(axes[0, 0], kappas, steps, quad)
+    draw_rosenbrock(axes[0, 1], r_res)
+    tu.loss_curves(
+        axes[0, 2], r_res, 0.0, "Rosenbrock: loss (median of fresh starts)", ROSEN_TARGET
+    )
+    draw_basins(axes[1, 0], side, basin, at_s)
+    for ax, name in ((axes[1, 1], "double_well"), (axes[1, 2], "saddle")):
+        draw_saddle_runs(ax, name)
+    fig.subplots_adjust(hspace=0.32, wspace=0.3)
+    return ctx.figure(fig, "newton")
+
+
+def draw_quadratics(ax, kappas, steps: int, quad: dict) -> None:
     for angle, mk in ((0.0, "o"), (30.0, "s")):
         ks = [quad[f"κ={k:g}, θ={angle:g}°"] for k in kappas]
         ax.plot(
@@ -135,8 +197,10 @@ def measure(ctx: Context) -> Measurement:
         title="quadratic canyons: Newton needs one step",
     )
     ax.legend(fontsize=7)
-    ax = axes[0, 1]
-    plots.contour(ax, rosen)
+
+
+def draw_rosenbrock(ax, r_res: dict) -> None:
+    plots.contour(ax, landscapes.get("rosenbrock"))
     for o in ("gd", "adam", "newton"):
         xy = r_res[o].shown.numpy()
         for b in range(xy.shape[1]):
@@ -151,10 +215,9 @@ def measure(ctx: Context) -> Measurement:
             )
     ax.set_title("Rosenbrock: Newton, GD and Adam from two starts", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
-    tu.loss_curves(
-        axes[0, 2], r_res, 0.0, "Rosenbrock: loss (median of fresh starts)", ROSEN_TARGET
-    )
-    ax = axes[1, 0]
+
+
+def draw_basins(ax, side: int, basin: torch.Tensor, at_s: torch.Tensor) -> None:
     code = np.where(
         at_s.numpy(),
         0,
@@ -175,47 +238,27 @@ def measure(ctx: Context) -> Measurement:
     for c, lab in ((0, "the saddle (0, 0)"), (1, "minimum (0, 1)"), (2, "minimum (0, −1)")):
         ax.plot([], [], "s", color=plt.cm.Set2(c / 7), ms=9, label=lab)
     ax.legend(fontsize=7, loc="upper right")
-    for ax, name in ((axes[1, 1], "double_well"), (axes[1, 2], "saddle")):
-        land = landscapes.get(name)
-        plots.contour(ax, land)
-        shown = torch.tensor([[1.5, 0.4], [-1.0, -0.3], [0.5, 1.5]], dtype=torch.float64)
-        for o, lr, n in (("gd", 0.1, 40), ("newton", 1.0, 10)):
-            xy = run(land, o, starts=shown, steps=n, lr=lr, bound=1e3).x[:, 0].numpy()
-            for b in range(xy.shape[1]):
-                ax.plot(
-                    xy[:, b, 0],
-                    xy[:, b, 1],
-                    ".-",
-                    ms=4,
-                    lw=1,
-                    color=tu.COLORS[o],
-                    label=f"{tu.LABELS[o]} (α = {lr:g})" if b == 0 else None,
-                )
-            ax.plot(*shown.numpy().T, "o", color="w", mec="k")
-        ax.set_title(f"{name}: Newton runs to the saddle, GD away", fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.subplots_adjust(hspace=0.32, wspace=0.3)
-    figures = [ctx.figure(fig, "newton")]
 
-    return Measurement(
-        numbers={
-            "budget": steps,
-            "newton_budget": NEWTON_STEPS,
-            "kappas": kappas,
-            "quadratic": quad,
-            "rosenbrock": rosen_row,
-            "indefinite": fail,
-        },
-        figures=figures,
-        explanation=(
-            "Top left: Newton's step −H⁻¹g lands on the minimum of any quadratic canyon in one "
-            "step, whatever κ and orientation, while tuned GD needs ever more steps as κ grows. "
-            "Top middle and right: on Rosenbrock's curved canyon Newton arrives in a handful of "
-            "steps. Bottom: where H has a negative eigenvalue, the same step scaling sends "
-            "Newton towards the saddle: every start in the band |θ₂| < 1/√3 of the double well "
-            "converges to it, and on x² − y² Newton jumps onto it at once."
-        ),
-    )
+
+def draw_saddle_runs(ax, name: str) -> None:
+    land = landscapes.get(name)
+    plots.contour(ax, land)
+    shown = torch.tensor([[1.5, 0.4], [-1.0, -0.3], [0.5, 1.5]], dtype=torch.float64)
+    for o, lr, n in (("gd", 0.1, 40), ("newton", 1.0, 10)):
+        xy = run(land, o, starts=shown, steps=n, lr=lr, bound=1e3).x[:, 0].numpy()
+        for b in range(xy.shape[1]):
+            ax.plot(
+                xy[:, b, 0],
+                xy[:, b, 1],
+                ".-",
+                ms=4,
+                lw=1,
+                color=tu.COLORS[o],
+                label=f"{tu.LABELS[o]} (α = {lr:g})" if b == 0 else None,
+            )
+        ax.plot(*shown.numpy().T, "o", color="w", mec="k")
+    ax.set_title(f"{name}: Newton runs to the saddle, GD away", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def rosenbrock_ratio(r: dict) -> tuple[str, float, str]:
