@@ -40,110 +40,14 @@ def measure(ctx: Context) -> Measurement:
     K = ctx.pick(200, 1000)  # controlled sequences (cheap)
     T = ctx.pick(120, 1000)  # landscape runs
     d = 40
-
-    # 1. controlled gradients: coordinates spread over 3 decades around a typical scale c·ε;
-    #    constant (consistent) or noisy (each coordinate's noise as large as its mean)
-    m = 10 ** (torch.rand(d, generator=gen, dtype=torch.float64) * 3 - 1.5)
-    m *= torch.where(torch.rand(d, generator=gen) < 0.5, -1.0, 1.0).double()
-    xi = torch.randn(K, len(SCALES), d, generator=gen, dtype=torch.float64)
-    c = torch.tensor(SCALES, dtype=torch.float64).view(-1, 1) * EPS
-    grads = torch.stack([(c * m).expand(K, -1, -1), c * m * (1 + xi)], 1)  # [K, kind, scale, d]
-    steps = updates(AdaGrad, grads, lr=ALPHA, eps=EPS)
-    cos = cos_to_sign(steps, grads)  # [K, kind, scale]
-    gd_cos = cos_to_sign(-grads, grads)  # the GD step −αg, for comparison
-    size = steps.norm(dim=-1) / (ALPHA * math.sqrt(d))  # 1 for a step α·sign(g)
-
-    # 2. along AdaGrad trajectories on a 10-D quadratic, κ = 1000: axis-aligned and rotated
-    traj_cos, traj_gd_cos = {}, {}
-    for name, kw in (("aligned", {}), ("rotated", {"seed": 1})):
-        f = landscapes.get("quadratic", kappa=1e3, dim=10, **kw)
-        r = run(f, "adagrad", steps=T, lr=ALPHA, eps=EPS)
-        x = r.x[:, 0]  # [K+1, starts, d]
-        _, g = value_and_grad(f, x[:-1])
-        traj_cos[name] = cos_to_sign(x[1:] - x[:-1], g)  # [K, starts]
-        traj_gd_cos[name] = cos_to_sign(-g, g)
-
-    # 3. the canyon scaled by c: 5 independent copies side by side in one 10-D run
-    canyon = landscapes.get("canyon")
-    n = len(SURFACE_SCALES)
-
-    def scaled(x: torch.Tensor) -> torch.Tensor:
-        return sum(s * canyon(x[..., 2 * j : 2 * j + 2]) for j, s in enumerate(SURFACE_SCALES))
-
-    starts = torch.tensor(canyon.starts, dtype=torch.float64).repeat(1, n)
-    copies = run(scaled, "adagrad", starts=starts, steps=T, lr=1.0, eps=EPS).x[:, 0]
-    copies = copies.view(T + 1, -1, n, 2)  # [T+1, starts, c, 2]
-    ref = copies[:, :, SURFACE_SCALES.index(1.0)]
-    dev = (copies - ref.unsqueeze(2)).norm(dim=-1).amax(0) / ref[0].norm(dim=-1).unsqueeze(-1)
-    deviation = dev.amax(0).tolist()  # [c]: worst start
-
-    # 4. stability over α on the canyon (λ_max = 4: GD is stable only for α < 0.5)
-    f0 = canyon(torch.tensor(canyon.starts, dtype=torch.float64))
-    stable, final = {}, {}
-    for rule in ("gd", "adagrad"):
-        hyper = {"eps": EPS} if rule == "adagrad" else {}
-        r = run(canyon, rule, steps=T, lr=LRS, record="final", bound=1e6, **hyper)
-        ok = (r.diverged_at < 0) & (r.final_f < f0)
-        stable[rule] = ok.all(-1).tolist()
-        final[rule] = torch.where(r.diverged_at < 0, r.final_f / f0, torch.inf).amax(-1)
-
+    cos, gd_cos, size = controlled(gen, K, d)
+    traj_cos, traj_gd_cos = along_quadratics(T)
+    copies, deviation = scaled_canyons(T)
+    stable, final = stability(T)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
-    ax = axes[0]
-    big, tiny = SCALES.index(1e4), SCALES.index(1e-2)
-    lines = [
-        (cos[:, 0, big], "C0", "-", "constant g, |g| ≈ 1e4 ε"),
-        (cos[:, 1, big], "C1", "-", "noisy g, |g| ≈ 1e4 ε"),
-        (cos[:, 0, tiny], "C3", "-", "constant g, |g| ≈ 0.01 ε"),
-        (traj_cos["aligned"][:, 0], "C2", "-", "quadratic κ=1000 (aligned)"),
-        (traj_cos["rotated"][:, 0], "C4", "-", "quadratic κ=1000 (rotated)"),
-        (traj_gd_cos["aligned"][:, 0], "C2", ":", "GD step −αg on the same path"),
-    ]
-    for y, col, ls, label in lines:
-        ax.semilogx(np.arange(1, len(y) + 1), y, color=col, ls=ls, label=label)
-    ax.axhline(SIGN_LIKE, color="k", lw=0.6, ls="--")
-    ax.set(
-        xlabel="step k",
-        ylabel="cos(Δθ, −sign g) at step k",
-        ylim=(0, 1.02),
-        title="is AdaGrad's step sign-like? (1 = yes)",
-    )
-    ax.legend(fontsize=7.5, loc="lower left")
-    ax = axes[1]
-    plots.contour(ax, landscapes.get("canyon"))
-    for j, (s, ls) in enumerate(zip(SURFACE_SCALES, ["-", "--", "-.", ":", (0, (1, 3))])):
-        xy = copies[:, 0, j].numpy()
-        ax.plot(xy[:, 0], xy[:, 1], ls=ls, lw=2.2 - 0.3 * j, label=f"c = {s:g}")
-    ax.set(
-        xlabel="θ₁",
-        ylabel="θ₂",
-        xlim=(-6, 6),
-        ylim=(-3, 3),
-        title=f"AdaGrad on c·R (canyon), α = 1, ε = {EPS:g}",
-    )
-    ax.legend(fontsize=8, loc="lower right")
-    ax = axes[2]
-    for rule, mk, label in (("gd", "o-", "GD"), ("adagrad", "s--", "AdaGrad")):
-        y = final[rule].numpy()
-        ax.loglog(LRS, np.where(np.isfinite(y), np.maximum(y, 1e-30), np.nan), mk, label=label)
-        blown = ~np.isfinite(y)
-        if blown.any():
-            ax.loglog(
-                np.array(LRS)[blown],
-                np.full(blown.sum(), 1e2),
-                "x",
-                color="C0",
-                ms=9,
-                mew=2,
-                label=f"{label}: diverged",
-            )
-    ax.axhline(1, color="k", lw=0.6)
-    ax.set_ylim(3e-31, 1e4)
-    ax.set(
-        xlabel="α",
-        ylabel="R(θ_K) / R(θ₀)  (worst of 3 starts; floor 1e-30)",
-        title=f"canyon after {T} steps: GD vs AdaGrad",
-    )
-    ax.legend(fontsize=8)
+    draw_cosines(axes[0], cos, traj_cos, traj_gd_cos)
+    draw_copies(axes[1], copies)
+    draw_stability(axes[2], final, T)
     for ax in fig.axes:
         ax.minorticks_off()  # minor log ticks cost more to draw than the data
     fig.subplots_adjust(wspace=0.25)
@@ -187,6 +91,130 @@ def measure(ctx: Context) -> Measurement:
             "blows up above α = 2/λ_max = 0.5, AdaGrad makes progress at every α tried."
         ),
     )
+
+
+def controlled(gen: torch.Generator, K: int, d: int) -> tuple[torch.Tensor, ...]:
+    """AdaGrad fed controlled gradients: coordinates spread over 3 decades around a typical
+    scale c·ε, constant (consistent) or noisy (each coordinate's noise as large as its mean).
+    cos(Δθ, −sign g) [K, kind, scale], the same for GD's −αg, and |Δθ| in units of α·√d."""
+    m = 10 ** (torch.rand(d, generator=gen, dtype=torch.float64) * 3 - 1.5)
+    m *= torch.where(torch.rand(d, generator=gen) < 0.5, -1.0, 1.0).double()
+    xi = torch.randn(K, len(SCALES), d, generator=gen, dtype=torch.float64)
+    c = torch.tensor(SCALES, dtype=torch.float64).view(-1, 1) * EPS
+    grads = torch.stack([(c * m).expand(K, -1, -1), c * m * (1 + xi)], 1)  # [K, kind, scale, d]
+    steps = updates(AdaGrad, grads, lr=ALPHA, eps=EPS)
+    cos = cos_to_sign(steps, grads)  # [K, kind, scale]
+    gd_cos = cos_to_sign(-grads, grads)  # the GD step −αg, for comparison
+    size = steps.norm(dim=-1) / (ALPHA * math.sqrt(d))  # 1 for a step α·sign(g)
+    return cos, gd_cos, size
+
+
+def along_quadratics(T: int) -> tuple[dict, dict]:
+    """cos(Δθ, −sign g) along AdaGrad trajectories on a 10-D quadratic, κ = 1000, axis-aligned
+    and rotated, and the same for GD's step −αg at the same points."""
+    traj_cos, traj_gd_cos = {}, {}
+    for name, kw in (("aligned", {}), ("rotated", {"seed": 1})):
+        f = landscapes.get("quadratic", kappa=1e3, dim=10, **kw)
+        r = run(f, "adagrad", steps=T, lr=ALPHA, eps=EPS)
+        x = r.x[:, 0]  # [K+1, starts, d]
+        _, g = value_and_grad(f, x[:-1])
+        traj_cos[name] = cos_to_sign(x[1:] - x[:-1], g)  # [K, starts]
+        traj_gd_cos[name] = cos_to_sign(-g, g)
+    return traj_cos, traj_gd_cos
+
+
+def scaled_canyons(T: int) -> tuple[torch.Tensor, list[float]]:
+    """AdaGrad on the canyon scaled by c: 5 independent copies side by side in one 10-D run.
+    The paths [T+1, starts, c, 2] and each c's worst deviation from the path at c = 1."""
+    canyon = landscapes.get("canyon")
+    n = len(SURFACE_SCALES)
+
+    def scaled(x: torch.Tensor) -> torch.Tensor:
+        return sum(s * canyon(x[..., 2 * j : 2 * j + 2]) for j, s in enumerate(SURFACE_SCALES))
+
+    starts = torch.tensor(canyon.starts, dtype=torch.float64).repeat(1, n)
+    copies = run(scaled, "adagrad", starts=starts, steps=T, lr=1.0, eps=EPS).x[:, 0]
+    copies = copies.view(T + 1, -1, n, 2)  # [T+1, starts, c, 2]
+    ref = copies[:, :, SURFACE_SCALES.index(1.0)]
+    dev = (copies - ref.unsqueeze(2)).norm(dim=-1).amax(0) / ref[0].norm(dim=-1).unsqueeze(-1)
+    return copies, dev.amax(0).tolist()  # [c]: worst start
+
+
+def stability(T: int) -> tuple[dict, dict]:
+    """GD and AdaGrad over α on the canyon (λ_max = 4: GD is stable only for α < 0.5): whether
+    every start converged, and the worst R(θ_T)/R(θ₀) (inf: diverged)."""
+    canyon = landscapes.get("canyon")
+    f0 = canyon(torch.tensor(canyon.starts, dtype=torch.float64))
+    stable, final = {}, {}
+    for rule in ("gd", "adagrad"):
+        hyper = {"eps": EPS} if rule == "adagrad" else {}
+        r = run(canyon, rule, steps=T, lr=LRS, record="final", bound=1e6, **hyper)
+        ok = (r.diverged_at < 0) & (r.final_f < f0)
+        stable[rule] = ok.all(-1).tolist()
+        final[rule] = torch.where(r.diverged_at < 0, r.final_f / f0, torch.inf).amax(-1)
+    return stable, final
+
+
+def draw_cosines(ax, cos: torch.Tensor, traj_cos: dict, traj_gd_cos: dict) -> None:
+    big, tiny = SCALES.index(1e4), SCALES.index(1e-2)
+    lines = [
+        (cos[:, 0, big], "C0", "-", "constant g, |g| ≈ 1e4 ε"),
+        (cos[:, 1, big], "C1", "-", "noisy g, |g| ≈ 1e4 ε"),
+        (cos[:, 0, tiny], "C3", "-", "constant g, |g| ≈ 0.01 ε"),
+        (traj_cos["aligned"][:, 0], "C2", "-", "quadratic κ=1000 (aligned)"),
+        (traj_cos["rotated"][:, 0], "C4", "-", "quadratic κ=1000 (rotated)"),
+        (traj_gd_cos["aligned"][:, 0], "C2", ":", "GD step −αg on the same path"),
+    ]
+    for y, col, ls, label in lines:
+        ax.semilogx(np.arange(1, len(y) + 1), y, color=col, ls=ls, label=label)
+    ax.axhline(SIGN_LIKE, color="k", lw=0.6, ls="--")
+    ax.set(
+        xlabel="step k",
+        ylabel="cos(Δθ, −sign g) at step k",
+        ylim=(0, 1.02),
+        title="is AdaGrad's step sign-like? (1 = yes)",
+    )
+    ax.legend(fontsize=7.5, loc="lower left")
+
+
+def draw_copies(ax, copies: torch.Tensor) -> None:
+    plots.contour(ax, landscapes.get("canyon"))
+    for j, (s, ls) in enumerate(zip(SURFACE_SCALES, ["-", "--", "-.", ":", (0, (1, 3))])):
+        xy = copies[:, 0, j].numpy()
+        ax.plot(xy[:, 0], xy[:, 1], ls=ls, lw=2.2 - 0.3 * j, label=f"c = {s:g}")
+    ax.set(
+        xlabel="θ₁",
+        ylabel="θ₂",
+        xlim=(-6, 6),
+        ylim=(-3, 3),
+        title=f"AdaGrad on c·R (canyon), α = 1, ε = {EPS:g}",
+    )
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def draw_stability(ax, final: dict, T: int) -> None:
+    for rule, mk, label in (("gd", "o-", "GD"), ("adagrad", "s--", "AdaGrad")):
+        y = final[rule].numpy()
+        ax.loglog(LRS, np.where(np.isfinite(y), np.maximum(y, 1e-30), np.nan), mk, label=label)
+        blown = ~np.isfinite(y)
+        if blown.any():
+            ax.loglog(
+                np.array(LRS)[blown],
+                np.full(blown.sum(), 1e2),
+                "x",
+                color="C0",
+                ms=9,
+                mew=2,
+                label=f"{label}: diverged",
+            )
+    ax.axhline(1, color="k", lw=0.6)
+    ax.set_ylim(3e-31, 1e4)
+    ax.set(
+        xlabel="α",
+        ylabel="R(θ_K) / R(θ₀)  (worst of 3 starts; floor 1e-30)",
+        title=f"canyon after {T} steps: GD vs AdaGrad",
+    )
+    ax.legend(fontsize=8)
 
 
 def _span(values: list[float]) -> str:
