@@ -20,48 +20,101 @@ QUIETER = 0.7  # update noise with ρ₁ = 0.9 at most this fraction of the nois
 VARIANCE_TOL = 0.25  # |v̂/σ² − 1| within this: v̂ approximates the variance
 MOMENT_TOL = 0.1  # |v̂/(μ²+σ²) − 1| within this: v̂ approximates E[g²]
 N = 256  # independent coordinates per setting
+# every setting a row of θ: (μ = 1, σ, ρ₁) for σ × ρ₁, then (μ, σ = 1, ρ₁ = 0.9) for μ ≠ 1
+ROWS = [(1.0, s, r) for s in SIGMAS for r in RHO1S] + [(m, 1.0, 0.9) for m in MUS if m != 1]
 
 
 def measure(ctx: Context) -> Measurement:
-    gen = torch.Generator().manual_seed(ctx.seed)
+    gen = torch.Generator().manual_seed(ctx.seed)  # drawn from by both parts, in order
     K = ctx.pick(800, 6000)
+    c = controlled(gen, K)
+    q_noise, q_dist_rms = noisy_quadratic(gen, K)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+    draw_updates(axes[0], c, K)
+    draw_v_hat(axes[1], c["v_over_var"])
+    draw_noise(axes[2], c)
+    for ax in fig.axes:
+        ax.minorticks_off()  # minor log ticks cost more to draw than the data
+    fig.subplots_adjust(wspace=0.27)
+    figures = [ctx.figure(fig, "moments")]
+    return Measurement(
+        numbers={
+            "steps": K,
+            "sigmas": SIGMAS,
+            "rho1s": RHO1S,
+            "mus": MUS,
+            "update_noise_by_rho1": {f"{k:g}": v for k, v in c["noise_by_rho1"].items()},
+            "noise_ratio_rho1_09_vs_0": {f"{k:g}": v for k, v in c["noise_ratio"].items()},
+            "quadratic_update_noise": q_noise.tolist(),
+            "quadratic_noise_ratio": (q_noise[1] / q_noise[0]).item(),
+            "quadratic_dist_rms": q_dist_rms.tolist(),
+            "v_hat_over_variance": c["v_over_var"],
+            "v_hat_over_second_moment": c["v_over_moment"],
+            "mean_abs_update_by_sigma": c["size_by_sigma"],
+            "mean_progress_by_sigma": c["progress_by_sigma"],
+        },
+        figures=figures,
+        explanation=(
+            "Left: with noisy gradients the update with ρ₁ = 0.9 (the average m̂) wobbles far "
+            "less than with ρ₁ = 0 (the raw g). Middle: v̂ follows the raw second moment "
+            "μ² + σ², not the variance σ²; the two agree only when the mean gradient is small "
+            "against its noise. Right: as the noise grows, the updates get smaller and make less "
+            "progress, because v̂ grows with σ². (On a noisy quadratic the calmer updates leave "
+            "the spread of θ around the minimum unchanged: the noise is averaged, not removed.)"
+        ),
+    )
 
-    # every setting a row of θ: (μ = 1, σ, ρ₁) for σ × ρ₁, then (μ, σ = 1, ρ₁ = 0.9) for μ ≠ 1
-    rows = [(1.0, s, r) for s in SIGMAS for r in RHO1S] + [(m, 1.0, 0.9) for m in MUS if m != 1]
-    mu, sigma, rho1 = (torch.tensor(c, dtype=torch.float64).view(-1, 1) for c in zip(*rows))
-    theta = torch.zeros(len(rows), N, dtype=torch.float64)
+
+def adam_updates(gen: torch.Generator, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam fed g = μ + σξ at every setting of ROWS for K steps: the updates of the last K/2
+    steps in units of α [K/2, rows, N], and v̂ at the end [rows]."""
+    mu, sigma, rho1 = (torch.tensor(c, dtype=torch.float64).view(-1, 1) for c in zip(*ROWS))
+    theta = torch.zeros(len(ROWS), N, dtype=torch.float64)
     opt = Adam([theta], lr=ALPHA, rho1=rho1, rho2=RHO2)
     late = []
     for k in range(K):
         # one noise draw per (σ, coordinate), shared by the ρ₁ rows: a paired comparison
         xi = torch.randn(len(SIGMAS) + len(MUS), N, generator=gen, dtype=torch.float64)
         xi = torch.cat([xi[: len(SIGMAS)].repeat_interleave(len(RHO1S), 0), xi[len(SIGMAS) :]])
-        theta.grad = mu + sigma * xi[: len(rows)]
+        theta.grad = mu + sigma * xi[: len(ROWS)]
         before = theta.clone()
         opt.step()
         if k >= K // 2:  # after the averages have warmed up
             late.append((theta - before) / ALPHA)
-    u = torch.stack(late)  # [K/2, rows, N]: updates in units of α
     state = opt.state[theta]
     v_hat = rules.bias_corrected(state["r"], RHO2, state["k"]).mean(-1)  # [rows]
+    return torch.stack(late), v_hat
+
+
+def controlled(gen: torch.Generator, K: int) -> dict:
+    """The update noise, size and progress by σ and ρ₁, and what v̂ tracks by μ."""
+    u, v_hat = adam_updates(gen, K)
     noise = u.std(0).mean(-1)  # update noise: std over time, averaged over coordinates
     size = u.abs().mean((0, -1))  # mean |Δθ| / α
     progress = -u.mean((0, -1))  # mean step against the mean gradient
 
     def row(m: float, s: float, r: float) -> int:
-        return rows.index((m, s, r))
+        return ROWS.index((m, s, r))
 
-    noise_ratio = {
-        s: (noise[row(1.0, s, 0.9)] / noise[row(1.0, s, 0.0)]).item() for s in SIGMAS if s > 0
-    }
-    noise_by_rho1 = {s: [noise[row(1.0, s, r)].item() for r in RHO1S] for s in SIGMAS}
     v_rows = [row(m, 1.0, 0.9) for m in MUS]
-    v_over_var = [v_hat[i].item() / 1.0 for i in v_rows]
-    v_over_moment = [v_hat[i].item() / (m**2 + 1.0) for i, m in zip(v_rows, MUS)]
-    size_by_sigma = [size[row(1.0, s, 0.9)].item() for s in SIGMAS]
-    progress_by_sigma = [progress[row(1.0, s, 0.9)].item() for s in SIGMAS]
+    return {
+        "u": u,
+        "noise": noise,
+        "row": row,
+        "noise_ratio": {
+            s: (noise[row(1.0, s, 0.9)] / noise[row(1.0, s, 0.0)]).item() for s in SIGMAS if s > 0
+        },
+        "noise_by_rho1": {s: [noise[row(1.0, s, r)].item() for r in RHO1S] for s in SIGMAS},
+        "v_over_var": [v_hat[i].item() / 1.0 for i in v_rows],
+        "v_over_moment": [v_hat[i].item() / (m**2 + 1.0) for i, m in zip(v_rows, MUS)],
+        "size_by_sigma": [size[row(1.0, s, 0.9)].item() for s in SIGMAS],
+        "progress_by_sigma": [progress[row(1.0, s, 0.9)].item() for s in SIGMAS],
+    }
 
-    # a noisy quadratic: g = ∇R(θ) + ξ, 128 runs, Adam with ρ₁ = 0 and 0.9
+
+def noisy_quadratic(gen: torch.Generator, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A noisy quadratic: g = ∇R(θ) + ξ, 128 runs, Adam with ρ₁ = 0 and 0.9. The late update
+    noise and the RMS distance from the minimum, one per ρ₁."""
     f = landscapes.get("quadratic", eigenvalues=(1.0, 0.1))
     x = torch.ones(2, 128, 2, dtype=torch.float64)
     r1 = torch.tensor([0.0, 0.9], dtype=torch.float64).view(2, 1, 1)
@@ -78,9 +131,11 @@ def measure(ctx: Context) -> Measurement:
     qu = torch.stack(q_updates)
     q_noise = qu.std(0).mean((-1, -2))  # [ρ₁]
     q_dist_rms = torch.stack(q_dist).pow(2).mean((0, -1)).sqrt()  # [ρ₁]
+    return q_noise, q_dist_rms
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
-    ax = axes[0]
+
+def draw_updates(ax, c: dict, K: int) -> None:
+    u, noise, row = c["u"], c["noise"], c["row"]
     ks = np.arange(K // 2, K // 2 + 150)
     for r, col in ((0.0, "C3"), (0.9, "C0")):
         ax.plot(
@@ -91,7 +146,7 @@ def measure(ctx: Context) -> Measurement:
             label=f"ρ₁ = {r:g}: std {noise[row(1.0, 1.0, r)]:.2f}",
         )
     ax.axhline(
-        progress_by_sigma[SIGMAS.index(1.0)], color="k", ls="--", lw=0.8, label="mean update"
+        c["progress_by_sigma"][SIGMAS.index(1.0)], color="k", ls="--", lw=0.8, label="mean update"
     )
     ax.set(
         xlabel="step k",
@@ -99,7 +154,9 @@ def measure(ctx: Context) -> Measurement:
         title="g = 1 + ξ, ξ ~ N(0, 1): the updates with and without m̂",
     )
     ax.legend(fontsize=8)
-    ax = axes[1]
+
+
+def draw_v_hat(ax, v_over_var: list) -> None:
     m = np.array(MUS)
     grid = np.linspace(0, max(MUS), 100)
     ax.semilogy(grid, 1 + grid**2, "k-", lw=1, label="E[g²] = μ² + σ²")
@@ -111,14 +168,16 @@ def measure(ctx: Context) -> Measurement:
         title=r"what $\hat v$ tracks ($\rho_2$ = 0.999)",
     )
     ax.legend(fontsize=9)
-    ax = axes[2]
+
+
+def draw_noise(ax, c: dict) -> None:
     s = np.array(SIGMAS)
-    ax.plot(s, size_by_sigma, "o-", color="C2", label="mean |Δθ|/α, ρ₁ = 0.9")
-    ax.plot(s, progress_by_sigma, "s--", color="C2", label="mean −Δθ/α (progress)")
+    ax.plot(s, c["size_by_sigma"], "o-", color="C2", label="mean |Δθ|/α, ρ₁ = 0.9")
+    ax.plot(s, c["progress_by_sigma"], "s--", color="C2", label="mean −Δθ/α (progress)")
     for r, col in ((0.0, "C3"), (0.9, "C0")):
         ax.plot(
             s,
-            [noise_by_rho1[x][RHO1S.index(r)] for x in SIGMAS],
+            [c["noise_by_rho1"][x][RHO1S.index(r)] for x in SIGMAS],
             "^-",
             color=col,
             label=f"update std, ρ₁ = {r:g}",
@@ -129,37 +188,6 @@ def measure(ctx: Context) -> Measurement:
         title="noisier gradients: smaller, steadier updates?",
     )
     ax.legend(fontsize=8)
-    for ax in fig.axes:
-        ax.minorticks_off()  # minor log ticks cost more to draw than the data
-    fig.subplots_adjust(wspace=0.27)
-    figures = [ctx.figure(fig, "moments")]
-
-    return Measurement(
-        numbers={
-            "steps": K,
-            "sigmas": SIGMAS,
-            "rho1s": RHO1S,
-            "mus": MUS,
-            "update_noise_by_rho1": {f"{k:g}": v for k, v in noise_by_rho1.items()},
-            "noise_ratio_rho1_09_vs_0": {f"{k:g}": v for k, v in noise_ratio.items()},
-            "quadratic_update_noise": q_noise.tolist(),
-            "quadratic_noise_ratio": (q_noise[1] / q_noise[0]).item(),
-            "quadratic_dist_rms": q_dist_rms.tolist(),
-            "v_hat_over_variance": v_over_var,
-            "v_hat_over_second_moment": v_over_moment,
-            "mean_abs_update_by_sigma": size_by_sigma,
-            "mean_progress_by_sigma": progress_by_sigma,
-        },
-        figures=figures,
-        explanation=(
-            "Left: with noisy gradients the update with ρ₁ = 0.9 (the average m̂) wobbles far "
-            "less than with ρ₁ = 0 (the raw g). Middle: v̂ follows the raw second moment "
-            "μ² + σ², not the variance σ²; the two agree only when the mean gradient is small "
-            "against its noise. Right: as the noise grows, the updates get smaller and make less "
-            "progress, because v̂ grows with σ². (On a noisy quadratic the calmer updates leave "
-            "the spread of θ around the minimum unchanged: the noise is averaged, not removed.)"
-        ),
-    )
 
 
 def judge(numbers: dict) -> Judgement:
