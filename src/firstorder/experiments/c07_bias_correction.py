@@ -51,27 +51,60 @@ def measure(ctx: Context) -> Measurement:
     noisy = 1.0 + torch.randn(K, len(pairs), 32, generator=gen, dtype=torch.float64)
     noisy_unc = (adam_updates(noisy, r1, r2, False).abs() / ALPHA).amax(-1).amax(0)
     noisy_cor = (adam_updates(noisy, r1, r2, True).abs() / ALPHA).amax(-1).amax(0)
-    # 3. the canyon from its three starts, first 100 steps: the largest step ‖Δθ‖/(α√d)
-    f = landscapes.get("canyon")
-    canyon = {
-        bc: run(
-            f,
-            "adam",
-            steps=100,
-            lr=0.05,
-            rho1=rho1s,
-            rho2=rho2s,
-            bias_correction=bc,
-            record="curves",
-        )
-        .step_length.amax(0)
-        .median(-1)
-        .values
-        / (0.05 * 2**0.5)
-        for bc in (True, False)
-    }
-
+    canyon = {bc: canyon_peak(rho1s, rho2s, bc) for bc in (True, False)}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    draw_grid(fig, ax1, unc, rho1s, rho2s)
+    draw_first_steps(ax2, unc, cor, pairs, K)
+    for ax in fig.axes:
+        ax.minorticks_off()  # minor log ticks cost more to draw than the data
+    fig.subplots_adjust(wspace=0.25)
+    figures = [ctx.figure(fig, "bias_correction")]
+    default_peak = unc[:, pairs.index((0.9, 0.999))].max().item() if (0.9, 0.999) in pairs else 0
+    return Measurement(
+        numbers={
+            "rho1s": rho1s,
+            "rho2s": rho2s,
+            "steps": K,
+            "uncorrected_first": unc[0].tolist(),
+            "uncorrected_peak": unc.amax(0).tolist(),
+            "uncorrected_peak_step": (unc.argmax(0) + 1).tolist(),
+            "corrected_first": cor[0].tolist(),
+            "corrected_peak": cor.amax(0).tolist(),
+            "noisy_uncorrected_peak": noisy_unc.tolist(),
+            "noisy_corrected_peak": noisy_cor.tolist(),
+            "canyon_uncorrected_peak": canyon[False].tolist(),
+            "canyon_corrected_peak": canyon[True].tolist(),
+        },
+        figures=figures,
+        explanation=(
+            "Left: the largest update of Adam without bias correction, in units of α, for a "
+            "constant gradient, and its first step (1−ρ₁)/√(1−ρ₂)·α. With the default "
+            f"ρ₁ = 0.9, ρ₂ = 0.999 the uncorrected steps overshoot to {default_peak:.2g}α; where "
+            "ρ₁ is close to ρ₂ the uncorrected start is too small instead (blue). Right: with the "
+            "correction (dashed) every step is α from k = 1 on: it removes the overshoot and the "
+            "stall alike."
+        ),
+    )
+
+
+def canyon_peak(rho1s: list, rho2s: list, bias_correction: bool) -> torch.Tensor:
+    """Adam on the canyon from its three starts, first 100 steps: the largest step ‖Δθ‖/(α√d),
+    median over the starts, one per (ρ₁, ρ₂)."""
+    res = run(
+        landscapes.get("canyon"),
+        "adam",
+        steps=100,
+        lr=0.05,
+        rho1=rho1s,
+        rho2=rho2s,
+        bias_correction=bias_correction,
+        record="curves",
+    )
+    return res.step_length.amax(0).median(-1).values / (0.05 * 2**0.5)
+
+
+def draw_grid(fig, ax1, unc: torch.Tensor, rho1s: list, rho2s: list) -> None:
+    """Per (ρ₁, ρ₂): the uncorrected step farthest from α (colour), its peak and first step."""
     shape = (len(rho1s), len(rho2s))
     peak, first = unc.amax(0).view(shape).numpy(), unc[0].view(shape).numpy()
     # colour each cell by the uncorrected step that is farthest from α (in log scale)
@@ -98,6 +131,9 @@ def measure(ctx: Context) -> Measurement:
         title="without correction: step / α, constant g\n(red: too large, blue: too small)",
     )
     fig.colorbar(im, ax=ax1, label="log₁₀ (the step farthest from α, in α)")
+
+
+def draw_first_steps(ax2, unc: torch.Tensor, cor: torch.Tensor, pairs: list, K: int) -> None:
     k = np.arange(1, K + 1)
     shown = [(0.9, 0.999), (0.0, 0.999), (0.9, 0.9)]
     colors = ["C0", "C3", "C2"]
@@ -121,37 +157,6 @@ def measure(ctx: Context) -> Measurement:
         title="the first steps with and without the correction",
     )
     ax2.legend(fontsize=7.5)
-    for ax in fig.axes:
-        ax.minorticks_off()  # minor log ticks cost more to draw than the data
-    fig.subplots_adjust(wspace=0.25)
-    figures = [ctx.figure(fig, "bias_correction")]
-    default_peak = unc[:, pairs.index((0.9, 0.999))].max().item() if (0.9, 0.999) in pairs else 0
-
-    return Measurement(
-        numbers={
-            "rho1s": rho1s,
-            "rho2s": rho2s,
-            "steps": K,
-            "uncorrected_first": unc[0].tolist(),
-            "uncorrected_peak": unc.amax(0).tolist(),
-            "uncorrected_peak_step": (unc.argmax(0) + 1).tolist(),
-            "corrected_first": cor[0].tolist(),
-            "corrected_peak": cor.amax(0).tolist(),
-            "noisy_uncorrected_peak": noisy_unc.tolist(),
-            "noisy_corrected_peak": noisy_cor.tolist(),
-            "canyon_uncorrected_peak": canyon[False].tolist(),
-            "canyon_corrected_peak": canyon[True].tolist(),
-        },
-        figures=figures,
-        explanation=(
-            "Left: the largest update of Adam without bias correction, in units of α, for a "
-            "constant gradient, and its first step (1−ρ₁)/√(1−ρ₂)·α. With the default "
-            f"ρ₁ = 0.9, ρ₂ = 0.999 the uncorrected steps overshoot to {default_peak:.2g}α; where "
-            "ρ₁ is close to ρ₂ the uncorrected start is too small instead (blue). Right: with the "
-            "correction (dashed) every step is α from k = 1 on: it removes the overshoot and the "
-            "stall alike."
-        ),
-    )
 
 
 def judge(numbers: dict) -> Judgement:
