@@ -109,33 +109,43 @@ def network(ctx: Context) -> dict:
 def draw(local: list, res: dict, table: dict, adam: dict, obstacle: dict, steps: int):
     """Top: every optimizer's paths on the surfaces with local minima. Bottom: where the fresh
     runs ended (left) and Adam's success on every obstacle (right)."""
-    names_local = [p.name for p in local]
     fig = plt.figure(figsize=(16, 8.2))
     grid = fig.add_gridspec(2, 2 * len(local), height_ratios=[1, 1.15], hspace=0.45, wspace=0.6)
     for i, p in enumerate(local):
-        ax = fig.add_subplot(grid[0, 2 * i : 2 * i + 2])
-        plots.contour(ax, p.landscape)
-        for opt in tu.FIRST_ORDER:
-            xy = res[opt][i].shown.numpy()
-            for b in range(xy.shape[1]):
-                ax.plot(
-                    xy[:, b, 0],
-                    xy[:, b, 1],
-                    "-",
-                    color=tu.COLORS[opt],
-                    lw=1.2,
-                    label=tu.LABELS[opt] if b == 0 else None,
-                )
-                ax.plot(xy[-1, b, 0], xy[-1, b, 1], "o", color=tu.COLORS[opt], ms=4, mec="k")
-        ax.plot(*p.show.numpy().T, "o", color="w", mec="k", ms=6)
-        (x0, x1), (y0, y1) = p.landscape.window
-        ax.set(xlim=(x0, x1), ylim=(y0, y1))  # the contours fill the panel; paths may leave it
-        ax.set_title(p.name, fontsize=11)
-        if i:
-            ax.set_ylabel("")
-        if i == 0:
-            ax.legend(fontsize=8, loc="lower left")
-    ax = fig.add_subplot(grid[1, : len(local) + 1])
+        draw_paths(fig.add_subplot(grid[0, 2 * i : 2 * i + 2]), i, p, res)
+    draw_outcomes(fig.add_subplot(grid[1, : len(local) + 1]), local, table, steps)
+    draw_adam(fig.add_subplot(grid[1, len(local) + 2 :]), adam, obstacle, steps)
+    return fig
+
+
+def draw_paths(ax, i: int, p: tu.Problem, res: dict) -> None:
+    """Every optimizer's shown paths on the i-th surface with local minima."""
+    plots.contour(ax, p.landscape)
+    for opt in tu.FIRST_ORDER:
+        xy = res[opt][i].shown.numpy()
+        for b in range(xy.shape[1]):
+            ax.plot(
+                xy[:, b, 0],
+                xy[:, b, 1],
+                "-",
+                color=tu.COLORS[opt],
+                lw=1.2,
+                label=tu.LABELS[opt] if b == 0 else None,
+            )
+            ax.plot(xy[-1, b, 0], xy[-1, b, 1], "o", color=tu.COLORS[opt], ms=4, mec="k")
+    ax.plot(*p.show.numpy().T, "o", color="w", mec="k", ms=6)
+    (x0, x1), (y0, y1) = p.landscape.window
+    ax.set(xlim=(x0, x1), ylim=(y0, y1))  # the contours fill the panel; paths may leave it
+    ax.set_title(p.name, fontsize=11)
+    if i:
+        ax.set_ylabel("")
+    if i == 0:
+        ax.legend(fontsize=8, loc="lower left")
+
+
+def draw_outcomes(ax, local: list, table: dict, steps: int) -> None:
+    """Stacked bars: where each optimizer's fresh runs ended on each surface."""
+    names_local = [p.name for p in local]
     colors = ("tab:green", "gold", "tab:red", "0.6")
     width = 0.8 / len(tu.FIRST_ORDER)
     for j, opt in enumerate(tu.FIRST_ORDER):
@@ -163,7 +173,10 @@ def draw(local: list, res: dict, table: dict, adam: dict, obstacle: dict, steps:
         title=f"where the runs end, tuned α, {steps} steps",
     )
     ax.legend(fontsize=7, loc="upper center", ncol=4, bbox_to_anchor=(0.5, -0.1))
-    ax = fig.add_subplot(grid[1, len(local) + 2 :])
+
+
+def draw_adam(ax, adam: dict, obstacle: dict, steps: int) -> None:
+    """Horizontal bars: Adam's success on every obstacle, coloured by the kind of obstacle."""
     names = list(adam)
     kinds = list(dict.fromkeys(obstacle.values()))
     cmap = dict(zip(kinds, ("tab:red", "tab:blue", "tab:orange", "tab:purple")))
@@ -183,7 +196,6 @@ def draw(local: list, res: dict, table: dict, adam: dict, obstacle: dict, steps:
         title=f"Adam on every obstacle, tuned α, {steps} steps",
     )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return fig
 
 
 def measure(ctx: Context) -> Measurement:
@@ -239,43 +251,10 @@ def measure(ctx: Context) -> Measurement:
 
 
 def judge(numbers: dict) -> Judgement:
-    # 1. local minima: of the excess loss of runs that ended in a worse minimum (every
-    #    optimizer, every surface with local minima), how much sits in much worse minima?
-    #    The baseline: the same share had each trapped run ended in a worse minimum of its
-    #    surface drawn at random. Much worse minima carry most of the excess by definition
-    #    (their gaps are the larger ones), so the surfaces speak only where the baseline is
-    #    below ONLY; otherwise the network below decides.
-    much = slight = base_much = base_all = 0.0
-    n_much = 0  # surface runs that ended in a much worse minimum
-    for name, per_opt in numbers["local"].items():
-        listed = [float(g) for g in numbers["baseline_gaps"][name]]
-        for out in per_opt.values():
-            gaps = [float(g) for g in out["gaps"]]
-            much += sum(g for g in gaps if g >= MUCH_WORSE)
-            slight += sum(g for g in gaps if g < MUCH_WORSE)
-            n_much += sum(g >= MUCH_WORSE for g in gaps)
-            if listed:
-                base_much += len(gaps) * sum(g for g in listed if g >= MUCH_WORSE) / len(listed)
-                base_all += len(gaps) * sum(listed) / len(listed)
-    share = much / (much + slight) if much + slight > 0 else 1.0
-    baseline = base_much / base_all if base_all > 0 else 1.0
+    share, baseline, n_much = surface_shares(numbers)
     informative = baseline < ONLY
-    # the network: are the runs that end slightly above the best one harmless (test accuracy
-    # within HARMLESS of the best run's)? That is what "not problematic" means in practice
-    net = numbers["network"]
-    loss = [float(v) for v in net["final_loss"]]
-    acc = [float(v) for v in net["test_accuracy"]]
-    best = int(np.argmin(loss))
-    span = float(np.median([float(v) for v in net["start_loss"]])) - loss[best]
-    rel = [(v - loss[best]) / span for v in loss]
-    slight_net = [i for i, r in enumerate(rel) if 0 < r < MUCH_WORSE]
-    much_net = [i for i, r in enumerate(rel) if r >= MUCH_WORSE]
-    # with no run slightly above the best, "slightly worse is harmless" has nothing to stand on:
-    # all() of nothing is True, so that part cannot tell rather than hold
-    told = bool(slight_net)
-    harmless = told and all(acc[i] >= acc[best] - HARMLESS for i in slight_net)
-    lost = max((acc[best] - acc[i] for i in slight_net), default=0.0)
-    only = harmless and (share >= ONLY or not informative) and n_much + len(much_net) > 0
+    n = network_harm(numbers["network"])
+    only = n["harmless"] and (share >= ONLY or not informative) and n_much + len(n["much"]) > 0
     # 2. Adam on every obstacle: mean success over the surfaces of each obstacle
     by_kind: dict[str, list[float]] = {}
     for name, out in numbers["adam"].items():
@@ -283,26 +262,8 @@ def judge(numbers: dict) -> Judgement:
     dealt = {k: float(np.mean(v)) for k, v in by_kind.items()}
     ok = [k for k, v in dealt.items() if v >= DEALS]
     most = len(ok) > len(dealt) / 2
-    adam_local = [numbers["local"][n]["adam"]["fractions"] for n in numbers["local"]]
-    evidence = (
-        f"much worse minima carry {share:.0%} of the excess loss of trapped runs (all "
-        f"optimizers; {baseline:.0%} if each had ended in a listed worse minimum at random"
-        + ("" if informative else ": by construction, so the surfaces cannot tell")
-        + f"); network ({len(loss)} inits on the spirals): {len(slight_net)} end slightly and "
-        f"{len(much_net)} much above the best loss, test accuracy "
-        + (
-            f"{min(acc[i] for i in slight_net):.0%}–{max(acc[i] for i in slight_net):.0%}"
-            if slight_net
-            else "—"
-        )
-        + " (slightly worse) and "
-        + (f"{np.mean([acc[i] for i in much_net]):.0%}" if much_net else "—")
-        + f" (much worse) against {acc[best]:.0%} for the best; Adam ends in a much worse "
-        f"minimum on {np.mean([float(f[2]) for f in adam_local]):.0%} of starts on surfaces "
-        "with local minima; Adam's success by obstacle: "
-        + ", ".join(f"{k} {v:.0%}" for k, v in dealt.items())
-        + f" ({numbers['budget']} steps)"
-    )
+    evidence = judge_evidence(numbers, share, baseline, n, dealt)
+    acc, best, slight_net = n["acc"], n["best"], n["slight"]
     say = {
         "headline": f"slightly worse: {min((acc[i] for i in slight_net), default=acc[best]):.0%}"
         f" vs best {acc[best]:.0%} test accuracy",
@@ -323,31 +284,109 @@ def judge(numbers: dict) -> Judgement:
         return Judgement("holds", evidence, **say)
     if not only and not most:
         return Judgement("fails", evidence, **say)
+    return Judgement("partly", evidence, judge_conditions(numbers, only, ok, n, share), **say)
+
+
+def surface_shares(numbers: dict) -> tuple[float, float, int]:
+    """Local minima: of the excess loss of runs that ended in a worse minimum (every optimizer,
+    every surface with local minima), the share in much worse minima, the same share had each
+    trapped run ended in a worse minimum of its surface drawn at random, and the number of runs
+    that ended in a much worse minimum.
+
+    Much worse minima carry most of the excess by definition (their gaps are the larger ones),
+    so the surfaces speak only where the baseline is below ONLY; otherwise the network decides.
+    """
+    much = slight = base_much = base_all = 0.0
+    n_much = 0  # surface runs that ended in a much worse minimum
+    for name, per_opt in numbers["local"].items():
+        listed = [float(g) for g in numbers["baseline_gaps"][name]]
+        for out in per_opt.values():
+            gaps = [float(g) for g in out["gaps"]]
+            much += sum(g for g in gaps if g >= MUCH_WORSE)
+            slight += sum(g for g in gaps if g < MUCH_WORSE)
+            n_much += sum(g >= MUCH_WORSE for g in gaps)
+            if listed:
+                base_much += len(gaps) * sum(g for g in listed if g >= MUCH_WORSE) / len(listed)
+                base_all += len(gaps) * sum(listed) / len(listed)
+    share = much / (much + slight) if much + slight > 0 else 1.0
+    baseline = base_much / base_all if base_all > 0 else 1.0
+    return share, baseline, n_much
+
+
+def network_harm(net: dict) -> dict:
+    """The network: are the runs that end slightly above the best one harmless (test accuracy
+    within HARMLESS of the best run's)? That is what "not problematic" means in practice."""
+    loss = [float(v) for v in net["final_loss"]]
+    acc = [float(v) for v in net["test_accuracy"]]
+    best = int(np.argmin(loss))
+    span = float(np.median([float(v) for v in net["start_loss"]])) - loss[best]
+    rel = [(v - loss[best]) / span for v in loss]
+    slight_net = [i for i, r in enumerate(rel) if 0 < r < MUCH_WORSE]
+    # with no run slightly above the best, "slightly worse is harmless" has nothing to stand on:
+    # all() of nothing is True, so that part cannot tell rather than hold
+    told = bool(slight_net)
+    return {
+        "loss": loss,
+        "acc": acc,
+        "best": best,
+        "slight": slight_net,
+        "much": [i for i, r in enumerate(rel) if r >= MUCH_WORSE],
+        "told": told,
+        "harmless": told and all(acc[i] >= acc[best] - HARMLESS for i in slight_net),
+        "lost": max((acc[best] - acc[i] for i in slight_net), default=0.0),
+    }
+
+
+def judge_evidence(numbers: dict, share: float, baseline: float, n: dict, dealt: dict) -> str:
+    acc, best, slight_net, much_net = n["acc"], n["best"], n["slight"], n["much"]
+    adam_local = [numbers["local"][k]["adam"]["fractions"] for k in numbers["local"]]
+    return (
+        f"much worse minima carry {share:.0%} of the excess loss of trapped runs (all "
+        f"optimizers; {baseline:.0%} if each had ended in a listed worse minimum at random"
+        + ("" if baseline < ONLY else ": by construction, so the surfaces cannot tell")
+        + f"); network ({len(n['loss'])} inits on the spirals): {len(slight_net)} end slightly "
+        f"and {len(much_net)} much above the best loss, test accuracy "
+        + (
+            f"{min(acc[i] for i in slight_net):.0%}–{max(acc[i] for i in slight_net):.0%}"
+            if slight_net
+            else "—"
+        )
+        + " (slightly worse) and "
+        + (f"{np.mean([acc[i] for i in much_net]):.0%}" if much_net else "—")
+        + f" (much worse) against {acc[best]:.0%} for the best; Adam ends in a much worse "
+        f"minimum on {np.mean([float(f[2]) for f in adam_local]):.0%} of starts on surfaces "
+        "with local minima; Adam's success by obstacle: "
+        + ", ".join(f"{k} {v:.0%}" for k, v in dealt.items())
+        + f" ({numbers['budget']} steps)"
+    )
+
+
+def judge_conditions(numbers: dict, only: bool, ok: list, n: dict, share: float) -> str:
+    """The conditions of a ``partly``: which half of the claim failed, and how."""
     if only:
-        cond = (
+        return (
             "the harm of local minima is in the much worse ones (on the network, runs that end "
-            f"slightly above the best lose at most {lost:.0%} of test accuracy), but within "
+            f"slightly above the best lose at most {n['lost']:.0%} of test accuracy), but within "
             f"{numbers['budget']} steps Adam reaches the target on ≥ {DEALS:.0%} of starts "
             "only on the " + (", ".join(ok) or "no") + " obstacles"
         )
-    elif not told:
-        cond = (
+    if not n["told"]:
+        return (
             f"Adam reaches the target on ≥ {DEALS:.0%} of starts on the {', '.join(ok)} "
             "obstacles, but whether slightly worse minima are harmless cannot be told: no "
-            f"network run of {len(loss)} ended slightly above the best loss"
+            f"network run of {len(n['loss'])} ended slightly above the best loss"
         )
-    else:
-        cond = (
-            f"Adam reaches the target on ≥ {DEALS:.0%} of starts on the {', '.join(ok)} "
-            "obstacles, but slightly worse minima are problematic too: "
-            + (
-                f"on the network, runs ending slightly above the best lose up to "
-                f"{acc[best] - min(acc[i] for i in slight_net):.0%} of test accuracy"
-                if not harmless
-                else f"on the surfaces they carry {1 - share:.0%} of the excess loss"
-            )
+    acc, best = n["acc"], n["best"]
+    return (
+        f"Adam reaches the target on ≥ {DEALS:.0%} of starts on the {', '.join(ok)} "
+        "obstacles, but slightly worse minima are problematic too: "
+        + (
+            f"on the network, runs ending slightly above the best lose up to "
+            f"{acc[best] - min(acc[i] for i in n['slight']):.0%} of test accuracy"
+            if not n["harmless"]
+            else f"on the surfaces they carry {1 - share:.0%} of the excess loss"
         )
-    return Judgement("partly", evidence, cond, **say)
+    )
 
 
 register(
