@@ -40,47 +40,16 @@ def measure(ctx: Context) -> Measurement:
     steps = ctx.pick(100, 1000)
     n_tune, n_fresh = ctx.pick((6, 24), (16, 64))
     lrs = tu.lr_grid(1e-3, 10.0, per_decade=PER_DECADE)
-    problems = []
-    for name, (x_range, both, _) in SADDLES.items():
-        land = landscapes.get(name)
-        show = torch.tensor([[1.0, 1e-3], [1.2, -1e-6], [0.7, 1e-8]], dtype=torch.float64)
-        problems.append(
-            tu.Problem(
-                name,
-                land,
-                near_manifold(n_tune, tu.generator(ctx.seed, "tune", name), x_range, both),
-                near_manifold(n_fresh, tu.generator(ctx.seed, "fresh", name), x_range, both),
-                0.0,
-                show=show,
-                reached=lambda x, far=ESCAPE[name]: x[..., 1].abs() >= far,
-                stable_curvature=STABLE_CURVATURE[name],
-            )
-        )
+    problems = saddle_problems(ctx.seed, n_tune, n_fresh)
     res = {opt: tu.tune(problems, opt, steps=steps, lrs=lrs) for opt in tu.FIRST_ORDER[2:]}
     res["gd"] = tu.tune(problems, "gd", steps=steps, lrs=lrs)
     rhos = ctx.pick(QUICK_RHOS, RHOS)
     res["momentum"] = tu.tune_momentum(problems, steps=steps, lrs=lrs, rhos=rhos)
     res["newton"] = tu.tune(problems, "newton", steps=NEWTON_STEPS, lrs=[1.0])
-    table = {}
-    for i, p in enumerate(problems):
-        row = {opt: res[opt][i] for opt in tu.ALL}
-        gd, mom = row["gd"], row["momentum"]
-        grid_gd = [tu.capped_mean(s, steps) for s in gd.grid_steps]
-        grid_mom = [tu.capped_mean(s, steps) for s in mom.grid_steps]
-        compared = [i for i in range(len(lrs)) if min(grid_gd[i], grid_mom[i]) <= steps]
-        table[p.name] = {
-            "lr": {o: t.lr for o, t in row.items()},
-            "rho": mom.hyper["rho"],
-            "stable_lr_max": {o: row[o].lr_max for o in ("gd", "momentum")},
-            "success": {o: t.success for o, t in row.items()},
-            "mean_steps": {o: t.mean_steps for o, t in row.items()},
-            "grid_alphas_compared": [lrs[i] for i in compared],
-            "grid_alphas_momentum_faster": [
-                lrs[i] for i in compared if grid_gd[i] / grid_mom[i] >= HELPS
-            ],
-            "newton_final_dist_to_saddle": float(row["newton"].final_x.norm(dim=-1).median()),
-        }
-
+    table = {
+        p.name: table_row({opt: res[opt][i] for opt in tu.ALL}, lrs, steps)
+        for i, p in enumerate(problems)
+    }
     rows = [(p.landscape, {o: res[o][i] for o in tu.ALL}) for i, p in enumerate(problems)]
     fig = tu.trajectory_panels(
         rows,
@@ -89,31 +58,7 @@ def measure(ctx: Context) -> Measurement:
         f"(Newton: {NEWTON_STEPS} steps)",
     )
     figures = [ctx.figure(fig, "trajectories")]
-
-    # steps to escape against the depth of the start (the monkey saddle, jumped over at the
-    # tuned α, shows nothing more), one panel each
-    plotted = [(i, p) for i, p in enumerate(problems) if p.name != "monkey_saddle"]
-    fig, axes = plt.subplots(1, len(plotted), figsize=(5.2 * len(plotted), 4.2), sharey=True)
-    for ax, (i, p) in zip(axes, plotted):
-        depth = np.log10(p.fresh[:, 1].abs().numpy())
-        for opt in tu.FIRST_ORDER:
-            t = res[opt][i]
-            k = t.steps.double().numpy()
-            k[k < 0] = np.nan
-            ax.plot(
-                depth,
-                k,
-                "o",
-                ms=4,
-                color=tu.COLORS[opt],
-                alpha=0.8,
-                label=f"{tu.LABELS[opt]} (α = {t.lr:.2g}), {t.success:.0%}",
-            )
-        ax.set(xlabel="log₁₀ |θ₂| at the start", title=f"{p.name}: steps to escape")
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("steps k until |θ₂| ≥ escape distance")
-    fig.subplots_adjust(wspace=0.08)
-    figures.append(ctx.figure(fig, "escape"))
+    figures.append(ctx.figure(draw_escape(problems, res), "escape"))
     return Measurement(
         numbers={
             "budget": steps,
@@ -141,6 +86,75 @@ def measure(ctx: Context) -> Measurement:
             + "."
         ),
     )
+
+
+def saddle_problems(seed: int, n_tune: int, n_fresh: int) -> list[tu.Problem]:
+    """One problem per saddle: starts near its stable manifold, escaped once |θ₂| is far."""
+    problems = []
+    for name, (x_range, both, _) in SADDLES.items():
+        land = landscapes.get(name)
+        show = torch.tensor([[1.0, 1e-3], [1.2, -1e-6], [0.7, 1e-8]], dtype=torch.float64)
+        problems.append(
+            tu.Problem(
+                name,
+                land,
+                near_manifold(n_tune, tu.generator(seed, "tune", name), x_range, both),
+                near_manifold(n_fresh, tu.generator(seed, "fresh", name), x_range, both),
+                0.0,
+                show=show,
+                reached=lambda x, far=ESCAPE[name]: x[..., 1].abs() >= far,
+                stable_curvature=STABLE_CURVATURE[name],
+            )
+        )
+    return problems
+
+
+def table_row(row: dict, lrs: list[float], steps: int) -> dict:
+    """One saddle's numbers: the tuned settings and results, and on the α grid where momentum
+    escaped ≥ HELPS× faster than GD (among the α where either escaped at all)."""
+    gd, mom = row["gd"], row["momentum"]
+    grid_gd = [tu.capped_mean(s, steps) for s in gd.grid_steps]
+    grid_mom = [tu.capped_mean(s, steps) for s in mom.grid_steps]
+    shared = [i for i in range(len(lrs)) if min(grid_gd[i], grid_mom[i]) <= steps]
+    return {
+        "lr": {o: t.lr for o, t in row.items()},
+        "rho": mom.hyper["rho"],
+        "stable_lr_max": {o: row[o].lr_max for o in ("gd", "momentum")},
+        "success": {o: t.success for o, t in row.items()},
+        "mean_steps": {o: t.mean_steps for o, t in row.items()},
+        "grid_alphas_compared": [lrs[i] for i in shared],
+        "grid_alphas_momentum_faster": [
+            lrs[i] for i in shared if grid_gd[i] / grid_mom[i] >= HELPS
+        ],
+        "newton_final_dist_to_saddle": float(row["newton"].final_x.norm(dim=-1).median()),
+    }
+
+
+def draw_escape(problems: list[tu.Problem], res: dict) -> plt.Figure:
+    """Steps to escape against the depth of the start (the monkey saddle, jumped over at the
+    tuned α, shows nothing more), one panel each."""
+    plotted = [(i, p) for i, p in enumerate(problems) if p.name != "monkey_saddle"]
+    fig, axes = plt.subplots(1, len(plotted), figsize=(5.2 * len(plotted), 4.2), sharey=True)
+    for ax, (i, p) in zip(axes, plotted):
+        depth = np.log10(p.fresh[:, 1].abs().numpy())
+        for opt in tu.FIRST_ORDER:
+            t = res[opt][i]
+            k = t.steps.double().numpy()
+            k[k < 0] = np.nan
+            ax.plot(
+                depth,
+                k,
+                "o",
+                ms=4,
+                color=tu.COLORS[opt],
+                alpha=0.8,
+                label=f"{tu.LABELS[opt]} (α = {t.lr:.2g}), {t.success:.0%}",
+            )
+        ax.set(xlabel="log₁₀ |θ₂| at the start", title=f"{p.name}: steps to escape")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("steps k until |θ₂| ≥ escape distance")
+    fig.subplots_adjust(wspace=0.08)
+    return fig
 
 
 def compared(row: dict) -> str:
