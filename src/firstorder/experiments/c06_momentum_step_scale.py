@@ -21,9 +21,48 @@ WINDOW = 50  # steps over which the canyon path length is measured
 
 def measure(ctx: Context) -> Measurement:
     rhos = ctx.pick([0.0, 0.5, 0.9, 0.99], [0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99])
-    rho_t = torch.tensor(rhos, dtype=torch.float64)
+    speed_rel, scale_err = slope_speed(rhos)
+    # 2. the canyon 0.1x₁² + 2x₂²: distance travelled in the first steps, every α × ρ
+    f = landscapes.get("canyon")
+    canyon = run(f, "momentum", steps=WINDOW, lr=CANYON_LRS, rho=rhos, record="full", bound=1e6)
+    n_lr, n_rho = len(CANYON_LRS), len(rhos)
+    path = canyon.step_length.sum(0).view(n_lr, n_rho, -1)  # [lr, ρ, starts]
+    diverged = (canyon.diverged_at >= 0).view(n_lr, n_rho, -1)
+    path_median = path.median(-1).values  # [lr, ρ]
+    diverged_any = diverged.any(-1)  # [lr, ρ]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    draw_speed(axes[0], rhos, speed_rel)
+    draw_canyon_paths(axes[1], f, canyon, rhos)
+    draw_path_lengths(axes[2], rhos, path_median, diverged_any)
+    for ax in fig.axes:
+        ax.minorticks_off()  # minor log ticks cost more to draw than the data
+    fig.subplots_adjust(wspace=0.25)
+    figures = [ctx.figure(fig, "step_scale")]
+    return Measurement(
+        numbers={
+            "rhos": rhos,
+            "slope_speed_over_alpha_g": speed_rel,
+            "slope_scale_rel_err": scale_err,
+            "canyon_lrs": CANYON_LRS,
+            "canyon_path_median": path_median.tolist(),
+            "canyon_diverged": diverged_any.tolist(),
+            "window": WINDOW,
+        },
+        figures=figures,
+        explanation=(
+            "Left: on a constant slope the momentum step settles at α‖g‖/(1−ρ₁), so it grows "
+            f"with ρ₁: {speed_rel[-1] / speed_rel[0]:.3g} times larger at ρ₁ = {rhos[-1]:g} "
+            f"than at ρ₁ = {rhos[0]:g}. Middle and right: on the canyon, too, the largest ρ₁ "
+            "travels farthest at every α; small ρ₁ takes the larger steps only where it blows up "
+            "(α above 2/λ_max = 0.5, where only larger ρ₁ stays stable)."
+        ),
+    )
 
-    # 1. a constant gradient (the linear surface gᵀx): the speed each ρ settles to
+
+def slope_speed(rhos: list[float]) -> tuple[list[float], float]:
+    """A constant gradient (the linear surface gᵀx): the speed each ρ settles to, in units of
+    α‖g‖, and its largest relative error against 1/(1−ρ)."""
+    rho_t = torch.tensor(rhos, dtype=torch.float64)
     g = torch.tensor([3.0, -4.0], dtype=torch.float64)
     steps = int(math.ceil(math.log(1e-4) / math.log(max(rhos))))  # within 0.01 % of the limit
     slope = run(
@@ -38,25 +77,20 @@ def measure(ctx: Context) -> Measurement:
     speed = slope.step_length[-1, :, 0]  # [C]
     speed_rel = (speed / (ALPHA_SLOPE * g.norm())).tolist()
     scale_err = (speed * (1 - rho_t) / (ALPHA_SLOPE * g.norm()) - 1).abs().max().item()
+    return speed_rel, scale_err
 
-    # 2. the canyon 0.1x₁² + 2x₂²: distance travelled in the first steps, every α × ρ
-    f = landscapes.get("canyon")
-    canyon = run(f, "momentum", steps=WINDOW, lr=CANYON_LRS, rho=rhos, record="full", bound=1e6)
-    n_lr, n_rho = len(CANYON_LRS), len(rhos)
-    path = canyon.step_length.sum(0).view(n_lr, n_rho, -1)  # [lr, ρ, starts]
-    diverged = (canyon.diverged_at >= 0).view(n_lr, n_rho, -1)
-    path_median = path.median(-1).values  # [lr, ρ]
-    diverged_any = diverged.any(-1)  # [lr, ρ]
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    ax = axes[0]
+def draw_speed(ax, rhos: list[float], speed_rel: list[float]) -> None:
     grid = np.linspace(0, max(rhos), 200)
     ax.semilogy(grid, 1 / (1 - grid), "k-", lw=1, label="1/(1−ρ₁)")
     ax.semilogy(rhos, speed_rel, "o", ms=7, label="measured terminal speed")
     ax.set(xlabel="ρ₁", ylabel="speed ‖s‖ / (α‖g‖)", title="constant g: larger ρ₁, larger steps")
     ax.legend()
-    ax = axes[1]
+
+
+def draw_canyon_paths(ax, f, canyon, rhos: list[float]) -> None:
     plots.contour(ax, f)
+    n_rho = len(rhos)
     i_lr = CANYON_LRS.index(0.05)
     colors = plt.cm.viridis(np.linspace(0, 0.85, n_rho))
     for j, (rho, col) in enumerate(zip(rhos, colors)):
@@ -70,8 +104,10 @@ def measure(ctx: Context) -> Measurement:
         title=f"canyon, α = 0.05: first {WINDOW} steps",
     )
     ax.legend(fontsize=8, loc="lower right")
-    ax = axes[2]
-    lr_colors = plt.cm.plasma(np.linspace(0, 0.85, n_lr))
+
+
+def draw_path_lengths(ax, rhos: list[float], path_median, diverged_any) -> None:
+    lr_colors = plt.cm.plasma(np.linspace(0, 0.85, len(CANYON_LRS)))
     for i, (lr, col) in enumerate(zip(CANYON_LRS, lr_colors)):
         y = path_median[i].numpy().copy()
         stable = ~diverged_any[i].numpy()
@@ -92,30 +128,6 @@ def measure(ctx: Context) -> Measurement:
         title="canyon: path length (median of 3 starts)",
     )
     ax.legend(fontsize=8)
-    for ax in fig.axes:
-        ax.minorticks_off()  # minor log ticks cost more to draw than the data
-    fig.subplots_adjust(wspace=0.25)
-    figures = [ctx.figure(fig, "step_scale")]
-
-    return Measurement(
-        numbers={
-            "rhos": rhos,
-            "slope_speed_over_alpha_g": speed_rel,
-            "slope_scale_rel_err": scale_err,
-            "canyon_lrs": CANYON_LRS,
-            "canyon_path_median": path_median.tolist(),
-            "canyon_diverged": diverged_any.tolist(),
-            "window": WINDOW,
-        },
-        figures=figures,
-        explanation=(
-            "Left: on a constant slope the momentum step settles at α‖g‖/(1−ρ₁), so it grows "
-            f"with ρ₁: {speed_rel[-1] / speed_rel[0]:.3g} times larger at ρ₁ = {rhos[-1]:g} "
-            f"than at ρ₁ = {rhos[0]:g}. Middle and right: on the canyon, too, the largest ρ₁ "
-            "travels farthest at every α; small ρ₁ takes the larger steps only where it blows up "
-            "(α above 2/λ_max = 0.5, where only larger ρ₁ stays stable)."
-        ),
-    )
 
 
 def judge(numbers: dict) -> Judgement:
@@ -162,6 +174,14 @@ def judge(numbers: dict) -> Judgement:
         return Judgement("holds", evidence, takeaway=takeaway, headline=headline)
     if not scaled and larger == "fails":
         return Judgement("fails", evidence, takeaway=takeaway, headline=headline)
+    conditions = halves(scaled, scale_err, larger, ratios, r_slope, contra_canyon)
+    return Judgement("partly", evidence, conditions, takeaway=takeaway, headline=headline)
+
+
+def halves(
+    scaled: bool, scale_err: float, larger: str, ratios: dict, r_slope: float, contra: int
+) -> str:
+    """The conditions of a ``partly``: each half of the quote with its own verdict."""
     where = [f"α = {lr:g}" for lr, v in ratios.items() if v >= MUCH]
     half_a = (
         f"the step is scaled by 1/(1−ρ) (to {scale_err:.0e} on a constant slope)"
@@ -172,15 +192,9 @@ def judge(numbers: dict) -> Judgement:
         "holds": "the steps are much larger for small ρ₁",
         "partly": "the steps are larger for small ρ₁ only at " + ", ".join(where or ["—"]),
         "fails": f"the steps are smaller, not larger, for small ρ₁ ({r_slope:.2g}× on the "
-        f"slope, on {contra_canyon} of {len(ratios)} stable canyon settings)",
+        f"slope, on {contra} of {len(ratios)} stable canyon settings)",
     }[larger]
-    return Judgement(
-        "partly",
-        evidence,
-        f"{'holds' if scaled else 'fails'}: {half_a}; {larger}: {half_b}",
-        takeaway=takeaway,
-        headline=headline,
-    )
+    return f"{'holds' if scaled else 'fails'}: {half_a}; {larger}: {half_b}"
 
 
 register(
