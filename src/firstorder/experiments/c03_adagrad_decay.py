@@ -55,81 +55,31 @@ def pair_scores(scale: list[float], first: list[float], last: list[float]) -> di
 
 
 def measure(ctx: Context) -> Measurement:
-    gen = torch.Generator().manual_seed(ctx.seed)
+    gen = torch.Generator().manual_seed(ctx.seed)  # drawn from in order: noise, then starts
     K = ctx.pick(500, 10000)
     T = ctx.pick(200, 3000)
     G = torch.tensor(SCALES, dtype=torch.float64)
     settings: dict[str, dict] = {}
-
-    def record(name: str, eta: torch.Tensor, scale: torch.Tensor) -> None:
-        """eta [steps, d] for one run; scale [d]: the RMS gradient of each dimension."""
-        first, last = eta[0].tolist(), eta[-1].tolist()
-        half = eta.shape[0] // 2
-        slope = (torch.log(eta[-1] / eta[half]) / np.log(eta.shape[0] / (half + 1))).tolist()
-        settings[name] = {
-            "scale": scale.tolist(),
-            "eta_first": first,
-            "eta_last": last,
-            "late_slope": slope,
-            **pair_scores(scale.tolist(), first, last),
-        }
-
     # 1. controlled: constant gradients G_i, and noisy ones G_i (1 + ξ)
     eta_c = effective_steps_of(G.expand(K, -1))
-    record("constant g", eta_c, G)
+    settings["constant g"] = record(eta_c, G)
     # 64 noisy copies; within a copy every dimension sees the same noise pattern ξ_k, scaled by
     # G_i, so that the dimensions differ in gradient scale only; the median η over copies
     noisy = G * (1 + torch.randn(K, 64, 1, generator=gen, dtype=torch.float64))
     eta_n = effective_steps_of(noisy).median(1).values
-    record("noisy g", eta_n, noisy.pow(2).mean((0, 1)).sqrt())
-
+    settings["noisy g"] = record(eta_n, noisy.pow(2).mean((0, 1)).sqrt())
     # 2. landscapes: a diagonal quadratic with curvatures = SCALES (steep and flat dimensions)
-    quad = landscapes.get("quadratic", eigenvalues=SCALES)
-    starts = torch.cat(
-        [torch.ones(1, len(SCALES)), torch.rand(3, len(SCALES), generator=gen) * 6 - 3]
-    ).double()
-    r = run(quad, "adagrad", starts=starts, steps=T, lr=ALPHA, eps=EPS)
-    eta_q = r.effective_step[:, 0]  # [T, starts, d]
-    for b in range(starts.shape[0]):
-        rms = (ALPHA / eta_q[-1, b] - EPS).clamp_min(0) / T**0.5  # √(r_T / T)
-        record("quadratic θ₀ = 1" if b == 0 else f"quadratic θ₀ random {b}", eta_q[:, b], rms)
-    rosen = landscapes.get("rosenbrock")
-    rr = run(rosen, "adagrad", starts=[[-1.2, 1.0]], steps=T, lr=ALPHA, eps=EPS)
-    eta_r = rr.effective_step[:, 0, 0]
-    record("rosenbrock", eta_r, (ALPHA / eta_r[-1] - EPS).clamp_min(0) / T**0.5)
-
+    eta_q = on_landscapes(gen, T, settings)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(SCALES)))
-    panels = (
-        (axes[0], eta_c, "constant gradient gᵢ", "|gᵢ|"),
-        (axes[1], eta_q[:, 0], "quadratic, curvature λᵢ, θ₀ = 1", "λᵢ"),
-    )
-    for ax, eta, title, sym in panels:
-        for i, col in enumerate(colors):
-            ax.loglog(
-                np.arange(1, eta.shape[0] + 1), eta[:, i], color=col, label=f"{sym} = {SCALES[i]:g}"
-            )
-        ax.set(xlabel="step k", ylabel="effective step α/(√r + ε)", title=title)
-        ax.legend(fontsize=8, loc="lower left")
+    draw_eta(axes[0], eta_c, "constant gradient gᵢ", "|gᵢ|")
+    draw_eta(axes[1], eta_q[:, 0], "quadratic, curvature λᵢ, θ₀ = 1", "λᵢ")
     axes[0].loglog([20, 400], [10, 10 / 20**0.5], "k--", lw=0.8)
     axes[0].text(60, 8, "∝ 1/√k", fontsize=10)
-    ax = axes[2]
-    markers = itertools.cycle("osD^v<>")
-    for name, s in settings.items():
-        order = np.argsort(s["scale"])
-        D = (np.array(s["eta_last"]) / np.array(s["eta_first"]))[order]
-        ax.loglog(np.array(s["scale"])[order], D, next(markers) + "-", ms=5, lw=0.8, label=name)
-    ax.set(
-        xlabel="RMS gradient of the dimension",
-        ylabel="decay η_K / η₁ of the effective step",
-        title="how much each dimension's step decayed\n(claim: lower to the right)",
-    )
-    ax.legend(fontsize=7)
+    draw_decay(axes[2], settings)
     for ax in fig.axes:
         ax.minorticks_off()  # minor log ticks cost more to draw than the data
     fig.subplots_adjust(wspace=0.25)
     figures = [ctx.figure(fig, "decay")]
-
     return Measurement(
         numbers={
             "alpha": ALPHA,
@@ -148,6 +98,65 @@ def measure(ctx: Context) -> Measurement:
             "claim needs lines that fall to the right."
         ),
     )
+
+
+def record(eta: torch.Tensor, scale: torch.Tensor) -> dict:
+    """One run's numbers: eta [steps, d] the effective steps; scale [d] the RMS gradient of
+    each dimension. The first and last η, the late log-log slope and the pair scores."""
+    first, last = eta[0].tolist(), eta[-1].tolist()
+    half = eta.shape[0] // 2
+    slope = (torch.log(eta[-1] / eta[half]) / np.log(eta.shape[0] / (half + 1))).tolist()
+    return {
+        "scale": scale.tolist(),
+        "eta_first": first,
+        "eta_last": last,
+        "late_slope": slope,
+        **pair_scores(scale.tolist(), first, last),
+    }
+
+
+def on_landscapes(gen: torch.Generator, T: int, settings: dict) -> torch.Tensor:
+    """AdaGrad on a diagonal quadratic with curvatures SCALES (from 1 and three random starts)
+    and on Rosenbrock: each run's numbers into ``settings``; the quadratic's η [T, starts, d]."""
+    quad = landscapes.get("quadratic", eigenvalues=SCALES)
+    starts = torch.cat(
+        [torch.ones(1, len(SCALES)), torch.rand(3, len(SCALES), generator=gen) * 6 - 3]
+    ).double()
+    r = run(quad, "adagrad", starts=starts, steps=T, lr=ALPHA, eps=EPS)
+    eta_q = r.effective_step[:, 0]  # [T, starts, d]
+    for b in range(starts.shape[0]):
+        rms = (ALPHA / eta_q[-1, b] - EPS).clamp_min(0) / T**0.5  # √(r_T / T)
+        name = "quadratic θ₀ = 1" if b == 0 else f"quadratic θ₀ random {b}"
+        settings[name] = record(eta_q[:, b], rms)
+    rosen = landscapes.get("rosenbrock")
+    rr = run(rosen, "adagrad", starts=[[-1.2, 1.0]], steps=T, lr=ALPHA, eps=EPS)
+    eta_r = rr.effective_step[:, 0, 0]
+    settings["rosenbrock"] = record(eta_r, (ALPHA / eta_r[-1] - EPS).clamp_min(0) / T**0.5)
+    return eta_q
+
+
+def draw_eta(ax, eta: torch.Tensor, title: str, sym: str) -> None:
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(SCALES)))
+    for i, col in enumerate(colors):
+        ax.loglog(
+            np.arange(1, eta.shape[0] + 1), eta[:, i], color=col, label=f"{sym} = {SCALES[i]:g}"
+        )
+    ax.set(xlabel="step k", ylabel="effective step α/(√r + ε)", title=title)
+    ax.legend(fontsize=8, loc="lower left")
+
+
+def draw_decay(ax, settings: dict) -> None:
+    markers = itertools.cycle("osD^v<>")
+    for name, s in settings.items():
+        order = np.argsort(s["scale"])
+        D = (np.array(s["eta_last"]) / np.array(s["eta_first"]))[order]
+        ax.loglog(np.array(s["scale"])[order], D, next(markers) + "-", ms=5, lw=0.8, label=name)
+    ax.set(
+        xlabel="RMS gradient of the dimension",
+        ylabel="decay η_K / η₁ of the effective step",
+        title="how much each dimension's step decayed\n(claim: lower to the right)",
+    )
+    ax.legend(fontsize=7)
 
 
 def judge(numbers: dict) -> Judgement:
