@@ -31,25 +31,10 @@ def measure(ctx: Context) -> Measurement:
     steps = ctx.pick(150, 500)
     n_tune, n_fresh = ctx.pick((6, 16), (16, 96))
     lrs = tu.lr_grid(1e-3, 10.0)
-    show = ring(3, tu.generator(ctx.seed, "show"), 3.0, 3.5)
-    problems = []
-    for angle in angles:
-        for kappa in kappas:
-            name = f"κ={kappa:g}, θ={angle:g}°"
-            problems.append(
-                tu.Problem(
-                    name,
-                    landscapes.get("quadratic", eigenvalues=(1 / kappa, 1.0), angle=angle),
-                    ring(n_tune, tu.generator(ctx.seed, "tune", name)),
-                    ring(n_fresh, tu.generator(ctx.seed, "fresh", name)),
-                    TARGET,
-                    show=show if kappa == 100 and angle in (0.0, 45.0) else None,
-                )
-            )
+    problems = canyon_problems(ctx.seed, kappas, angles, n_tune, n_fresh)
     results = {opt: tu.tune(problems, opt, steps=steps, lrs=lrs) for opt in tu.FIRST_ORDER}
     results["newton"] = tu.tune(problems, "newton", steps=steps, lrs=[1.0])
     by_problem = {p.name: {opt: results[opt][i] for opt in tu.ALL} for i, p in enumerate(problems)}
-
     table = {}
     for p in problems:
         row = by_problem[p.name]
@@ -61,7 +46,6 @@ def measure(ctx: Context) -> Measurement:
             "mean_steps": {o: t.mean_steps for o, t in row.items()},
             "speedup": {f"{a}/{b}": row[b].mean_steps / row[a].mean_steps for a, b in PAIRS},
         }
-
     # figure 1: the same three starts, κ = 100, axis-aligned and rotated by 45°
     shown = [p for p in problems if p.show is not None]
     fig = tu.trajectory_panels(
@@ -70,33 +54,8 @@ def measure(ctx: Context) -> Measurement:
         f"canyons ½θᵀHθ, κ = 100: every optimizer at its tuned α, {steps} steps at most",
     )
     figures = [ctx.figure(fig, "trajectories")]
-
-    # figure 2: steps to target per optimizer and canyon; loss curves at the largest κ
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
-    ax = axes[0]
-    names = [p.name for p in problems]
-    width = 0.8 / len(tu.ALL)
-    for j, opt in enumerate(tu.ALL):
-        vals = [table[n]["mean_steps"][opt] for n in names]
-        ax.bar(
-            np.arange(len(names)) + (j - 2.5) * width,
-            vals,
-            width,
-            color=tu.COLORS[opt],
-            label=tu.LABELS[opt],
-        )
-    ax.axhline(steps + 1, color="k", ls=":", lw=1, label="budget (not reached)")
-    tu.log_axis(ax, "y")
-    ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize=8)
-    ax.set(ylabel="mean steps k to f − f* < 1e-6", title="tuned α, fresh starts")
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.3))
-    big = max(kappas)
-    for ax, angle in zip(axes[1:], (angles[0], angles[-1])):
-        name = f"κ={big:g}, θ={angle:g}°"
-        tu.loss_curves(ax, by_problem[name], 0.0, f"loss, {name}", TARGET)
-    fig.subplots_adjust(wspace=0.28)
+    fig = draw_steps(problems, table, by_problem, steps, max(kappas), angles)
     figures.append(ctx.figure(fig, "steps"))
-
     return Measurement(
         numbers={
             "kappas": kappas,
@@ -116,6 +75,56 @@ def measure(ctx: Context) -> Measurement:
             "eigen-directions; Newton needs one step on every canyon."
         ),
     )
+
+
+def canyon_problems(
+    seed: int, kappas: list, angles: list, n_tune: int, n_fresh: int
+) -> list[tu.Problem]:
+    """One quadratic canyon per (angle, κ), starts on a ring; the same three shown starts on
+    the κ = 100 canyons at 0° and 45°."""
+    show = ring(3, tu.generator(seed, "show"), 3.0, 3.5)
+    problems = []
+    for angle in angles:
+        for kappa in kappas:
+            name = f"κ={kappa:g}, θ={angle:g}°"
+            problems.append(
+                tu.Problem(
+                    name,
+                    landscapes.get("quadratic", eigenvalues=(1 / kappa, 1.0), angle=angle),
+                    ring(n_tune, tu.generator(seed, "tune", name)),
+                    ring(n_fresh, tu.generator(seed, "fresh", name)),
+                    TARGET,
+                    show=show if kappa == 100 and angle in (0.0, 45.0) else None,
+                )
+            )
+    return problems
+
+
+def draw_steps(problems, table: dict, by_problem: dict, steps: int, big: float, angles: list):
+    """Figure 2: steps to target per optimizer and canyon; loss curves at the largest κ."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+    ax = axes[0]
+    names = [p.name for p in problems]
+    width = 0.8 / len(tu.ALL)
+    for j, opt in enumerate(tu.ALL):
+        vals = [table[n]["mean_steps"][opt] for n in names]
+        ax.bar(
+            np.arange(len(names)) + (j - 2.5) * width,
+            vals,
+            width,
+            color=tu.COLORS[opt],
+            label=tu.LABELS[opt],
+        )
+    ax.axhline(steps + 1, color="k", ls=":", lw=1, label="budget (not reached)")
+    tu.log_axis(ax, "y")
+    ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="mean steps k to f − f* < 1e-6", title="tuned α, fresh starts")
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.3))
+    for ax, angle in zip(axes[1:], (angles[0], angles[-1])):
+        name = f"κ={big:g}, θ={angle:g}°"
+        tu.loss_curves(ax, by_problem[name], 0.0, f"loss, {name}", TARGET)
+    fig.subplots_adjust(wspace=0.28)
+    return fig
 
 
 def judge(numbers: dict) -> Judgement:
