@@ -47,29 +47,47 @@ def measure(ctx: Context) -> Measurement:
     res["momentum"] = tu.tune_momentum([problem], steps=steps, lrs=lrs, rhos=rhos)[0]
     res = {opt: res[opt] for opt in tu.FIRST_ORDER}
     grad0 = value_and_grad(land, problem.fresh)[1].norm(dim=-1).tolist()
-
-    def escape(t: tu.Tuned, i: int | None = None) -> float:
-        return tu.capped_mean(t.steps if i is None else t.grid_steps[i], steps)
-
-    gd, mom = res["gd"], res["momentum"]
-    same = mom.index(gd.lr)
-    grid_escape = {opt: [escape(t, i) for i in range(len(lrs))] for opt, t in res.items()}
-    # every α of the grid at which GD or momentum leaves the plateau: is momentum faster there?
-    moving = [
-        i for i in range(len(lrs)) if min(grid_escape["gd"][i], grid_escape["momentum"][i]) <= steps
-    ]
-    faster = [i for i in moving if grid_escape["gd"][i] / grid_escape["momentum"][i] >= HELPS]
+    numbers = escape_numbers(res, lrs, steps)
     numbers = {
         "budget": steps,
         "fresh_starts": n_fresh,
         "start_grad_norm": [min(grad0), float(np.median(grad0)), max(grad0)],
         "lr": {o: t.lr for o, t in res.items()},
-        "rho": mom.hyper["rho"],
+        "rho": res["momentum"].hyper["rho"],
         "rhos": rhos,
         "lr_grid_ratio": lrs[1] / lrs[0],
+        **numbers,
+    }
+    fig = tu.trajectory_panels(
+        [(land, res)],
+        ["plateau 1 − exp(−‖θ‖²/2)"],
+        f"flat plain: three starts 4.5–5 from the well, tuned α, {steps} steps at most",
+    )
+    figures = [ctx.figure(fig, "trajectories")]
+    figures.append(ctx.figure(draw_escape(res, lrs, numbers["grid_escape"], steps), "escape"))
+    return Measurement(numbers=numbers, figures=figures, explanation=explain(res, rhos, steps))
+
+
+def escape(t: tu.Tuned, steps: int, i: int | None = None) -> float:
+    """Mean steps to leave the plateau at the tuned α (or at the i-th α of the grid), a miss
+    counted as the budget + 1."""
+    return tu.capped_mean(t.steps if i is None else t.grid_steps[i], steps)
+
+
+def escape_numbers(res: dict, lrs: list[float], steps: int) -> dict:
+    """The escapes at the tuned α and over the grid; momentum at GD's α; every α of the grid at
+    which GD or momentum leaves the plateau, and those where momentum is ≥ HELPS× faster."""
+    gd, mom = res["gd"], res["momentum"]
+    same = mom.index(gd.lr)
+    grid_escape = {opt: [escape(t, steps, i) for i in range(len(lrs))] for opt, t in res.items()}
+    moving = [
+        i for i in range(len(lrs)) if min(grid_escape["gd"][i], grid_escape["momentum"][i]) <= steps
+    ]
+    faster = [i for i in moving if grid_escape["gd"][i] / grid_escape["momentum"][i] >= HELPS]
+    return {
         "success": {o: t.success for o, t in res.items()},
-        "mean_steps_to_escape": {o: escape(t) for o, t in res.items()},
-        "momentum_escape_at_gd_lr": escape(mom, same),
+        "mean_steps_to_escape": {o: escape(t, steps) for o, t in res.items()},
+        "momentum_escape_at_gd_lr": escape(mom, steps, same),
         "momentum_success_at_gd_lr": float((mom.grid_steps[same] >= 0).double().mean()),
         "grid_lrs": lrs,
         "grid_escape": grid_escape,
@@ -77,19 +95,16 @@ def measure(ctx: Context) -> Measurement:
         "grid_alphas_momentum_faster": [lrs[i] for i in faster],
     }
 
-    fig = tu.trajectory_panels(
-        [(land, res)],
-        ["plateau 1 − exp(−‖θ‖²/2)"],
-        f"flat plain: three starts 4.5–5 from the well, tuned α, {steps} steps at most",
-    )
-    figures = [ctx.figure(fig, "trajectories")]
+
+def draw_escape(res: dict, lrs: list[float], grid_escape: dict, steps: int) -> plt.Figure:
+    """Steps to leave the plateau at every α (★: tuned α), and the loss curves."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
     ax = axes[0]
     for opt in tu.FIRST_ORDER:
         y = np.array(grid_escape[opt], dtype=float)
         y[y > steps] = np.nan  # never left the plateau at this α
         ax.plot(lrs, y, "o-", ms=4, color=tu.COLORS[opt], label=tu.LABELS[opt])
-        ax.plot(res[opt].lr, escape(res[opt]), "*", ms=14, color=tu.COLORS[opt], mec="k")
+        ax.plot(res[opt].lr, escape(res[opt], steps), "*", ms=14, color=tu.COLORS[opt], mec="k")
     tu.log_axis(ax, "xy")
     ax.set(
         xlabel="learning rate α",
@@ -99,20 +114,20 @@ def measure(ctx: Context) -> Measurement:
     ax.legend(fontsize=8)
     tu.loss_curves(axes[1], res, 0.0, "loss from the plateau (median of fresh starts)", ESCAPED)
     fig.subplots_adjust(wspace=0.28)
-    figures.append(ctx.figure(fig, "escape"))
-    adaptive = min(escape(res[o]) for o in tu.FIRST_ORDER[2:])
-    return Measurement(
-        numbers=numbers,
-        figures=figures,
-        explanation=(
-            f"Starts {R_LO:g}–{R_HI:g} from a Gaussian well, where ‖g‖ is 1e-5 to 1e-2. Left: "
-            f"steps needed to get halfway down the well at each α (momentum at its tuned ρ = "
-            f"{mom.hyper['rho']:g}; ρ was tuned with α over {', '.join(map(str, rhos))}, ρ = 0 "
-            f"being GD): at the same α momentum's velocity grows to α‖g‖/(1−ρ); with each at its "
-            f"own tuned α momentum needs {escape(mom):.0f} steps, GD {escape(gd):.0f}. The "
-            "rules that divide by √r (AdaGrad, RMSProp, Adam) turn a tiny gradient into a step of "
-            f"about α: the best of them needs {adaptive:.0f}."
-        ),
+    return fig
+
+
+def explain(res: dict, rhos: list[float], steps: int) -> str:
+    gd, mom = res["gd"], res["momentum"]
+    adaptive = min(escape(res[o], steps) for o in tu.FIRST_ORDER[2:])
+    return (
+        f"Starts {R_LO:g}–{R_HI:g} from a Gaussian well, where ‖g‖ is 1e-5 to 1e-2. Left: "
+        f"steps needed to get halfway down the well at each α (momentum at its tuned ρ = "
+        f"{mom.hyper['rho']:g}; ρ was tuned with α over {', '.join(map(str, rhos))}, ρ = 0 "
+        f"being GD): at the same α momentum's velocity grows to α‖g‖/(1−ρ); with each at its "
+        f"own tuned α momentum needs {escape(mom, steps):.0f} steps, GD {escape(gd, steps):.0f}. "
+        "The rules that divide by √r (AdaGrad, RMSProp, Adam) turn a tiny gradient into a step "
+        f"of about α: the best of them needs {adaptive:.0f}."
     )
 
 
