@@ -29,66 +29,15 @@ def measure(ctx: Context) -> Measurement:
     f0 = float(gd.f[0, 0, 0])
     gd_final = [float(v) for v in gd.final_f[:, 0]]
     gd_diverged = [bool(v >= 0) for v in gd.diverged_at[:, 0]]
-
     n_a, n_r = ctx.pick((121, 20), (301, 40))
     lrs = [float(v) for v in np.linspace(0.01, 1.2, n_a)]
     rhos = [float(v) for v in np.linspace(0.0, 0.95, n_r)]
-    res = run(
-        f,
-        "momentum",
-        starts=START,
-        steps=steps,
-        lr=lrs,
-        rho=rhos,
-        tol_f=TARGET,
-        bound=1e8,
-        record="final",
-    )
-    reached = res.steps_to_target[:, 0].view(n_a, n_r)
-    # stable: reached the target, or still below the start value after the budget
-    stable = ((reached >= 0) | (res.final_f[:, 0] < f0).view(n_a, n_r)) & (
-        res.diverged_at[:, 0].view(n_a, n_r) < 0
-    )
-    boundary = []
-    for j in range(n_r):
-        ok = [lrs[i] for i in range(n_a) if stable[i, j]]
-        boundary.append(max(ok) if ok else 0.0)
+    reached, boundary = momentum_boundary(f, lrs, rhos, steps, f0)
     predicted = [(2 + 2 * rho) / LAM_MAX for rho in rhos]
     rel_err = [abs(b / p - 1) for b, p in zip(boundary, predicted)]
-
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
-    ax = axes[0]
-    steps_map = reached.double().numpy()
-    steps_map[steps_map < 0] = np.nan
-    mesh = ax.pcolormesh(
-        rhos,
-        lrs,
-        steps_map,
-        shading="nearest",
-        cmap="viridis",
-        norm=plt.matplotlib.colors.LogNorm(),
-    )
-    bar = fig.colorbar(mesh, ax=ax, label="steps k to f < 1e-6 (blank: not reached)")
-    bar.ax.yaxis.set_minor_locator(NullLocator())
-    bar.set_ticks([v for v in (20, 30, 50, 100, 200, 300, 500, 1000) if v <= steps])
-    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    rr = np.linspace(0, max(rhos), 50)
-    ax.plot(rr, (2 + 2 * rr) / LAM_MAX, "r-", lw=2, label="αλ_max = 2 + 2ρ")
-    ax.plot(rhos, boundary, "o", color="w", mec="k", ms=5, label="largest stable α measured")
-    ax.set(xlabel="ρ", ylabel="α", title="momentum on 0.1θ₁² + 2θ₂², from (−5, −2)")
-    ax.legend(fontsize=8, loc="upper left")
-    ax = axes[1]
-    for lr, col in ((0.4, "tab:blue"), (0.6, "tab:red")):
-        c = gd.f[:, [0.4, 0.6].index(lr), 0].numpy()
-        ax.plot(np.arange(len(c)), c, color=col, label=f"GD, α = {lr} (αλ_max = {lr * 4:g})")
-    tu.log_axis(ax, "y")
-    ax.set(
-        xlabel="step k",
-        ylabel="f(θ_k)",
-        title="d2l's GD thresholds: 0.4 converges, 0.6 not",
-        ylim=(1e-12, 1e8),
-    )
-    ax.legend(fontsize=8)
+    draw_map(fig, axes[0], reached, lrs, rhos, boundary, steps)
+    draw_gd(axes[1], gd)
     fig.subplots_adjust(wspace=0.3)
     return Measurement(
         numbers={
@@ -110,6 +59,68 @@ def measure(ctx: Context) -> Measurement:
             "converges and at α = 0.6 diverges, as d2l shows."
         ),
     )
+
+
+def momentum_boundary(f, lrs: list[float], rhos: list[float], steps: int, f0: float):
+    """Momentum over the α × ρ grid: the steps to target [α, ρ] (−1: not reached) and, per ρ,
+    the largest stable α (reached the target, or still below the start value at the end)."""
+    n_a, n_r = len(lrs), len(rhos)
+    res = run(
+        f,
+        "momentum",
+        starts=START,
+        steps=steps,
+        lr=lrs,
+        rho=rhos,
+        tol_f=TARGET,
+        bound=1e8,
+        record="final",
+    )
+    reached = res.steps_to_target[:, 0].view(n_a, n_r)
+    stable = ((reached >= 0) | (res.final_f[:, 0] < f0).view(n_a, n_r)) & (
+        res.diverged_at[:, 0].view(n_a, n_r) < 0
+    )
+    boundary = []
+    for j in range(n_r):
+        ok = [lrs[i] for i in range(n_a) if stable[i, j]]
+        boundary.append(max(ok) if ok else 0.0)
+    return reached, boundary
+
+
+def draw_map(fig, ax, reached, lrs: list, rhos: list, boundary: list, steps: int) -> None:
+    steps_map = reached.double().numpy()
+    steps_map[steps_map < 0] = np.nan
+    mesh = ax.pcolormesh(
+        rhos,
+        lrs,
+        steps_map,
+        shading="nearest",
+        cmap="viridis",
+        norm=plt.matplotlib.colors.LogNorm(),
+    )
+    bar = fig.colorbar(mesh, ax=ax, label="steps k to f < 1e-6 (blank: not reached)")
+    bar.ax.yaxis.set_minor_locator(NullLocator())
+    bar.set_ticks([v for v in (20, 30, 50, 100, 200, 300, 500, 1000) if v <= steps])
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    rr = np.linspace(0, max(rhos), 50)
+    ax.plot(rr, (2 + 2 * rr) / LAM_MAX, "r-", lw=2, label="αλ_max = 2 + 2ρ")
+    ax.plot(rhos, boundary, "o", color="w", mec="k", ms=5, label="largest stable α measured")
+    ax.set(xlabel="ρ", ylabel="α", title="momentum on 0.1θ₁² + 2θ₂², from (−5, −2)")
+    ax.legend(fontsize=8, loc="upper left")
+
+
+def draw_gd(ax, gd) -> None:
+    for lr, col in ((0.4, "tab:blue"), (0.6, "tab:red")):
+        c = gd.f[:, [0.4, 0.6].index(lr), 0].numpy()
+        ax.plot(np.arange(len(c)), c, color=col, label=f"GD, α = {lr} (αλ_max = {lr * 4:g})")
+    tu.log_axis(ax, "y")
+    ax.set(
+        xlabel="step k",
+        ylabel="f(θ_k)",
+        title="d2l's GD thresholds: 0.4 converges, 0.6 not",
+        ylim=(1e-12, 1e8),
+    )
+    ax.legend(fontsize=8)
 
 
 def judge(numbers: dict) -> Judgement:
