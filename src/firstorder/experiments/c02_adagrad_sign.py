@@ -241,10 +241,36 @@ def judge(numbers: dict) -> Judgement:
     dev = dict(zip(numbers["surface_scales"], numbers["surface_deviation"]))
     invariant_big = all(float(v) <= INVARIANT for s, v in dev.items() if s >= 1e-3)
     invariant_all = all(float(v) <= INVARIANT for v in dev.values())
+    more_stable = sum(numbers["stable_adagrad"]) > sum(numbers["stable_gd"])
+    evidence = judge_evidence(numbers, favourable, everywhere, dev, scales[big[-1]])
+    worst = min(below.values(), default=favourable)
+    say = {
+        "headline": f"cos {favourable:.3f} for |g| ≫ ε, median down to {worst:.2f}",
+        "takeaway": (
+            f"AdaGrad's step points along −sign g (cos ≥ {favourable:.3f}) for steady gradients "
+            "well above ε"
+            + (
+                f"; with noisy gradients, |g| ≲ ε or on a quadratic the median cosine falls to "
+                f"{worst:.2f}."
+                if below
+                else ", and in every other setting measured."
+            )
+        ),
+    }
+    if favourable >= SIGN_LIKE and not below and invariant_all and more_stable:
+        return Judgement("holds", evidence, **say)
+    if favourable >= SIGN_LIKE and invariant_big:
+        return Judgement("partly", evidence, not_sign_like(below, more_stable), **say)
+    return Judgement("fails", evidence, **say)
+
+
+def judge_evidence(numbers: dict, favourable: float, everywhere: dict, dev: dict, big: float):
+    """The evidence line: the cosines, the c·R deviation, the stable α of both rules and, where
+    both are stable, which one got further."""
+    scales = numbers["scales_over_eps"]
     n_gd, n_ada = sum(numbers["stable_gd"]), sum(numbers["stable_adagrad"])
-    more_stable = n_ada > n_gd
     shown = [
-        f"noisy |g|≈{scales[big[-1]]:g}ε",
+        f"noisy |g|≈{big:g}ε",
         f"constant |g|≈{scales[0]:g}ε",
         *[k for k in everywhere if k.startswith("quadratic")],
     ]
@@ -267,46 +293,33 @@ def judge(numbers: dict) -> Judgement:
         ]
         evidence += f" (where GD is stable it ends lower at {sum(g < a for g, a in both)}/"
         evidence += f"{len(both)} α)"
-    worst = min(below.values(), default=favourable)
-    say = {
-        "headline": f"cos {favourable:.3f} for |g| ≫ ε, median down to {worst:.2f}",
-        "takeaway": (
-            f"AdaGrad's step points along −sign g (cos ≥ {favourable:.3f}) for steady gradients "
-            "well above ε"
-            + (
-                f"; with noisy gradients, |g| ≲ ε or on a quadratic the median cosine falls to "
-                f"{worst:.2f}."
-                if below
-                else ", and in every other setting measured."
-            )
-        ),
-    }
-    if favourable >= SIGN_LIKE and not below and invariant_all and more_stable:
-        return Judgement("holds", evidence, **say)
-    if favourable >= SIGN_LIKE and invariant_big:
-        groups = {"noisy": [], "|g| ≲ ε": [], "quadratic": []}
-        for name, v in below.items():
-            key = (
-                "quadratic"
-                if name.startswith("quadratic")
-                else ("noisy" if name.startswith("noisy") else "|g| ≲ ε")
-            )
-            groups[key].append(v)
-        words = {
-            "noisy": "noisy gradients",
-            "|g| ≲ ε": "gradients of size ε or less",
-            "quadratic": "along a descent on the quadratic, once coordinates converge "
-            "at different rates",
-        }
-        conditions = (
-            "sign-like (cos ≥ 0.95) only for gradients well above ε that keep their direction "
-            "from step to step (and then as α·sign(g)/√k, a shrinking sign step); not for "
-            + "; ".join(f"{words[key]} (median cos {_span(v)})" for key, v in groups.items() if v)
+    return evidence
+
+
+def not_sign_like(below: dict, more_stable: bool) -> str:
+    """The conditions of a ``partly``: the settings, grouped, where the step is not sign-like."""
+    groups = {"noisy": [], "|g| ≲ ε": [], "quadratic": []}
+    for name, v in below.items():
+        key = (
+            "quadratic"
+            if name.startswith("quadratic")
+            else ("noisy" if name.startswith("noisy") else "|g| ≲ ε")
         )
-        if not more_stable:
-            conditions += "; and not more stable than GD over α"
-        return Judgement("partly", evidence, conditions, **say)
-    return Judgement("fails", evidence, **say)
+        groups[key].append(v)
+    words = {
+        "noisy": "noisy gradients",
+        "|g| ≲ ε": "gradients of size ε or less",
+        "quadratic": "along a descent on the quadratic, once coordinates converge "
+        "at different rates",
+    }
+    conditions = (
+        "sign-like (cos ≥ 0.95) only for gradients well above ε that keep their direction "
+        "from step to step (and then as α·sign(g)/√k, a shrinking sign step); not for "
+        + "; ".join(f"{words[key]} (median cos {_span(v)})" for key, v in groups.items() if v)
+    )
+    if not more_stable:
+        conditions += "; and not more stable than GD over α"
+    return conditions
 
 
 register(
