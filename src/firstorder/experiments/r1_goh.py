@@ -46,32 +46,54 @@ def measure(ctx: Context) -> Measurement:
     n_a, n_r = ctx.pick((25, 25), (61, 61))
     table, heat = {}, None
     for kappa in kappas:
-        opt = goh(kappa)
-        land = landscapes.get("quadratic", eigenvalues=(1 / kappa, 1.0), angle=30.0)
-        starts = tu.uniform_starts(((-3, 3), (-3, 3)), 4, tu.generator(ctx.seed, "R1", kappa))
-        alphas = sorted({*(opt["alpha"] * np.logspace(-1, 0.35, n_a)).tolist(), opt["alpha"]})
-        rhos = sorted({*np.linspace(0.0, 0.995, n_r).tolist(), opt["rho"]})
-        r = radius(land, "momentum", starts, lr=alphas, rho=rhos).view(len(alphas), len(rhos))
-        i, j = alphas.index(opt["alpha"]), rhos.index(opt["rho"])
-        bi, bj = divmod(int(torch.argmin(r)), len(rhos))
-        gd_alphas = sorted(
-            {*(opt["gd_alpha"] * np.logspace(-1, 0.1, 41)).tolist(), opt["gd_alpha"]}
-        )
-        gd_r = radius(land, "gd", starts, lr=gd_alphas)
-        table[str(kappa)] = {
-            "goh": opt,
-            "rate_at_goh": float(r[i, j]),
-            "best_rate": float(r[bi, bj]),
-            "best_alpha": alphas[bi],
-            "best_rho": rhos[bj],
-            "gd_rate_at_optimum": float(gd_r[gd_alphas.index(opt["gd_alpha"])]),
-            "gd_best_rate": float(gd_r.min()),
-        }
+        table[str(kappa)], grid = rates_at(kappa, ctx.seed, n_a, n_r)
         if kappa == 100:
-            heat = (np.array(alphas) / opt["alpha"], np.array(rhos), r.numpy(), opt)
-
+            heat = grid
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
-    ax = axes[0]
+    draw_heat(fig, axes[0], heat, table["100"])
+    draw_rates(axes[1], kappas, table)
+    fig.subplots_adjust(wspace=0.3)
+    return Measurement(
+        numbers={"tolerance": TOL, "steps": STEPS, "kappas": kappas, "by_kappa": table},
+        figures=[ctx.figure(fig, "goh")],
+        explanation=(
+            "Left: the measured contraction per step of momentum on a κ = 100 quadratic for "
+            "every α and ρ (the spectral radius of its iteration map, fitted to the iterates); "
+            "the star is Goh's (ρ*, α*), the ring the grid's best. Right: 1 − rate, the "
+            "fraction of the error removed per step, measured against the formulas: "
+            "measured against the formulas: momentum's (√κ−1)/(√κ+1) against GD's (κ−1)/(κ+1), "
+            "so momentum needs about √κ steps where GD needs κ."
+        ),
+    )
+
+
+def rates_at(kappa: float, seed: int, n_a: int, n_r: int) -> tuple[dict, tuple]:
+    """The measured rates of momentum over an α × ρ grid around Goh's (α*, ρ*) and of GD around
+    its best α on a rotated quadratic of condition κ: the row of the table, and the grid
+    (α/α*, ρ, rates, Goh's optimum) for the heat map."""
+    opt = goh(kappa)
+    land = landscapes.get("quadratic", eigenvalues=(1 / kappa, 1.0), angle=30.0)
+    starts = tu.uniform_starts(((-3, 3), (-3, 3)), 4, tu.generator(seed, "R1", kappa))
+    alphas = sorted({*(opt["alpha"] * np.logspace(-1, 0.35, n_a)).tolist(), opt["alpha"]})
+    rhos = sorted({*np.linspace(0.0, 0.995, n_r).tolist(), opt["rho"]})
+    r = radius(land, "momentum", starts, lr=alphas, rho=rhos).view(len(alphas), len(rhos))
+    i, j = alphas.index(opt["alpha"]), rhos.index(opt["rho"])
+    bi, bj = divmod(int(torch.argmin(r)), len(rhos))
+    gd_alphas = sorted({*(opt["gd_alpha"] * np.logspace(-1, 0.1, 41)).tolist(), opt["gd_alpha"]})
+    gd_r = radius(land, "gd", starts, lr=gd_alphas)
+    row = {
+        "goh": opt,
+        "rate_at_goh": float(r[i, j]),
+        "best_rate": float(r[bi, bj]),
+        "best_alpha": alphas[bi],
+        "best_rho": rhos[bj],
+        "gd_rate_at_optimum": float(gd_r[gd_alphas.index(opt["gd_alpha"])]),
+        "gd_best_rate": float(gd_r.min()),
+    }
+    return row, (np.array(alphas) / opt["alpha"], np.array(rhos), r.numpy(), opt)
+
+
+def draw_heat(fig, ax, heat: tuple, best: dict) -> None:
     a, rh, r, opt = heat
     show = np.where(np.isfinite(r) & (r < 1), r, np.nan)
     mesh = ax.pcolormesh(
@@ -79,7 +101,6 @@ def measure(ctx: Context) -> Measurement:
     )
     fig.colorbar(mesh, ax=ax, label="measured rate per step (blank: ≥ 1, diverges)")
     ax.plot(opt["rho"], 1.0, "*", ms=16, color="r", mec="w", label="Goh's (ρ*, α*)")
-    best = table["100"]
     ax.plot(
         best["best_rho"],
         best["best_alpha"] / opt["alpha"],
@@ -93,7 +114,9 @@ def measure(ctx: Context) -> Measurement:
     tu.log_axis(ax, "y")
     ax.set(xlabel="ρ", ylabel="α / α*", title="κ = 100: momentum's rate on α × ρ")
     ax.legend(fontsize=8, loc="lower left")
-    ax = axes[1]
+
+
+def draw_rates(ax, kappas: list, table: dict) -> None:
     ks = np.array(kappas, dtype=float)
     kk = np.logspace(np.log10(ks.min()), np.log10(ks.max()), 100)
     # 1 − r on a log scale: the steps needed per e-fold are 1/(1 − r), and r ≈ 1 hides them
@@ -111,19 +134,6 @@ def measure(ctx: Context) -> Measurement:
     tu.log_axis(ax, "xy")
     ax.set(xlabel="κ", ylabel="1 − rate per step", title="optimal rates: momentum against GD")
     ax.legend(fontsize=8)
-    fig.subplots_adjust(wspace=0.3)
-    return Measurement(
-        numbers={"tolerance": TOL, "steps": STEPS, "kappas": kappas, "by_kappa": table},
-        figures=[ctx.figure(fig, "goh")],
-        explanation=(
-            "Left: the measured contraction per step of momentum on a κ = 100 quadratic for "
-            "every α and ρ (the spectral radius of its iteration map, fitted to the iterates); "
-            "the star is Goh's (ρ*, α*), the ring the grid's best. Right: 1 − rate, the "
-            "fraction of the error removed per step, measured against the formulas: "
-            "measured against the formulas: momentum's (√κ−1)/(√κ+1) against GD's (κ−1)/(κ+1), "
-            "so momentum needs about √κ steps where GD needs κ."
-        ),
-    )
 
 
 def judge(numbers: dict) -> Judgement:
