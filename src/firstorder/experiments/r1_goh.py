@@ -61,7 +61,7 @@ def measure(ctx: Context) -> Measurement:
             "every α and ρ (the spectral radius of its iteration map, fitted to the iterates); "
             "the star is Goh's (ρ*, α*), the ring the grid's best. Right: 1 − rate, the "
             "fraction of the error removed per step, measured against the formulas: "
-            "measured against the formulas: momentum's (√κ−1)/(√κ+1) against GD's (κ−1)/(κ+1), "
+            "momentum's (√κ−1)/(√κ+1) against GD's (κ−1)/(κ+1), "
             "so momentum needs about √κ steps where GD needs κ."
         ),
     )
