@@ -80,53 +80,12 @@ def measure(ctx: Context) -> Measurement:
     fresh = [ctx.seed + 1 + i for i in range(ctx.pick(1, 3))]
     d = datasets.load("digits", seed=ctx.seed, n_train=ctx.pick(720, 1437), n_test=360)
     log_every = math.ceil(len(d.y_train) / BATCH) // 2  # two records an epoch
-
     grid = {f"{n}@{lr:g}": (n, lr) for n in OPTIMIZERS for lr in lrs}
     tuning = train_all(grid, d, epochs, ctx.seed, log_every)
     finals = {n: [final_risk(tuning[f"{n}@{lr:g}"], epochs) for lr in lrs] for n in OPTIMIZERS}
     chosen = {n: lrs[int(np.argmin(finals[n]))] for n in OPTIMIZERS}
-
-    curves = {n: [] for n in OPTIMIZERS}
-    results = {n: {"lr": chosen[n], "final": [], "epochs_to_target": []} for n in OPTIMIZERS}
-    for seed in fresh:
-        runs = train_all({n: (n, chosen[n]) for n in OPTIMIZERS}, d, epochs, seed, log_every)
-        for n, h in runs.items():
-            results[n]["final"].append(final_risk(h, epochs))
-            results[n]["epochs_to_target"].append(epochs_to(h, TARGET))
-            curves[n].append((h["epoch"], h["train_risk"]))
-    for r in results.values():
-        r["final_mean"] = float(np.mean(r["final"]))
-        reached = [e for e in r["epochs_to_target"] if e is not None]
-        r["epochs_to_target_mean"] = float(np.mean(reached)) if len(reached) == len(fresh) else None
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 4.2))
-    for n in OPTIMIZERS:
-        epoch = curves[n][0][0]
-        risk = np.exp(np.mean([np.log(np.maximum(c[1], 1e-12)) for c in curves[n]], axis=0))
-        label = f"{LABELS[n]}, α = {chosen[n]:g}"
-        ax1.semilogy(epoch, risk, color=COLORS[n], lw=1.6, label=label)
-        tuned = np.array(finals[n])
-        blown = ~(tuned < DIVERGED)  # diverged, or left far above the start R(θ₀) ≈ ln 10
-        ax2.loglog(
-            lrs, np.where(blown, np.nan, tuned), "o-", color=COLORS[n], ms=4, label=LABELS[n]
-        )
-        ax2.plot(np.array(lrs)[blown], [DIVERGED] * int(blown.sum()), "x", color=COLORS[n], ms=7)
-        ax2.plot(chosen[n], min(finals[n]), "*", color=COLORS[n], mec="k", ms=12)
-    ax1.axhline(TARGET, color="gray", ls=":", lw=1, label=f"R(θ) = {TARGET:g}")
-    ax1.set(
-        xlabel="epoch",
-        ylabel="training risk R(θ) (cross-entropy)",
-        title=f"tuned α, {len(fresh)} fresh {'seed' if len(fresh) == 1 else 'seeds'}, "
-        f"minibatch {BATCH}",
-    )
-    ax1.legend(fontsize=8)
-    ax2.set(
-        xlabel="learning rate α",
-        ylabel=f"R(θ) over epoch {epochs} (tuning seed)",
-        title="tuning: best final R(θ) on the grid (★), × blew up",
-    )
-    ax2.legend(fontsize=8)
-    fig.subplots_adjust(wspace=0.3)  # not tight_layout(): an extra draw; saving crops anyway
+    results, curves = fresh_runs(chosen, d, epochs, fresh, log_every)
+    fig = draw(curves, finals, chosen, lrs, epochs, len(fresh))
     figures = [ctx.figure(fig, "training_loss")]
     return Measurement(
         numbers={
@@ -155,13 +114,68 @@ def measure(ctx: Context) -> Measurement:
     )
 
 
+def fresh_runs(chosen: dict, d, epochs: int, fresh: list[int], log_every: int):
+    """Every optimizer at its chosen α on the fresh seeds: per optimizer the final risks, the
+    epochs to TARGET and their means (None: a seed never reached it), and the curves."""
+    curves = {n: [] for n in OPTIMIZERS}
+    results = {n: {"lr": chosen[n], "final": [], "epochs_to_target": []} for n in OPTIMIZERS}
+    for seed in fresh:
+        runs = train_all({n: (n, chosen[n]) for n in OPTIMIZERS}, d, epochs, seed, log_every)
+        for n, h in runs.items():
+            results[n]["final"].append(final_risk(h, epochs))
+            results[n]["epochs_to_target"].append(epochs_to(h, TARGET))
+            curves[n].append((h["epoch"], h["train_risk"]))
+    for r in results.values():
+        r["final_mean"] = float(np.mean(r["final"]))
+        reached = [e for e in r["epochs_to_target"] if e is not None]
+        r["epochs_to_target_mean"] = float(np.mean(reached)) if len(reached) == len(fresh) else None
+    return results, curves
+
+
+def draw(curves: dict, finals: dict, chosen: dict, lrs: list, epochs: int, n_fresh: int):
+    """Left: the training risk of the fresh runs. Right: the tuning over the α grid."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 4.2))
+    for n in OPTIMIZERS:
+        epoch = curves[n][0][0]
+        risk = np.exp(np.mean([np.log(np.maximum(c[1], 1e-12)) for c in curves[n]], axis=0))
+        label = f"{LABELS[n]}, α = {chosen[n]:g}"
+        ax1.semilogy(epoch, risk, color=COLORS[n], lw=1.6, label=label)
+        tuned = np.array(finals[n])
+        blown = ~(tuned < DIVERGED)  # diverged, or left far above the start R(θ₀) ≈ ln 10
+        ax2.loglog(
+            lrs, np.where(blown, np.nan, tuned), "o-", color=COLORS[n], ms=4, label=LABELS[n]
+        )
+        ax2.plot(np.array(lrs)[blown], [DIVERGED] * int(blown.sum()), "x", color=COLORS[n], ms=7)
+        ax2.plot(chosen[n], min(finals[n]), "*", color=COLORS[n], mec="k", ms=12)
+    ax1.axhline(TARGET, color="gray", ls=":", lw=1, label=f"R(θ) = {TARGET:g}")
+    ax1.set(
+        xlabel="epoch",
+        ylabel="training risk R(θ) (cross-entropy)",
+        title=f"tuned α, {n_fresh} fresh {'seed' if n_fresh == 1 else 'seeds'}, minibatch {BATCH}",
+    )
+    ax1.legend(fontsize=8)
+    ax2.set(
+        xlabel="learning rate α",
+        ylabel=f"R(θ) over epoch {epochs} (tuning seed)",
+        title="tuning: best final R(θ) on the grid (★), × blew up",
+    )
+    ax2.legend(fontsize=8)
+    fig.subplots_adjust(wspace=0.3)  # not tight_layout(): an extra draw; saving crops anyway
+    return fig
+
+
+def when(t: float | None) -> float:
+    """Epochs to the target as a number: inf where it was never reached."""
+    return math.inf if t is None else float(t)
+
+
+def epochs_words(v: float) -> str:
+    return "never" if math.isinf(v) else f"{v:.2f}"
+
+
 def judge(numbers: dict) -> Judgement:
     opts = numbers["optimizers"]
     final = {n: float(r["final_mean"]) for n, r in opts.items()}
-
-    def when(t) -> float:
-        return math.inf if t is None else float(t)
-
     t = {n: when(r["epochs_to_target_mean"]) for n, r in opts.items()}
     others = [n for n in opts if n != "adam"]
     # pairwise, against every optimizer the claim names: Adam compares favourably with X if its
@@ -171,10 +185,6 @@ def judge(numbers: dict) -> Judgement:
     favourable = [n for n in others if lower[n] and sooner[n]]
     best = min(final, key=final.get)
     ratio = final["adam"] / final[best] if final[best] > 0 else math.inf
-
-    def epochs(v: float) -> str:
-        return "never" if math.isinf(v) else f"{v:.2f}"
-
     data = (
         f"{numbers.get('dataset', 'digits')} ({numbers.get('n_train', '?')} 8×8 images; not "
         "MNIST, and small enough to be memorised)"
@@ -183,7 +193,7 @@ def judge(numbers: dict) -> Judgement:
         f"{data}: final R(θ) "
         + ", ".join(f"{LABELS.get(n, n)} {final[n]:.2g} (α={opts[n]['lr']:g})" for n in opts)
         + f"; epochs to R ≤ {float(numbers['target']):g}: "
-        + ", ".join(f"{LABELS.get(n, n)} {epochs(t[n])}" for n in opts)
+        + ", ".join(f"{LABELS.get(n, n)} {epochs_words(t[n])}" for n in opts)
     )
     if numbers.get("chosen_at_grid_edge"):
         edge = ", ".join(LABELS.get(n, n) for n in numbers["chosen_at_grid_edge"])
@@ -201,28 +211,31 @@ def judge(numbers: dict) -> Judgement:
         return Judgement("holds", evidence, **say)
     if not favourable:
         return Judgement("fails", evidence, **say)
-    behind = [
-        f"{LABELS.get(n, n)} ("
-        + " and ".join(
-            w
-            for w, bad in (
-                (f"a final loss {final[n] / final['adam']:.2g}× Adam's", not lower[n]),
-                (
-                    f"the target after {epochs(t[n])} epochs, Adam {epochs(t['adam'])}",
-                    not sooner[n],
-                ),
-            )
-            if bad
-        )
-        + ")"
-        for n in others
-        if n not in favourable
-    ]
+    behind = [behind_words(n, final, t, lower[n], sooner[n]) for n in others if n not in favourable]
     return Judgement(
         "partly",
         evidence,
         f"on {data}, Adam compares favourably with {names} but not with " + "; ".join(behind),
         **say,
+    )
+
+
+def behind_words(n: str, final: dict, t: dict, lower: bool, sooner: bool) -> str:
+    """Where Adam is behind optimizer n: its final loss, the epochs to the target, or both."""
+    return (
+        f"{LABELS.get(n, n)} ("
+        + " and ".join(
+            w
+            for w, bad in (
+                (f"a final loss {final[n] / final['adam']:.2g}× Adam's", not lower),
+                (
+                    f"the target after {epochs_words(t[n])} epochs, Adam {epochs_words(t['adam'])}",
+                    not sooner,
+                ),
+            )
+            if bad
+        )
+        + ")"
     )
 
 
