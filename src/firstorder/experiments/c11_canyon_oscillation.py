@@ -104,7 +104,24 @@ def draw(mid, shown, table: dict, t_r: tu.Tuned, rosen, swept: list, name100: st
     ax.plot(*t_r.shown[:, 0].numpy().T, ".-", color="tab:blue", ms=3, lw=1)
     ax.plot(*t_r.shown[0, 0].numpy(), "o", color="tab:blue", mec="k")
     ax.set_title(f"Rosenbrock: GD at tuned α = {t_r.lr:.2g}, {steps} steps", fontsize=9)
-    ax = axes[1, 0]
+    draw_components(axes[1, 0], mid, shown, lr100, name100)
+    draw_sweep(axes[1, 1], swept)
+    ax = axes[1, 2]
+    names = list(table)
+    ax.barh(np.arange(len(names)), [table[n]["zigzag"] for n in names], color="tab:blue")
+    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set(
+        xlabel="fraction of steps that turn back (cos < 0)",
+        xlim=(0, 1),
+        title="zig-zag of GD at its tuned α",
+    )
+    fig.subplots_adjust(hspace=0.35, wspace=0.55)
+    return fig
+
+
+def draw_components(ax, mid, shown: torch.Tensor, lr100: float, name100: str) -> None:
+    """The steep and flat error components of GD at the tuned α, from the first shown start."""
     res = run(mid, "gd", starts=shown[:1], steps=120, lr=lr100, record="full")
     c = components(mid, res.x[:, 0, 0]).numpy()
     ax.plot(c[:, -1], ".-", color="tab:red", ms=3, lw=0.8, label="c_steep(k), λ_max")
@@ -116,7 +133,10 @@ def draw(mid, shown, table: dict, t_r: tu.Tuned, rosen, swept: list, name100: st
         title=f"{name100}, tuned α: steep flips sign, flat creeps",
     )
     ax.legend(fontsize=8)
-    ax = axes[1, 1]
+
+
+def draw_sweep(ax, swept: list) -> None:
+    """Over the α sweep: sign flips, steps that turn back, and how much slower the flat error is."""
     ax.plot(
         SWEEP,
         [s["flip_rate"] for s in swept],
@@ -143,18 +163,6 @@ def draw(mid, shown, table: dict, t_r: tu.Tuned, rosen, swept: list, name100: st
     tu.log_axis(ax2, "y")
     ax2.set_ylabel("steps to 10× less error: flat / steep", color="tab:blue", fontsize=9)
     ax.legend(fontsize=8, loc="center left")
-    ax = axes[1, 2]
-    names = list(table)
-    ax.barh(np.arange(len(names)), [table[n]["zigzag"] for n in names], color="tab:blue")
-    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set(
-        xlabel="fraction of steps that turn back (cos < 0)",
-        xlim=(0, 1),
-        title="zig-zag of GD at its tuned α",
-    )
-    fig.subplots_adjust(hspace=0.35, wspace=0.55)
-    return fig
 
 
 def measure(ctx: Context) -> Measurement:
@@ -163,41 +171,10 @@ def measure(ctx: Context) -> Measurement:
     steps = ctx.pick(200, 1000)
     n_tune, n_fresh = ctx.pick((6, 16), (16, 64))
     lrs = [float(v) for v in np.logspace(-3, 1, 12 * 4 + 1)]  # GD alone: a fine grid is cheap
-    problems = []
-    for angle in angles:
-        for kappa in kappas:
-            name = f"κ={kappa:g}, θ={angle:g}°"
-            land = landscapes.get("quadratic", eigenvalues=(LAM_MAX / kappa, LAM_MAX), angle=angle)
-            problems.append(tu.Problem(
-                name, land,
-                ring(n_tune, tu.generator(ctx.seed, "tune", name), 2.0, 4.0),
-                ring(n_fresh, tu.generator(ctx.seed, "fresh", name), 2.0, 4.0),
-                1e-8,
-            ))  # fmt: skip
-    rosen = landscapes.get("rosenbrock")
-    problems.append(tu.Problem(
-        "rosenbrock", rosen,
-        tu.uniform_starts(rosen.window, n_tune, tu.generator(ctx.seed, "tune", "r")),
-        tu.uniform_starts(rosen.window, n_fresh, tu.generator(ctx.seed, "fresh", "r")),
-        1e-6, show=torch.tensor([[-1.2, 1.0]], dtype=torch.float64),
-    ))  # fmt: skip
+    problems = canyon_problems(ctx.seed, kappas, angles, n_tune, n_fresh)
+    rosen = problems[-1].landscape
     tuned = tu.tune(problems, "gd", steps=steps, lrs=lrs)
-
-    # at the tuned α: rerun the fresh starts with x recorded (one config each, cheap)
-    table = {}
-    for p, t in zip(problems, tuned):
-        res = run(p.landscape, "gd", starts=p.fresh, steps=steps, lr=t.lr, record="full")
-        row = {
-            "lr": t.lr,
-            "lr_times_lambda_max": t.lr * LAM_MAX,
-            "success": t.success,
-            "zigzag": float(zigzag_rate(res.x[:, 0]).median()),
-        }
-        if p.name != "rosenbrock":
-            row.update(pattern(components(p.landscape, res.x[:, 0]), res.x[:, 0]))
-            row["kappa"] = float(p.landscape.params["kappa"])
-        table[p.name] = row
-
+    table = {p.name: tuned_row(p, t, steps) for p, t in zip(problems, tuned)}
     # the α sweep on the κ = 100 canyon: when does the oscillation set in?
     mid = landscapes.get("quadratic", eigenvalues=(LAM_MAX / ILL, LAM_MAX), angle=angles[-1])
     starts = ring(n_fresh, tu.generator(ctx.seed, "sweep"), 2.0, 4.0)
@@ -206,13 +183,11 @@ def measure(ctx: Context) -> Measurement:
     )
     c_sweep = components(mid, sweep.x)  # [T+1, C, B, d]
     swept = [pattern(c_sweep[:, i], sweep.x[:, i]) for i in range(len(SWEEP))]
-
     name100 = f"κ={ILL:g}, θ={angles[-1]:g}°"
     lr100 = table[name100]["lr"]
     shown = ring(2, tu.generator(ctx.seed, "show"), 3.0, 3.5)
     fig = draw(mid, shown, table, tuned[-1], rosen, swept, name100, steps)
     figures = [ctx.figure(fig, "oscillation")]
-
     return Measurement(
         numbers={
             "budget": steps,
@@ -235,10 +210,59 @@ def measure(ctx: Context) -> Measurement:
     )
 
 
-def judge(numbers: dict) -> Judgement:
-    def has(p: dict) -> bool:
-        return float(p["turn_back_rate"]) >= OSC and float(p["slow_ratio"]) >= SLOW
+def canyon_problems(
+    seed: int, kappas: list, angles: list, n_tune: int, n_fresh: int
+) -> list[tu.Problem]:
+    """The quadratic canyons (every angle × κ), then Rosenbrock's curved canyon last."""
+    problems = []
+    for angle in angles:
+        for kappa in kappas:
+            name = f"κ={kappa:g}, θ={angle:g}°"
+            land = landscapes.get("quadratic", eigenvalues=(LAM_MAX / kappa, LAM_MAX), angle=angle)
+            problems.append(tu.Problem(
+                name, land,
+                ring(n_tune, tu.generator(seed, "tune", name), 2.0, 4.0),
+                ring(n_fresh, tu.generator(seed, "fresh", name), 2.0, 4.0),
+                1e-8,
+            ))  # fmt: skip
+    rosen = landscapes.get("rosenbrock")
+    problems.append(tu.Problem(
+        "rosenbrock", rosen,
+        tu.uniform_starts(rosen.window, n_tune, tu.generator(seed, "tune", "r")),
+        tu.uniform_starts(rosen.window, n_fresh, tu.generator(seed, "fresh", "r")),
+        1e-6, show=torch.tensor([[-1.2, 1.0]], dtype=torch.float64),
+    ))  # fmt: skip
+    return problems
 
+
+def tuned_row(p: tu.Problem, t: tu.Tuned, steps: int) -> dict:
+    """At the tuned α: rerun the fresh starts with x recorded (one config, cheap) and measure
+    the zig-zag and, on a quadratic canyon, the oscillation pattern."""
+    res = run(p.landscape, "gd", starts=p.fresh, steps=steps, lr=t.lr, record="full")
+    row = {
+        "lr": t.lr,
+        "lr_times_lambda_max": t.lr * LAM_MAX,
+        "success": t.success,
+        "zigzag": float(zigzag_rate(res.x[:, 0]).median()),
+    }
+    if p.name != "rosenbrock":
+        row.update(pattern(components(p.landscape, res.x[:, 0]), res.x[:, 0]))
+        row["kappa"] = float(p.landscape.params["kappa"])
+    return row
+
+
+def has(p: dict) -> bool:
+    """The claimed pattern: turns back on ≥ OSC of the steps and the flat direction ≥ SLOW×
+    slower."""
+    return float(p["turn_back_rate"]) >= OSC and float(p["slow_ratio"]) >= SLOW
+
+
+def early(p: dict) -> bool:
+    """Oscillates while the steep error dies out, then creeps."""
+    return float(p["early_turn_back_rate"]) >= OSC and float(p["slow_ratio"]) >= SLOW
+
+
+def judge(numbers: dict) -> Judgement:
     ill = {n: r for n, r in numbers["tuned"].items() if "kappa" in r and r["kappa"] >= ILL}
     at_tuned = [n for n, r in ill.items() if has(r)]
     # GD's steep error is multiplied by 1 − αλ_max each step: it can change sign only where
@@ -247,19 +271,7 @@ def judge(numbers: dict) -> Judgement:
     possible = [(a, p) for a, p in sweep if a > 1]
     osc_at = [a for a, p in possible if has(p)]
     rosen = float(numbers["tuned"]["rosenbrock"]["zigzag"])
-    evidence = (
-        "tuned GD: "
-        + "; ".join(
-            f"{n}: αλ_max {float(r['lr_times_lambda_max']):.2f}, turns back on "
-            f"{float(r['turn_back_rate']):.0%} of the steps until the flat error ÷ 10 (steep "
-            f"flips sign on {float(r['flip_rate']):.0%}), flat needs "
-            f"{float(r['slow_ratio']):.0f}× the steps"
-            for n, r in ill.items()
-        )
-        + f"; α sweep (κ={ILL}, flips possible at {len(possible)} of {len(sweep)} α): both at "
-        f"αλ_max ∈ {{{', '.join(f'{a:g}' for a in osc_at)}}}; Rosenbrock: {rosen:.0%} of the "
-        "steps turn back at the tuned α"
-    )
+    evidence = judge_evidence(ill, sweep, possible, osc_at, rosen)
     say = {
         "headline": f"oscillates at {len(osc_at)}/{len(possible)} step sizes with αλ > 1",
         "takeaway": (
@@ -271,30 +283,12 @@ def judge(numbers: dict) -> Judgement:
     }
     if len(at_tuned) == len(ill) and possible and len(osc_at) >= MOST * len(possible):
         return Judgement("holds", evidence, **say)
-
-    def early(p: dict) -> bool:  # oscillates while the steep error dies out, then creeps
-        return float(p["early_turn_back_rate"]) >= OSC and float(p["slow_ratio"]) >= SLOW
-
     early_at = [a for a, p in possible if early(p)] + [n for n, r in ill.items() if early(r)]
     if not at_tuned and not osc_at and not early_at:
         return Judgement("fails", evidence, **say)
-    slow = [a for a, p in sweep if float(p["slow_ratio"]) >= SLOW]
     if not at_tuned and not osc_at:
-        first = [a for a, p in possible if early(p)]
-        late = max((float(p["turn_back_rate"]) for a, p in possible if a in first), default=0.0)
-        return Judgement(
-            "partly",
-            evidence,
-            "GD's path zig-zags across the canyon only at first, while the steep error dies "
-            f"out (≥ {OSC:.0%} of the steps turn back until it has shrunk 10×, at αλ_max ∈ {{"
-            + ", ".join(f"{a:g}" for a in first)
-            + "} and at the tuned α on "
-            + (", ".join(n for n in ill if early(ill[n])) or "no canyon")
-            + "); over the slow progress along the flat direction it mostly creeps without "
-            f"turning back (at most {late:.0%} of the steps there); on Rosenbrock's curved "
-            f"canyon {rosen:.0%} of the steps turn back",
-            **say,
-        )
+        return Judgement("partly", evidence, only_early(possible, ill, rosen), **say)
+    slow = [a for a, p in sweep if float(p["slow_ratio"]) >= SLOW]
     return Judgement(
         "partly",
         evidence,
@@ -312,6 +306,38 @@ def judge(numbers: dict) -> Judgement:
         )
         + f"; on Rosenbrock's curved canyon {rosen:.0%} of the steps turn back",
         **say,
+    )
+
+
+def judge_evidence(ill: dict, sweep: list, possible: list, osc_at: list, rosen: float) -> str:
+    return (
+        "tuned GD: "
+        + "; ".join(
+            f"{n}: αλ_max {float(r['lr_times_lambda_max']):.2f}, turns back on "
+            f"{float(r['turn_back_rate']):.0%} of the steps until the flat error ÷ 10 (steep "
+            f"flips sign on {float(r['flip_rate']):.0%}), flat needs "
+            f"{float(r['slow_ratio']):.0f}× the steps"
+            for n, r in ill.items()
+        )
+        + f"; α sweep (κ={ILL}, flips possible at {len(possible)} of {len(sweep)} α): both at "
+        f"αλ_max ∈ {{{', '.join(f'{a:g}' for a in osc_at)}}}; Rosenbrock: {rosen:.0%} of the "
+        "steps turn back at the tuned α"
+    )
+
+
+def only_early(possible: list, ill: dict, rosen: float) -> str:
+    """The conditions where the path zig-zags only at first, while the steep error dies out."""
+    first = [a for a, p in possible if early(p)]
+    late = max((float(p["turn_back_rate"]) for a, p in possible if a in first), default=0.0)
+    return (
+        "GD's path zig-zags across the canyon only at first, while the steep error dies "
+        f"out (≥ {OSC:.0%} of the steps turn back until it has shrunk 10×, at αλ_max ∈ {{"
+        + ", ".join(f"{a:g}" for a in first)
+        + "} and at the tuned α on "
+        + (", ".join(n for n in ill if early(ill[n])) or "no canyon")
+        + "); over the slow progress along the flat direction it mostly creeps without "
+        f"turning back (at most {late:.0%} of the steps there); on Rosenbrock's curved "
+        f"canyon {rosen:.0%} of the steps turn back"
     )
 
 
