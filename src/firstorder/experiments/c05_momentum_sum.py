@@ -42,7 +42,6 @@ def notes_sum(rho: float, grads: torch.Tensor) -> torch.Tensor:
 def measure(ctx: Context) -> Measurement:
     gen = torch.Generator().manual_seed(ctx.seed)
     rhos = ctx.pick([0.0, 0.5, 0.9, 0.99], [0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999])
-
     # 1. the weighted sum, on a random gradient sequence (no landscape: any g_k at all)
     K_rand = ctx.pick(60, 200)
     grads = torch.randn(K_rand, 5, generator=gen, dtype=torch.float64)
@@ -52,33 +51,68 @@ def measure(ctx: Context) -> Measurement:
     for c, rho in enumerate(rhos):
         ref = notes_sum(rho, grads)
         sum_err.append(((s_rand[:, c] - ref).abs().max() / ref.abs().max()).item())
-
     # 2. the impulse response: one gradient e at k = 0, none after -> s_k = −α ρᵏ e
     impulse = torch.zeros(40, 1, dtype=torch.float64)
     impulse[0] = 1.0
     w = velocities(rhos, impulse)[:, :, 0] / -ALPHA  # [k, ρ]
     weights = {rho: w[:, c].tolist() for c, rho in enumerate(rhos)}
-
     # 3. a constant gradient g, fed until ρᵏ < 1e-5 ≪ LIMIT_TOL
     g = torch.tensor([3.0, -4.0], dtype=torch.float64)  # ‖g‖ = 5
+    const = constant_gradient(rhos, g)
+    figures = [ctx.figure(draw(rhos, const["speed"] / (ALPHA * g.norm()), weights), "speed")]
+    reach90 = const["reach90"]
+    return Measurement(
+        numbers={
+            "alpha": ALPHA,
+            "rhos": rhos,
+            "sum_rel_err": sum_err,
+            "random_steps": K_rand,
+            "terminal_speed_over_limit": const["terminal"],
+            "cos_s_minus_g": const["cos_dir"],
+            "constant_g_steps": const["steps"],
+            "steps_to_90pct": reach90,
+            "steps_to_90pct_predicted": const["reach90_pred"],
+        },
+        figures=figures,
+        explanation=(
+            "Left: for a constant gradient the speed ‖s_k‖ of the real momentum optimizer "
+            "climbs to the dashed level α‖g‖/(1−ρ₁); it needs a few times 1/(1−ρ₁) steps to "
+            f"get there ({reach90[-1]} steps to 90 % for ρ₁ = {rhos[-1]:g}). Right: a single "
+            "gradient at k = 0 is still in s_k with weight ρ₁ᵏ, the accumulated weighted sum of "
+            "the notes; the measured dots lie on the lines ρ₁ⁱ."
+        ),
+    )
+
+
+def constant_gradient(rhos: list[float], g: torch.Tensor) -> dict:
+    """Momentum fed a constant g until ρᵏ < 1e-5: the speed ‖s_k‖, its terminal value over the
+    limit α‖g‖/(1−ρ), the direction of s against −g, and the steps to 90 % of the limit,
+    measured and predicted by the sum."""
     steps = int(math.ceil(math.log(1e-5) / math.log(max(rhos))))
     s = velocities(rhos, g.expand(steps, 2))  # [K, C, d]
     speed = s.norm(dim=-1)  # [T, C]
     rho_t = torch.tensor(rhos, dtype=torch.float64)
-    terminal = (speed[-1] * (1 - rho_t) / (ALPHA * g.norm())).tolist()
-    cos_dir = (-(s[-1] @ g) / (s[-1].norm(dim=-1) * g.norm())).tolist()
     # steps until the speed is within 10 % of its limit: measured vs. the sum's prediction
     limit = ALPHA * g.norm() / (1 - rho_t)
-    reach90 = [int((speed[:, c] < 0.9 * limit[c]).sum()) for c in range(len(rhos))]
-    reach90_pred = [
-        0 if r == 0 else max(0, math.ceil(math.log(0.1) / math.log(r)) - 1) for r in rhos
-    ]
+    return {
+        "steps": steps,
+        "speed": speed,
+        "terminal": (speed[-1] * (1 - rho_t) / (ALPHA * g.norm())).tolist(),
+        "cos_dir": (-(s[-1] @ g) / (s[-1].norm(dim=-1) * g.norm())).tolist(),
+        "reach90": [int((speed[:, c] < 0.9 * limit[c]).sum()) for c in range(len(rhos))],
+        "reach90_pred": [
+            0 if r == 0 else max(0, math.ceil(math.log(0.1) / math.log(r)) - 1) for r in rhos
+        ],
+    }
 
+
+def draw(rhos: list[float], speed: torch.Tensor, weights: dict) -> plt.Figure:
+    """Left: the speed in units of α‖g‖ against 1/(1−ρ₁). Right: the impulse response."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = plt.cm.viridis(np.linspace(0, 0.85, len(rhos)))
     k = np.arange(1, speed.shape[0] + 1)
     for c, (rho, col) in enumerate(zip(rhos, colors)):
-        ax1.loglog(k, speed[:, c] / (ALPHA * g.norm()), color=col, label=f"ρ₁ = {rho:g}")
+        ax1.loglog(k, speed[:, c], color=col, label=f"ρ₁ = {rho:g}")
         ax1.axhline(1 / (1 - rho), color=col, ls="--", lw=0.9)
         w = np.abs(np.array(weights[rho]))
         i = np.arange(len(w))
@@ -95,28 +129,7 @@ def measure(ctx: Context) -> Measurement:
     for ax in fig.axes:
         ax.minorticks_off()  # minor log ticks cost more to draw than the data
     fig.subplots_adjust(wspace=0.25)
-    figures = [ctx.figure(fig, "speed")]
-    return Measurement(
-        numbers={
-            "alpha": ALPHA,
-            "rhos": rhos,
-            "sum_rel_err": sum_err,
-            "random_steps": K_rand,
-            "terminal_speed_over_limit": terminal,
-            "cos_s_minus_g": cos_dir,
-            "constant_g_steps": steps,
-            "steps_to_90pct": reach90,
-            "steps_to_90pct_predicted": reach90_pred,
-        },
-        figures=figures,
-        explanation=(
-            "Left: for a constant gradient the speed ‖s_k‖ of the real momentum optimizer "
-            "climbs to the dashed level α‖g‖/(1−ρ₁); it needs a few times 1/(1−ρ₁) steps to "
-            f"get there ({reach90[-1]} steps to 90 % for ρ₁ = {rhos[-1]:g}). Right: a single "
-            "gradient at k = 0 is still in s_k with weight ρ₁ᵏ, the accumulated weighted sum of "
-            "the notes; the measured dots lie on the lines ρ₁ⁱ."
-        ),
-    )
+    return fig
 
 
 def judge(numbers: dict) -> Judgement:
