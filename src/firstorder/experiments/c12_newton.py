@@ -277,6 +277,18 @@ def rosenbrock_ratio(r: dict) -> tuple[str, float, str]:
     return best, ratio, kind.get((fo_missed, newton_missed), "unknown")
 
 
+# what a Rosenbrock ratio of each kind says: the ratio's prefix and the sentence on misses
+BOUND = {"exact": "", "lower": "≥ ", "upper": "≤ ", "unknown": "~"}
+CENSORED = {
+    "exact": "",
+    "lower": " ({best} misses the target from some starts within the budget, a miss "
+    "counted as the budget + 1: a lower bound on Newton's speed-up)",
+    "upper": " (Newton misses from some starts, a miss counted as its budget + 1: an upper "
+    "bound on its speed-up)",
+    "unknown": " (both miss from some starts: the ratio bounds nothing)",
+}
+
+
 def judge(numbers: dict) -> Judgement:
     quad = numbers["quadratic"]
     medians = {n: q["newton_median_steps"] for n, q in quad.items()}
@@ -292,20 +304,11 @@ def judge(numbers: dict) -> Judgement:
     # the bar is passed on a lower bound, failed on an upper bound; otherwise it cannot tell
     passed = r_ratio >= FASTER if kind in ("exact", "lower") else False
     missed = r_ratio < FASTER if kind in ("exact", "upper") else False
-    bound = {"exact": "", "lower": "≥ ", "upper": "≤ ", "unknown": "~"}[kind]
-    speedup = bound + ratio_words(r_ratio, "fewer steps", "more steps")
+    speedup = BOUND[kind] + ratio_words(r_ratio, "fewer steps", "more steps")
     newton_ok = newton_few and float(r["newton"]["success"]) >= 0.9
-    censored = {
-        "exact": "",
-        "lower": f" ({best} misses the target from some starts within the budget, a miss "
-        "counted as the budget + 1: a lower bound on Newton's speed-up)",
-        "upper": " (Newton misses from some starts, a miss counted as its budget + 1: an upper "
-        "bound on its speed-up)",
-        "unknown": " (both miss from some starts: the ratio bounds nothing)",
-    }[kind]
+    censored = CENSORED[kind].format(best=best)
     ind = numbers["indefinite"]
     attracted = float(ind["double_well"]["newton_at_saddle"])
-    band = float(ind["double_well"]["indefinite_start_fraction_to_saddle"])
     evidence = (
         f"Newton: {newton_says} on every quadratic canyon (κ up to {float(big['kappa']):g}), "
         f"tuned GD {float(big['gd_mean_steps']):.0f} at κ = {float(big['kappa']):g}; Rosenbrock: "
@@ -333,6 +336,18 @@ def judge(numbers: dict) -> Judgement:
     }
     if not newton_ok or missed:
         return Judgement("fails", evidence, **say)
+    band = float(ind["double_well"]["indefinite_start_fraction_to_saddle"])
+    conditions = judge_conditions(passed, kind, r_ratio, attracted, band)
+    if not conditions:
+        return Judgement("holds", evidence, **say)
+    return Judgement("partly", evidence, "; ".join(conditions), **say)
+
+
+def judge_conditions(
+    passed: bool, kind: str, r_ratio: float, attracted: float, band: float
+) -> list[str]:
+    """What keeps the claim from holding outright: a Rosenbrock comparison that cannot tell,
+    and Newton drawn to saddles where H is indefinite."""
     conditions = []
     if not passed:  # neither passed nor missed: the bound cannot decide the bar
         why = {
@@ -351,9 +366,7 @@ def judge(numbers: dict) -> Judgement:
             f"Newton converges to the saddle ({band:.0%} of double-well starts in the "
             "indefinite band |θ₂| < 1/√3)"
         )
-    if not conditions:
-        return Judgement("holds", evidence, **say)
-    return Judgement("partly", evidence, "; ".join(conditions), **say)
+    return conditions
 
 
 register(
