@@ -269,49 +269,34 @@ def scaling(corr: float, slope: float) -> str:
     return "none"
 
 
+def fitted(r: dict) -> tuple[float, float]:
+    """The correlation and slope of log α/(√r̂+ε) against log (H⁻¹)ᵢᵢ of one measurement."""
+    return float(r["corr_inv_hessian_diag"]), float(r["slope_inv_hessian_diag"])
+
+
+# the cases measured beside the landscapes: numbers key, label, correlation and slope keys,
+# and what the step is fitted against
+FITTED_AGAINST = (
+    (
+        "minibatch",
+        "least squares on minibatches",
+        "corr_inv_hessian_diag",
+        "slope_inv_hessian_diag",
+        "(H⁻¹)ᵢᵢ",
+    ),
+    (
+        "network",
+        "trained network",
+        "corr_one_over_abs_diag_h",
+        "slope_one_over_abs_diag_h",
+        "1/|Hᵢᵢ|",
+    ),
+)
+
+
 def judge(numbers: dict) -> Judgement:
     mid = str(numbers["checkpoints"][-2])
-    cases, parts = {}, []  # case -> "1/H", "√(1/H)" or "none"
-
-    def fitted(r: dict) -> tuple[float, float]:
-        return float(r["corr_inv_hessian_diag"]), float(r["slope_inv_hessian_diag"])
-
-    for name, row in numbers["conditions"].items():
-        c, s = fitted(row["at"][mid])
-        cases[name] = scaling(c, s)
-        parts.append(f"{name}: corr {c:.2f}, slope {s:.2f}")
-    for family in ("isotropic", "equal |g|"):
-        fits = [
-            fitted(rows[f"rotated #{rot}, {family} start"]["at"][mid])
-            for rot, rows in numbers["rotated"].items()
-        ]
-        kinds = [scaling(c, s) for c, s in fits]
-        # a rotated case follows H⁻¹ only if it does under every rotation measured
-        cases[f"rotated, {family} start"] = kinds[0] if len(set(kinds)) == 1 else "none"
-        corr = [c for c, _ in fits]
-        parts.append(
-            f"rotated ({len(fits)} rotations), {family} start: corr {np.median(corr):.2f} "
-            f"({min(corr):.2f}–{max(corr):.2f}), slope {np.median([s for _, s in fits]):.2f}"
-        )
-    for key, label, c_key, s_key, against in (
-        (
-            "minibatch",
-            "least squares on minibatches",
-            "corr_inv_hessian_diag",
-            "slope_inv_hessian_diag",
-            "(H⁻¹)ᵢᵢ",
-        ),
-        (
-            "network",
-            "trained network",
-            "corr_one_over_abs_diag_h",
-            "slope_one_over_abs_diag_h",
-            "1/|Hᵢᵢ|",
-        ),
-    ):
-        c, s = float(numbers[key][c_key]), float(numbers[key][s_key])
-        cases[label] = scaling(c, s)
-        parts.append(f"{label}, against {against}: corr {c:.2f}, slope {s:.2f}")
+    cases, parts = judged_cases(numbers, mid)  # case -> "1/H", "√(1/H)" or "none"
     evidence = (
         f"log α/(√r̂+ε) against log (H⁻¹)ᵢᵢ at k = {mid} (slope 1: 1/H, 0.5: √(1/H)) — "
         + "; ".join(parts)
@@ -342,6 +327,34 @@ def judge(numbers: dict) -> Judgement:
         + ("; no such link for " + ", ".join(rest) if rest else "")
     )
     return parts_verdict({n: n in ok for n in cases}, evidence, conditions, **say)
+
+
+def judged_cases(numbers: dict, mid: str) -> tuple[dict, list]:
+    """Each case's scaling ("1/H", "√(1/H)" or "none") at checkpoint ``mid``, and its fit in
+    words for the evidence."""
+    cases, parts = {}, []
+    for name, row in numbers["conditions"].items():
+        c, s = fitted(row["at"][mid])
+        cases[name] = scaling(c, s)
+        parts.append(f"{name}: corr {c:.2f}, slope {s:.2f}")
+    for family in ("isotropic", "equal |g|"):
+        fits = [
+            fitted(rows[f"rotated #{rot}, {family} start"]["at"][mid])
+            for rot, rows in numbers["rotated"].items()
+        ]
+        kinds = [scaling(c, s) for c, s in fits]
+        # a rotated case follows H⁻¹ only if it does under every rotation measured
+        cases[f"rotated, {family} start"] = kinds[0] if len(set(kinds)) == 1 else "none"
+        corr = [c for c, _ in fits]
+        parts.append(
+            f"rotated ({len(fits)} rotations), {family} start: corr {np.median(corr):.2f} "
+            f"({min(corr):.2f}–{max(corr):.2f}), slope {np.median([s for _, s in fits]):.2f}"
+        )
+    for key, label, c_key, s_key, against in FITTED_AGAINST:
+        c, s = float(numbers[key][c_key]), float(numbers[key][s_key])
+        cases[label] = scaling(c, s)
+        parts.append(f"{label}, against {against}: corr {c:.2f}, slope {s:.2f}")
+    return cases, parts
 
 
 register(
