@@ -238,6 +238,12 @@ def judge(numbers: dict) -> Judgement:
         return Judgement("fails", evidence, **say)
     if n_osc == n_arr:
         return Judgement("holds", evidence, **say)
+    return Judgement("partly", evidence, where_quiet(configs, arrived, osc), **say)
+
+
+def where_quiet(configs: list, arrived: np.ndarray, osc: np.ndarray) -> str:
+    """The conditions of a ``partly``: the (α, ε) where RMSProp converges instead of hopping,
+    where every run hops, and what the default ε does."""
     quiet = sorted(
         {
             (c["lr"], c["eps"])
@@ -264,7 +270,7 @@ def judge(numbers: dict) -> Judgement:
             if all(default)
             else f"{sum(default)}/{len(default)} settings oscillate"
         )
-    return Judgement("partly", evidence, conditions, **say)
+    return conditions
 
 
 register(
