@@ -230,16 +230,7 @@ def run_experiment(experiment: Experiment, ctx: Context) -> Finding:
         runs.append((m, numbers, experiment.judge(numbers)))
     m, numbers, j = runs[0]
     verdicts = [r[2].verdict for r in runs]
-    verdict, conditions, takeaway = j.verdict, j.conditions, j.takeaway
-    if len(set(verdicts)) > 1:
-        verdict = "partly"
-        by_verdict = {v: [s for s, w in zip(seeds, verdicts) if w == v] for v in VERDICTS}
-        conditions = "the verdict changes with the seed: " + "; ".join(
-            f"{v} at seed {', '.join(map(str, ss))}" for v, ss in by_verdict.items() if ss
-        )
-        if j.conditions:
-            conditions += f" (seed {seeds[0]}: {j.conditions})"
-        takeaway = f"{j.takeaway} (at seed {seeds[0]}; other seeds give another verdict)"
+    verdict, conditions, takeaway = _agreed(j, seeds, verdicts)
     if n > 1:
         numbers = {
             **numbers,
@@ -267,6 +258,21 @@ def run_experiment(experiment: Experiment, ctx: Context) -> Finding:
         seeds=seeds,
         seed_verdicts=verdicts,
     )
+
+
+def _agreed(j: Judgement, seeds: list[int], verdicts: list[str]) -> tuple[str, str, str]:
+    """The verdict, conditions and takeaway over the seeds: the first seed's where every seed
+    agrees; ``partly`` where they disagree, with the conditions saying which seed gave which."""
+    if len(set(verdicts)) == 1:
+        return j.verdict, j.conditions, j.takeaway
+    by_verdict = {v: [s for s, w in zip(seeds, verdicts) if w == v] for v in VERDICTS}
+    conditions = "the verdict changes with the seed: " + "; ".join(
+        f"{v} at seed {', '.join(map(str, ss))}" for v, ss in by_verdict.items() if ss
+    )
+    if j.conditions:
+        conditions += f" (seed {seeds[0]}: {j.conditions})"
+    takeaway = f"{j.takeaway} (at seed {seeds[0]}; other seeds give another verdict)"
+    return "partly", conditions, takeaway
 
 
 @contextmanager
