@@ -1,8 +1,8 @@
-"""The starts and the bar shared by the obstacle experiments (C8a–C8d, C11, C12, MB).
+"""The starts, problems and bar shared by the obstacle experiments (C8a–C8d, C11, C12, MB).
 
 Experiments do not import each other: what several of them share lives here. A ring of starts
-around a minimum (canyons, plateaus), starts near a saddle's stable manifold, the saddles
-themselves, and the one bar for "helps".
+around a minimum (canyons, plateaus), a quadratic canyon problem started on such a ring, starts
+near a saddle's stable manifold, the saddles themselves, and the one bar for "helps".
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
+
+from firstorder import landscapes
+from firstorder.experiments import _tuning as tu
 
 HELPS = 1.25  # "helps": ≥ 1.25× fewer steps (a quarter fewer), the same bar for C8a–C8c and MB
 R_LO, R_HI = 3.5, 5.0  # starts on the plateau: ‖g‖ from 7.6e-3 down to 1.9e-5
@@ -28,6 +31,30 @@ def ring(n: int, gen: torch.Generator, lo: float = 2.0, hi: float = 4.0) -> torc
     r = lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
     a = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
     return torch.stack([r * a.cos(), r * a.sin()], -1)
+
+
+def canyon_problem(
+    seed: int,
+    kappa: float,
+    angle: float,
+    n_tune: int,
+    n_fresh: int,
+    target: float,
+    lam_max: float = 1.0,
+    show: torch.Tensor | None = None,
+) -> tu.Problem:
+    """The quadratic canyon ½θᵀHθ with eigenvalues (λ_max/κ, λ_max), its axes turned by
+    ``angle`` degrees, named "κ=…, θ=…°": tuning and fresh starts on a ring 2…4 around the
+    minimum, each drawn from its own stream of ``seed``."""
+    name = f"κ={kappa:g}, θ={angle:g}°"
+    return tu.Problem(
+        name,
+        landscapes.get("quadratic", eigenvalues=(lam_max / kappa, lam_max), angle=angle),
+        ring(n_tune, tu.generator(seed, "tune", name)),
+        ring(n_fresh, tu.generator(seed, "fresh", name)),
+        target,
+        show=show,
+    )
 
 
 def near_manifold(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from firstorder import landscapes
 from firstorder.experiments import _tuning as tu
-from firstorder.experiments._obstacles import HELPS, ring
+from firstorder.experiments._obstacles import HELPS, canyon_problem, ring
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -83,21 +82,19 @@ def canyon_problems(
     """One quadratic canyon per (angle, κ), starts on a ring; the same three shown starts on
     the κ = 100 canyons at 0° and 45°."""
     show = ring(3, tu.generator(seed, "show"), 3.0, 3.5)
-    problems = []
-    for angle in angles:
-        for kappa in kappas:
-            name = f"κ={kappa:g}, θ={angle:g}°"
-            problems.append(
-                tu.Problem(
-                    name,
-                    landscapes.get("quadratic", eigenvalues=(1 / kappa, 1.0), angle=angle),
-                    ring(n_tune, tu.generator(seed, "tune", name)),
-                    ring(n_fresh, tu.generator(seed, "fresh", name)),
-                    TARGET,
-                    show=show if kappa == 100 and angle in (0.0, 45.0) else None,
-                )
-            )
-    return problems
+    return [
+        canyon_problem(
+            seed,
+            kappa,
+            angle,
+            n_tune,
+            n_fresh,
+            TARGET,
+            show=show if kappa == 100 and angle in (0.0, 45.0) else None,
+        )
+        for angle in angles
+        for kappa in kappas
+    ]
 
 
 def draw_steps(problems, table: dict, by_problem: dict, steps: int, big: float, angles: list):

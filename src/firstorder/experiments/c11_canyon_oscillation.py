@@ -9,7 +9,7 @@ import torch
 
 from firstorder import curvature, landscapes, plots
 from firstorder.experiments import _tuning as tu
-from firstorder.experiments._obstacles import ring
+from firstorder.experiments._obstacles import canyon_problem, ring
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.run import run
 
@@ -214,17 +214,11 @@ def canyon_problems(
     seed: int, kappas: list, angles: list, n_tune: int, n_fresh: int
 ) -> list[tu.Problem]:
     """The quadratic canyons (every angle × κ), then Rosenbrock's curved canyon last."""
-    problems = []
-    for angle in angles:
-        for kappa in kappas:
-            name = f"κ={kappa:g}, θ={angle:g}°"
-            land = landscapes.get("quadratic", eigenvalues=(LAM_MAX / kappa, LAM_MAX), angle=angle)
-            problems.append(tu.Problem(
-                name, land,
-                ring(n_tune, tu.generator(seed, "tune", name), 2.0, 4.0),
-                ring(n_fresh, tu.generator(seed, "fresh", name), 2.0, 4.0),
-                1e-8,
-            ))  # fmt: skip
+    problems = [
+        canyon_problem(seed, kappa, angle, n_tune, n_fresh, 1e-8, lam_max=LAM_MAX)
+        for angle in angles
+        for kappa in kappas
+    ]
     rosen = landscapes.get("rosenbrock")
     problems.append(tu.Problem(
         "rosenbrock", rosen,

@@ -11,7 +11,7 @@ import torch
 
 from firstorder import landscapes, plots
 from firstorder.experiments import _tuning as tu
-from firstorder.experiments._obstacles import ring
+from firstorder.experiments._obstacles import canyon_problem
 from firstorder.experiments.base import (
     Context,
     Experiment,
@@ -77,16 +77,11 @@ def measure(ctx: Context) -> Measurement:
 
 def measure_quadratics(ctx: Context, kappas: list, steps: int, n_tune: int, n_fresh: int) -> dict:
     """Quadratic canyons, axis-aligned and rotated: Newton against GD with a tuned α."""
-    problems = []
-    for angle in (0.0, 30.0):
-        for kappa in kappas:
-            name = f"κ={kappa:g}, θ={angle:g}°"
-            problems.append(tu.Problem(
-                name, landscapes.get("quadratic", eigenvalues=(1 / kappa, 1.0), angle=angle),
-                ring(n_tune, tu.generator(ctx.seed, "tune", name)),
-                ring(n_fresh, tu.generator(ctx.seed, "fresh", name)),
-                TARGET,
-            ))  # fmt: skip
+    problems = [
+        canyon_problem(ctx.seed, kappa, angle, n_tune, n_fresh, TARGET)
+        for angle in (0.0, 30.0)
+        for kappa in kappas
+    ]
     lrs_fine = [float(v) for v in np.logspace(-3, 1, 4 * 12 + 1)]
     gd = tu.tune(problems, "gd", steps=steps, lrs=lrs_fine)
     newton = tu.tune(problems, "newton", steps=NEWTON_STEPS, lrs=[1.0])
