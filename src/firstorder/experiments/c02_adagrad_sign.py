@@ -155,7 +155,7 @@ def stability(T: int) -> tuple[dict, dict]:
     return stable, final
 
 
-def draw_cosines(ax, cos: torch.Tensor, traj_cos: dict, traj_gd_cos: dict) -> None:
+def draw_cosines(ax: plt.Axes, cos: torch.Tensor, traj_cos: dict, traj_gd_cos: dict) -> None:
     big, tiny = SCALES.index(1e4), SCALES.index(1e-2)
     lines = [
         (cos[:, 0, big], "C0", "-", "constant g, |g| ≈ 1e4 ε"),
@@ -177,7 +177,7 @@ def draw_cosines(ax, cos: torch.Tensor, traj_cos: dict, traj_gd_cos: dict) -> No
     ax.legend(fontsize=7.5, loc="lower left")
 
 
-def draw_copies(ax, copies: torch.Tensor) -> None:
+def draw_copies(ax: plt.Axes, copies: torch.Tensor) -> None:
     plots.contour(ax, landscapes.get("canyon"))
     for j, (s, ls) in enumerate(zip(SURFACE_SCALES, ["-", "--", "-.", ":", (0, (1, 3))])):
         xy = copies[:, 0, j].numpy()
@@ -192,7 +192,7 @@ def draw_copies(ax, copies: torch.Tensor) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
-def draw_stability(ax, final: dict, T: int) -> None:
+def draw_stability(ax: plt.Axes, final: dict, T: int) -> None:
     for rule, mk, label in (("gd", "o-", "GD"), ("adagrad", "s--", "AdaGrad")):
         y = final[rule].numpy()
         ax.loglog(LRS, np.where(np.isfinite(y), np.maximum(y, 1e-30), np.nan), mk, label=label)

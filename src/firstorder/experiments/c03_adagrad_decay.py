@@ -135,7 +135,7 @@ def on_landscapes(gen: torch.Generator, T: int, settings: dict) -> torch.Tensor:
     return eta_q
 
 
-def draw_eta(ax, eta: torch.Tensor, title: str, sym: str) -> None:
+def draw_eta(ax: plt.Axes, eta: torch.Tensor, title: str, sym: str) -> None:
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(SCALES)))
     for i, col in enumerate(colors):
         ax.loglog(
@@ -145,7 +145,7 @@ def draw_eta(ax, eta: torch.Tensor, title: str, sym: str) -> None:
     ax.legend(fontsize=8, loc="lower left")
 
 
-def draw_decay(ax, settings: dict) -> None:
+def draw_decay(ax: plt.Axes, settings: dict) -> None:
     markers = itertools.cycle("osD^v<>")
     for name, s in settings.items():
         order = np.argsort(s["scale"])

@@ -147,7 +147,7 @@ def pure_noise(seed: int, K: int) -> tuple[torch.Tensor, torch.Tensor]:
     return NR, NA
 
 
-def draw_eta(ax, configs: list, E_rms: torch.Tensor, E_ada: torch.Tensor, T: int) -> None:
+def draw_eta(ax: plt.Axes, configs: list, E_rms: torch.Tensor, E_ada: torch.Tensor, T: int) -> None:
     show = configs.index((1e-2, 0.9, 1e-6))
     k = np.unique(np.geomspace(1, T, 400).astype(int))  # log-spaced points to draw
     for i, (label, ls) in enumerate((("θ₁ (flat)", "-"), ("θ₂ (steep)", "--"))):
@@ -163,7 +163,9 @@ def draw_eta(ax, configs: list, E_rms: torch.Tensor, E_ada: torch.Tensor, T: int
     ax.legend(fontsize=8)
 
 
-def draw_distance(ax, configs: list, X_rms: torch.Tensor, X_ada: torch.Tensor, T: int) -> None:
+def draw_distance(
+    ax: plt.Axes, configs: list, X_rms: torch.Tensor, X_ada: torch.Tensor, T: int
+) -> None:
     every = np.arange(0, T + 1, max(1, T // 1000))
     for j, lr in enumerate(LRS):
         c = configs.index((lr, 0.9, 1e-6))
@@ -184,7 +186,7 @@ def draw_distance(ax, configs: list, X_rms: torch.Tensor, X_ada: torch.Tensor, T
     ax.legend(fontsize=8, loc="lower left")
 
 
-def draw_noise(ax, NR: torch.Tensor, NA: torch.Tensor, K: int) -> None:
+def draw_noise(ax: plt.Axes, NR: torch.Tensor, NA: torch.Tensor, K: int) -> None:
     kk = np.unique(np.geomspace(1, K, 300).astype(int))
     for j, rho in enumerate(RHOS):
         ax.loglog(kk, NR[kk - 1, j], color=f"C{j}", label=f"RMSProp ρ₂ = {rho:g}")

@@ -80,7 +80,7 @@ def slope_speed(rhos: list[float]) -> tuple[list[float], float]:
     return speed_rel, scale_err
 
 
-def draw_speed(ax, rhos: list[float], speed_rel: list[float]) -> None:
+def draw_speed(ax: plt.Axes, rhos: list[float], speed_rel: list[float]) -> None:
     grid = np.linspace(0, max(rhos), 200)
     ax.semilogy(grid, 1 / (1 - grid), "k-", lw=1, label="1/(1−ρ₁)")
     ax.semilogy(rhos, speed_rel, "o", ms=7, label="measured terminal speed")
@@ -88,7 +88,7 @@ def draw_speed(ax, rhos: list[float], speed_rel: list[float]) -> None:
     ax.legend()
 
 
-def draw_canyon_paths(ax, f, canyon, rhos: list[float]) -> None:
+def draw_canyon_paths(ax: plt.Axes, f, canyon, rhos: list[float]) -> None:
     plots.contour(ax, f)
     n_rho = len(rhos)
     i_lr = CANYON_LRS.index(0.05)
@@ -106,7 +106,7 @@ def draw_canyon_paths(ax, f, canyon, rhos: list[float]) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
-def draw_path_lengths(ax, rhos: list[float], path_median, diverged_any) -> None:
+def draw_path_lengths(ax: plt.Axes, rhos: list[float], path_median, diverged_any) -> None:
     lr_colors = plt.cm.plasma(np.linspace(0, 0.85, len(CANYON_LRS)))
     for i, (lr, col) in enumerate(zip(CANYON_LRS, lr_colors)):
         y = path_median[i].numpy().copy()

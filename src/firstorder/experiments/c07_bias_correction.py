@@ -103,7 +103,7 @@ def canyon_peak(rho1s: list, rho2s: list, bias_correction: bool) -> torch.Tensor
     return res.step_length.amax(0).median(-1).values / (0.05 * 2**0.5)
 
 
-def draw_grid(fig, ax1, unc: torch.Tensor, rho1s: list, rho2s: list) -> None:
+def draw_grid(fig: plt.Figure, ax1: plt.Axes, unc: torch.Tensor, rho1s: list, rho2s: list) -> None:
     """Per (ρ₁, ρ₂): the uncorrected step farthest from α (colour), its peak and first step."""
     shape = (len(rho1s), len(rho2s))
     peak, first = unc.amax(0).view(shape).numpy(), unc[0].view(shape).numpy()
@@ -133,7 +133,9 @@ def draw_grid(fig, ax1, unc: torch.Tensor, rho1s: list, rho2s: list) -> None:
     fig.colorbar(im, ax=ax1, label="log₁₀ (the step farthest from α, in α)")
 
 
-def draw_first_steps(ax2, unc: torch.Tensor, cor: torch.Tensor, pairs: list, K: int) -> None:
+def draw_first_steps(
+    ax2: plt.Axes, unc: torch.Tensor, cor: torch.Tensor, pairs: list, K: int
+) -> None:
     k = np.arange(1, K + 1)
     shown = [(0.9, 0.999), (0.0, 0.999), (0.9, 0.9)]
     colors = ["C0", "C3", "C2"]

@@ -118,7 +118,7 @@ def draw(local: list, res: dict, table: dict, adam: dict, obstacle: dict, steps:
     return fig
 
 
-def draw_paths(ax, i: int, p: tu.Problem, res: dict) -> None:
+def draw_paths(ax: plt.Axes, i: int, p: tu.Problem, res: dict) -> None:
     """Every optimizer's shown paths on the i-th surface with local minima."""
     plots.contour(ax, p.landscape)
     for opt in tu.FIRST_ORDER:
@@ -143,7 +143,7 @@ def draw_paths(ax, i: int, p: tu.Problem, res: dict) -> None:
         ax.legend(fontsize=8, loc="lower left")
 
 
-def draw_outcomes(ax, local: list, table: dict, steps: int) -> None:
+def draw_outcomes(ax: plt.Axes, local: list, table: dict, steps: int) -> None:
     """Stacked bars: where each optimizer's fresh runs ended on each surface."""
     names_local = [p.name for p in local]
     colors = ("tab:green", "gold", "tab:red", "0.6")
@@ -175,7 +175,7 @@ def draw_outcomes(ax, local: list, table: dict, steps: int) -> None:
     ax.legend(fontsize=7, loc="upper center", ncol=4, bbox_to_anchor=(0.5, -0.1))
 
 
-def draw_adam(ax, adam: dict, obstacle: dict, steps: int) -> None:
+def draw_adam(ax: plt.Axes, adam: dict, obstacle: dict, steps: int) -> None:
     """Horizontal bars: Adam's success on every obstacle, coloured by the kind of obstacle."""
     names = list(adam)
     kinds = list(dict.fromkeys(obstacle.values()))

@@ -134,7 +134,7 @@ def noisy_quadratic(gen: torch.Generator, K: int) -> tuple[torch.Tensor, torch.T
     return q_noise, q_dist_rms
 
 
-def draw_updates(ax, c: dict, K: int) -> None:
+def draw_updates(ax: plt.Axes, c: dict, K: int) -> None:
     u, noise, row = c["u"], c["noise"], c["row"]
     ks = np.arange(K // 2, K // 2 + 150)
     for r, col in ((0.0, "C3"), (0.9, "C0")):
@@ -156,7 +156,7 @@ def draw_updates(ax, c: dict, K: int) -> None:
     ax.legend(fontsize=8)
 
 
-def draw_v_hat(ax, v_over_var: list) -> None:
+def draw_v_hat(ax: plt.Axes, v_over_var: list) -> None:
     m = np.array(MUS)
     grid = np.linspace(0, max(MUS), 100)
     ax.semilogy(grid, 1 + grid**2, "k-", lw=1, label="E[g²] = μ² + σ²")
@@ -170,7 +170,7 @@ def draw_v_hat(ax, v_over_var: list) -> None:
     ax.legend(fontsize=9)
 
 
-def draw_noise(ax, c: dict) -> None:
+def draw_noise(ax: plt.Axes, c: dict) -> None:
     s = np.array(SIGMAS)
     ax.plot(s, c["size_by_sigma"], "o-", color="C2", label="mean |Δθ|/α, ρ₁ = 0.9")
     ax.plot(s, c["progress_by_sigma"], "s--", color="C2", label="mean −Δθ/α (progress)")

@@ -182,7 +182,7 @@ def eigen_progress(kappa: float, seed: int, T_prog: int, gen: torch.Generator) -
     }
 
 
-def draw_decrease(ax, kappas: list, dec: dict) -> None:
+def draw_decrease(ax: plt.Axes, kappas: list, dec: dict) -> None:
     for kappa, lr, frac, pred in dec["cases"]:
         col = plt.cm.viridis(math.log10(kappa) / 4)
         ax.plot(lr, frac, "o", color=col, ms=8, mfc="none", mew=1.5)
@@ -200,7 +200,7 @@ def draw_decrease(ax, kappas: list, dec: dict) -> None:
     ax.legend(fontsize=8)
 
 
-def draw_alpha_max(ax, lam_maxes: list, alpha_max: list, slope: float) -> None:
+def draw_alpha_max(ax: plt.Axes, lam_maxes: list, alpha_max: list, slope: float) -> None:
     lm = np.array(lam_maxes)
     ax.plot(lm, 2 / lm, "k-", lw=1, label="2/λ_max")
     ax.plot(lm, alpha_max, "o", ms=8, color="tab:blue", label="largest α where GD converges")
@@ -209,7 +209,7 @@ def draw_alpha_max(ax, lam_maxes: list, alpha_max: list, slope: float) -> None:
     ax.legend(fontsize=8)
 
 
-def draw_progress(ax, prog: dict, big: str, T_prog: int) -> None:
+def draw_progress(ax: plt.Axes, prog: dict, big: str, T_prog: int) -> None:
     k = np.arange(T_prog + 1)
     for key, col, name in (("flat", "tab:blue", "λ_min"), ("steep", "tab:red", "λ_max")):
         ax.plot(

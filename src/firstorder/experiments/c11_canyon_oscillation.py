@@ -120,7 +120,7 @@ def draw(mid, shown, table: dict, t_r: tu.Tuned, rosen, swept: list, name100: st
     return fig
 
 
-def draw_components(ax, mid, shown: torch.Tensor, lr100: float, name100: str) -> None:
+def draw_components(ax: plt.Axes, mid, shown: torch.Tensor, lr100: float, name100: str) -> None:
     """The steep and flat error components of GD at the tuned α, from the first shown start."""
     res = run(mid, "gd", starts=shown[:1], steps=120, lr=lr100, record="full")
     c = components(mid, res.x[:, 0, 0]).numpy()
@@ -135,7 +135,7 @@ def draw_components(ax, mid, shown: torch.Tensor, lr100: float, name100: str) ->
     ax.legend(fontsize=8)
 
 
-def draw_sweep(ax, swept: list) -> None:
+def draw_sweep(ax: plt.Axes, swept: list) -> None:
     """Over the α sweep: sign flips, steps that turn back, and how much slower the flat error is."""
     ax.plot(
         SWEEP,

@@ -167,7 +167,7 @@ def draw(ctx: Context, kappas, steps, quad, r_res, side, basin, at_s) -> Path:
     return ctx.figure(fig, "newton")
 
 
-def draw_quadratics(ax, kappas, steps: int, quad: dict) -> None:
+def draw_quadratics(ax: plt.Axes, kappas, steps: int, quad: dict) -> None:
     for angle, mk in ((0.0, "o"), (30.0, "s")):
         ks = [quad[f"κ={k:g}, θ={angle:g}°"] for k in kappas]
         ax.plot(
@@ -194,7 +194,7 @@ def draw_quadratics(ax, kappas, steps: int, quad: dict) -> None:
     ax.legend(fontsize=7)
 
 
-def draw_rosenbrock(ax, r_res: dict) -> None:
+def draw_rosenbrock(ax: plt.Axes, r_res: dict) -> None:
     plots.contour(ax, landscapes.get("rosenbrock"))
     for o in ("gd", "adam", "newton"):
         xy = r_res[o].shown.numpy()
@@ -212,7 +212,7 @@ def draw_rosenbrock(ax, r_res: dict) -> None:
     ax.legend(fontsize=7, loc="lower right")
 
 
-def draw_basins(ax, side: int, basin: torch.Tensor, at_s: torch.Tensor) -> None:
+def draw_basins(ax: plt.Axes, side: int, basin: torch.Tensor, at_s: torch.Tensor) -> None:
     code = np.where(
         at_s.numpy(),
         0,
@@ -235,7 +235,7 @@ def draw_basins(ax, side: int, basin: torch.Tensor, at_s: torch.Tensor) -> None:
     ax.legend(fontsize=7, loc="upper right")
 
 
-def draw_saddle_runs(ax, name: str) -> None:
+def draw_saddle_runs(ax: plt.Axes, name: str) -> None:
     land = landscapes.get(name)
     plots.contour(ax, land)
     shown = torch.tensor([[1.5, 0.4], [-1.0, -0.3], [0.5, 1.5]], dtype=torch.float64)

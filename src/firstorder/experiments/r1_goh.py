@@ -93,7 +93,7 @@ def rates_at(kappa: float, seed: int, n_a: int, n_r: int) -> tuple[dict, tuple]:
     return row, (np.array(alphas) / opt["alpha"], np.array(rhos), r.numpy(), opt)
 
 
-def draw_heat(fig, ax, heat: tuple, best: dict) -> None:
+def draw_heat(fig: plt.Figure, ax: plt.Axes, heat: tuple, best: dict) -> None:
     a, rh, r, opt = heat
     show = np.where(np.isfinite(r) & (r < 1), r, np.nan)
     mesh = ax.pcolormesh(
@@ -116,7 +116,7 @@ def draw_heat(fig, ax, heat: tuple, best: dict) -> None:
     ax.legend(fontsize=8, loc="lower left")
 
 
-def draw_rates(ax, kappas: list, table: dict) -> None:
+def draw_rates(ax: plt.Axes, kappas: list, table: dict) -> None:
     ks = np.array(kappas, dtype=float)
     kk = np.logspace(np.log10(ks.min()), np.log10(ks.max()), 100)
     # 1 − r on a log scale: the steps needed per e-fold are 1/(1 − r), and r ≈ 1 hides them

@@ -87,7 +87,9 @@ def momentum_boundary(f, lrs: list[float], rhos: list[float], steps: int, f0: fl
     return reached, boundary
 
 
-def draw_map(fig, ax, reached, lrs: list, rhos: list, boundary: list, steps: int) -> None:
+def draw_map(
+    fig: plt.Figure, ax: plt.Axes, reached, lrs: list, rhos: list, boundary: list, steps: int
+) -> None:
     steps_map = reached.double().numpy()
     steps_map[steps_map < 0] = np.nan
     mesh = ax.pcolormesh(
@@ -109,7 +111,7 @@ def draw_map(fig, ax, reached, lrs: list, rhos: list, boundary: list, steps: int
     ax.legend(fontsize=8, loc="upper left")
 
 
-def draw_gd(ax, gd) -> None:
+def draw_gd(ax: plt.Axes, gd) -> None:
     for lr, col in ((0.4, "tab:blue"), (0.6, "tab:red")):
         c = gd.f[:, [0.4, 0.6].index(lr), 0].numpy()
         ax.plot(np.arange(len(c)), c, color=col, label=f"GD, α = {lr} (αλ_max = {lr * 4:g})")
