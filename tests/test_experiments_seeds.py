@@ -6,7 +6,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from firstorder.experiments import Context, Experiment, Judgement, Measurement, run_experiment
+from firstorder.errors import UserValueError
+from firstorder.experiments import (
+    Context,
+    Experiment,
+    Judgement,
+    Measurement,
+    get,
+    run_experiment,
+)
 
 
 def toy(verdict_of_seed, seeded: bool = True) -> Experiment:
@@ -54,5 +62,11 @@ def test_an_unseeded_experiment_runs_once(tmp_path):
 
 def test_quick_and_full_seed_counts_and_bad_counts():
     assert Context(quick=True).n_seeds >= 1 and Context(quick=False).n_seeds >= 3
-    with pytest.raises(ValueError, match="seeds must be"):
+    # a user's mistake (the CLI's --seeds): the user-error class, still a ValueError
+    with pytest.raises(UserValueError, match="seeds must be"):
         _ = Context(seeds=0).n_seeds
+
+
+def test_an_unknown_experiment_id_is_a_users_mistake():
+    with pytest.raises(UserValueError, match="experiment must be one of C1, .*got 'C99'"):
+        get("C99")

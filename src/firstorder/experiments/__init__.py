@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from firstorder.errors import UserValueError
 from firstorder.experiments.base import (
     EXPERIMENTS,
     VERDICTS,
@@ -69,4 +70,4 @@ def get(experiment_id: str) -> Experiment:
         return EXPERIMENTS[by_lower[experiment_id.strip().lower()]]
     except KeyError:
         known = ", ".join(e.id for e in all_experiments())
-        raise ValueError(f"experiment must be one of {known}; got {experiment_id!r}.") from None
+        raise UserValueError(f"experiment must be one of {known}; got {experiment_id!r}.") from None

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from firstorder import plots
+from firstorder.errors import UserValueError
 
 VERDICTS = ("holds", "partly", "fails")
 
@@ -135,7 +136,7 @@ class Context:
         """The number of seeds a seeded experiment runs in this mode."""
         n = self.seeds if self.seeds is not None else self.pick(QUICK_SEEDS, FULL_SEEDS)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"seeds must be a whole number >= 1, got {n!r}.")
+            raise UserValueError(f"seeds must be a whole number >= 1, got {n!r}.")
         return n
 
     def pick(self, quick: Any, full: Any) -> Any:
