@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["ACTIVATIONS", "Layer", "MLP"]
+__all__ = ["ACTIVATIONS", "Layer", "MLP", "unwrap"]
 
 # g⁽ⁱ⁾ by name. Only "identity" is linear, which is what collapse() relies on.
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -27,6 +27,16 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
 }
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The network itself: ``model.module`` inside ``DistributedDataParallel``, else ``model``.
+
+    DistributedDataParallel's forward talks to the other processes; a local computation (the
+    risk on the whole data set, curvature, a checkpoint) runs on the wrapped network, whose
+    parameters are the same on every process.
+    """
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def _check_activation(name: object, where: str) -> str:
