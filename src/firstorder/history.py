@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from firstorder.errors import UserValueError
+
 __all__ = ["History", "Record"]
 
 
@@ -55,7 +57,7 @@ class History:
         """One column, e.g. ``history["train_risk"]``."""
         if name not in {f.name for f in fields(Record)}:
             allowed = ", ".join(f.name for f in fields(Record))
-            raise ValueError(f"name must be one of {allowed}; got {name!r}.")
+            raise UserValueError(f"name must be one of {allowed}; got {name!r}.")
         return [getattr(r, name) for r in self.records]
 
     @property

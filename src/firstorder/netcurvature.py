@@ -29,6 +29,7 @@ from torch.func import functional_call, grad, vjp, vmap
 
 from firstorder import rules
 from firstorder.curvature import top_eigenvalues
+from firstorder.errors import UserValueError
 from firstorder.nn import unwrap
 
 __all__ = [
@@ -56,7 +57,7 @@ def risk_function(
     model = unwrap(model)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
-        raise ValueError("model must have at least one parameter with requires_grad=True.")
+        raise UserValueError("model must have at least one parameter with requires_grad=True.")
     names = [n for n, _ in named]
     shapes = [p.shape for _, p in named]
     sizes = [p.numel() for _, p in named]
@@ -88,7 +89,7 @@ def risk_hvp(
 
     def hvp(v: Tensor) -> Tensor:
         if v.shape[-1] != theta.numel():
-            raise ValueError(
+            raise UserValueError(
                 f"v must have {theta.numel()} entries (one per parameter); got shape "
                 f"{tuple(v.shape)}."
             )
@@ -132,7 +133,7 @@ def _basis_chunks(d: int, chunk_size: int, dtype: torch.dtype) -> Iterable[tuple
 
 def _check_positive(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        raise UserValueError(f"{name} must be a positive integer; got {value!r}.")
 
 
 def hessian_diagonal(
@@ -235,7 +236,7 @@ def effective_step(optimizer: torch.optim.Optimizer, params: Iterable[Tensor]) -
     flat = []
     for i, p in enumerate(params):
         if id(p) not in per_param:
-            raise ValueError(
+            raise UserValueError(
                 f"params[{i}] (shape {tuple(p.shape)}) must have been updated by the optimizer "
                 f"at least once to have an effective step; it has no optimizer state."
             )
@@ -271,7 +272,7 @@ def adam_preconditioner_vs_hessian(
     params = [p for p in unwrap(model).parameters() if p.requires_grad]
     step = effective_step(optimizer, params)
     if step is None:
-        raise ValueError(
+        raise UserValueError(
             f"optimizer must be adaptive (firstorder AdaGrad/RMSProp/Adam or torch.optim.Adam/"
             f"AdamW); got {type(optimizer).__name__}."
         )

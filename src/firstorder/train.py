@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from firstorder.data import Dataset
+from firstorder.errors import UserValueError
 from firstorder.files import atomic
 from firstorder.history import History, Record
 from firstorder.netcurvature import effective_step, sharpness
@@ -75,7 +76,7 @@ def _loss_fn(loss: str | LossFn | None, data: Dataset) -> LossFn:
         return LOSSES["cross_entropy" if data.task == "classification" else "mse"]
     wanted = {"classification": "cross_entropy", "regression": "mse"}[data.task]
     if loss != wanted:
-        raise ValueError(
+        raise UserValueError(
             f"loss must be {wanted!r} (or a callable) for the {data.task} dataset {data.name}; "
             f"got {loss!r}."
         )
@@ -108,7 +109,7 @@ def _check_int(name: str, value: object, low: int = 1, none_ok: bool = True) -> 
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         tail = " or None" if none_ok else ""
-        raise ValueError(f"{name} must be an integer >= {low}{tail}; got {value!r}.")
+        raise UserValueError(f"{name} must be an integer >= {low}{tail}; got {value!r}.")
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
@@ -156,7 +157,7 @@ class _Run:
         state = torch.load(path, weights_only=True)
         for name, value in (("seed", self.seed), ("batch_size", self.B), ("n_train", self.n)):
             if state[name] != value:
-                raise ValueError(
+                raise UserValueError(
                     f"{name} must match the checkpoint {path} ({state[name]}) to resume it "
                     f"exactly; got {value}."
                 )
@@ -284,7 +285,7 @@ def _check_train(data: Dataset, batch_size: int | None, **ints: int | None) -> i
     """Refuse bad arguments of :func:`train`; the batch size B."""
     epochs, steps = ints["epochs"], ints["steps"]
     if (epochs is None) == (steps is None):
-        raise ValueError(
+        raise UserValueError(
             f"give exactly one of epochs or steps; got epochs={epochs}, steps={steps}."
         )
     for name, value in ints.items():  # counts from 1, the seed from 0; None: not given
@@ -293,10 +294,10 @@ def _check_train(data: Dataset, batch_size: int | None, **ints: int | None) -> i
     B = n if batch_size is None else batch_size
     _check_int("batch_size", B)
     if B > n:
-        raise ValueError(f"batch_size must be at most n_train = {n} or None; got {batch_size}.")
+        raise UserValueError(f"batch_size must be at most n_train = {n} or None; got {batch_size}.")
     world = _world()[1]
     if world > 1 and (B % world or (n % B) % world):
-        raise ValueError(
+        raise UserValueError(
             f"batch_size must split evenly over {world} processes, its last batch too "
             f"(n_train % batch_size = {n % B}); got {B}."
         )
@@ -380,7 +381,7 @@ def compare(
     """
     for name in ("checkpoint", "resume"):
         if train_kwargs.get(name) is not None:
-            raise ValueError(f"{name} must be None in compare (runs would share the file).")
+            raise UserValueError(f"{name} must be None in compare (runs would share the file).")
     initial = make_model()
     rng = torch.get_rng_state()  # e.g. dropout: every run draws the same random numbers
     histories = {}
