@@ -110,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The options of the commands that run the experiments (tour, claims, cards): one wording each.
+def _quick(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
+
+
+def _only(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
+
+
+def _seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
+
+
 # --- one builder per command, in the order of `firstorder --help` ------------------------------
 
 
@@ -123,10 +136,10 @@ def _add_tour(sub: argparse._SubParsersAction) -> None:
         "firstorder tour --quick               # about half a minute on 2 cores",
         "firstorder tour --only C6,C8a --out c6",
     )
-    p.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
+    _quick(p)
     p.add_argument("--out", default="out", help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
-    p.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
+    _seed(p)
+    _only(p)
     add_jobs(p)
     p.set_defaults(func=cmd_tour)
 
@@ -147,12 +160,12 @@ def _add_claims(sub: argparse._SubParsersAction) -> None:
         dest="from_results",
         help="a tour's results.json: print it, run nothing (default: run the experiments)",
     )
-    p.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
+    _quick(p)
     p.add_argument(
         "--json", action="store_true", help='print [{"id","claim","verdict","evidence"}]'
     )
-    p.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
+    _only(p)
+    _seed(p)
     p.add_argument("--out", help="keep figures and results here (default: discarded)")
     add_jobs(p)
     p.set_defaults(func=cmd_claims)
@@ -216,14 +229,14 @@ def _add_cards(sub: argparse._SubParsersAction) -> None:
         "firstorder cards --from out/results.json",
         "firstorder cards --quick --out cards --format obsidian",
     )
-    p.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
+    _quick(p)
     p.add_argument("--out", default="cards", help="output folder")
     p.add_argument("--format", default="both", help="obsidian, apkg or both")
     p.add_argument(
         "--from", dest="from_results", help="an existing results.json of a tour (default: run one)"
     )
-    p.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
+    _only(p)
+    _seed(p)
     add_jobs(p)
     p.set_defaults(func=cmd_cards)
 
