@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from firstorder import curvature, landscapes
+from firstorder.errors import UserValueError
 
 # every surface with its defaults, plus variants that exercise the parameters
 CASES = [(name, {}) for name in landscapes.names()] + [
@@ -259,3 +260,13 @@ def test_unknown_name_lists_the_names_and_wrong_dim_is_refused():
         landscapes.get("rosenbrok")
     with pytest.raises(ValueError, match="last dimension 2"):
         landscapes.get("beale")(torch.zeros(3))
+
+
+def test_user_mistakes_are_user_errors():
+    """The CLI prints a UserError in one line; anything else is a bug with its traceback."""
+    with pytest.raises(UserValueError, match="landscape must be one of"):
+        landscapes.get("no such surface")
+    with pytest.raises(UserValueError, match="kappa must be >= 1"):
+        landscapes.get("quadratic", kappa=0.5)
+    with pytest.raises(UserValueError, match="lr must be positive"):
+        curvature.gd_contraction(torch.eye(2, dtype=torch.float64), 0.0)

@@ -114,33 +114,47 @@ def test_hutchinson_diagonal_is_unbiased_and_seeded():
         nc.hutchinson_diagonal(model, loss_fn, x, y, n_samples=0)
 
 
-def adam_by_hand(model, loss_fn, x, y, steps, lr, rho1, rho2, eps):
-    """E5 in float64 NumPy on a copy of the network; returns α/(√r̂ + ε) after ``steps``."""
+def adam_by_hand(model, loss_fn, x, y, steps, lr, rho1, rho2, eps, amsgrad=False, decay=0.0):
+    """E5 in float64 NumPy on a copy of the network; returns α/(√r̂ + ε) after ``steps``.
+    ``amsgrad``: r̂ from the running maximum of r (Reddi et al. 2018); ``decay``: AdamW's
+    decoupled θ ← (1 − α·decay) θ before each step (Loshchilov & Hutter 2019)."""
     model = copy.deepcopy(model)
     s = [np.zeros(p.shape) for p in model.theta]
     r = [np.zeros(p.shape) for p in model.theta]
+    r_max = [np.zeros(p.shape) for p in model.theta]
     for k in range(1, steps + 1):
         grads = torch.autograd.grad(loss_fn(model(x), y), model.theta)
         with torch.no_grad():
             for i, (p, g) in enumerate(zip(model.theta, grads, strict=True)):
                 g = g.numpy()
+                p *= 1 - lr * decay
                 s[i] = rho1 * s[i] + (1 - rho1) * g
                 r[i] = rho2 * r[i] + (1 - rho2) * g * g
-                s_hat, r_hat = s[i] / (1 - rho1**k), r[i] / (1 - rho2**k)
+                r_max[i] = np.maximum(r_max[i], r[i])
+                used = r_max[i] if amsgrad else r[i]
+                s_hat, r_hat = s[i] / (1 - rho1**k), used / (1 - rho2**k)
                 p -= torch.from_numpy(lr / (np.sqrt(r_hat) + eps) * s_hat)
-    r_hat = [ri / (1 - rho2**steps) for ri in r]
+    r_hat = [ri / (1 - rho2**steps) for ri in (r_max if amsgrad else r)]
     return np.concatenate([(lr / (np.sqrt(rh) + eps)).ravel() for rh in r_hat])
 
 
-@pytest.mark.parametrize("which", ["ours", "torch"])
+@pytest.mark.parametrize("which", ["ours", "torch", "torch-adamw", "torch-amsgrad"])
 def test_effective_step_equals_e5_by_hand(which):
     model, loss_fn, x, y = small_problem()
     lr, rho1, rho2, eps = 0.01, 0.8, 0.95, 1e-3  # unusual values, so defaults cannot hide a bug
+    betas = (rho1, rho2)
     if which == "ours":
         opt = optim.Adam(model.parameters(), lr=lr, rho1=rho1, rho2=rho2, eps=eps)
+    elif which == "torch":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps)
+    elif which == "torch-adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=0.5)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(rho1, rho2), eps=eps)
-    expected = adam_by_hand(model, loss_fn, x, y, 4, lr, rho1, rho2, eps)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps, amsgrad=True)
+    decay = 0.5 if which == "torch-adamw" else 0.0
+    expected = adam_by_hand(
+        model, loss_fn, x, y, 4, lr, rho1, rho2, eps, which == "torch-amsgrad", decay
+    )
     for _ in range(4):
         opt.zero_grad()
         loss_fn(model(x), y).backward()

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from firstorder import data, optim
+from firstorder.errors import UserValueError
 from firstorder.nn import MLP
 from firstorder.train import History, compare, train
 
@@ -244,3 +245,23 @@ def test_mlp_on_mnist1d_reaches_55_percent():
         log_every=160,
     )  # fmt: skip
     assert history.final.test_accuracy >= 0.55
+
+
+NET = MLP([2, 4, 2], "tanh")
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        lambda d: train(NET, optim.GD(NET.parameters(), lr=0.1), d),
+        lambda d: train(NET, optim.GD(NET.parameters(), lr=0.1), d, steps=0),
+        lambda d: data.load("no such data"),
+        lambda d: MLP([2, 4, 2], "softplus"),
+        lambda d: History()["no such column"],
+    ],
+    ids=["no-length", "steps=0", "data-name", "activation", "column"],
+)
+def test_user_mistakes_are_user_errors(spirals, mistake):
+    """The CLI prints a UserError in one line; anything else is a bug with its traceback."""
+    with pytest.raises(UserValueError):
+        mistake(spirals)

@@ -19,6 +19,7 @@ import re
 import shutil
 from pathlib import Path
 
+from firstorder.errors import UserValueError
 from firstorder.files import atomic, write_atomic
 
 DECK_ID = 1_769_622_930  # fixed: the same deck across exports (Anki ids are 31-bit or more)
@@ -62,23 +63,23 @@ FIELDS = ("id", "kind", "claim", "criterion", "verdict", "evidence")  # what a c
 
 def check(findings: object, source: str | Path) -> list[dict]:
     """The findings of a results file, each with the text fields a card shows and a list of
-    figure paths; a ValueError naming the file, the finding and the field otherwise."""
+    figure paths; a UserValueError naming the file, the finding and the field otherwise."""
     if not isinstance(findings, list):
-        raise ValueError(
+        raise UserValueError(
             f"findings in {str(source)!r} must be a list, got {type(findings).__name__}."
         )
     for i, f in enumerate(findings):
         where = f"finding {i} of {str(source)!r}"
         if not isinstance(f, dict):
-            raise ValueError(f"{where} must be an object, got {type(f).__name__}.")
+            raise UserValueError(f"{where} must be an object, got {type(f).__name__}.")
         for key in FIELDS:
             if not isinstance(f.get(key), str):
-                raise ValueError(
+                raise UserValueError(
                     f"{where} must have the text field {key!r}, got {f.get(key)!r:.40}."
                 )
         figures = f.get("figures", [])
         if not isinstance(figures, list) or not all(isinstance(p, str) for p in figures):
-            raise ValueError(f"{where} must list its figures as paths, got {figures!r:.40}.")
+            raise UserValueError(f"{where} must list its figures as paths, got {figures!r:.40}.")
     return findings
 
 
@@ -92,7 +93,7 @@ def _first_figure(f: dict, results_dir: Path) -> Path | None:
     for p in f.get("figures", []):
         path = (results_dir / p).resolve()  # an absolute p replaces results_dir
         if not path.is_relative_to(root):
-            raise ValueError(
+            raise UserValueError(
                 f"figures of {f['id']} must be inside the results folder {str(results_dir)!r}, "
                 f"got {p!r}."
             )
@@ -160,7 +161,7 @@ def write_apkg(findings: list[dict], results_dir: Path, out: Path) -> Path:
 def write_cards(findings: list[dict], results_dir: Path, out: Path, fmt: str) -> list[Path]:
     """Write the cards in ``fmt``: "obsidian", "apkg" or "both"."""
     if fmt not in ("obsidian", "apkg", "both"):
-        raise ValueError(f"format must be obsidian, apkg or both, got {fmt!r}.")
+        raise UserValueError(f"format must be obsidian, apkg or both, got {fmt!r}.")
     for f in findings:  # every figure path checked before anything is written
         _first_figure(f, results_dir)
     written = []

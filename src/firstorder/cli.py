@@ -99,8 +99,35 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Help,
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    _add_tour(sub)
+    _add_claims(sub)
+    _add_landscapes(sub)
+    _add_run(sub)
+    _add_sweep(sub)
+    _add_cards(sub)
+    _add_serve(sub)
+    _add_train(sub)
+    return p
 
-    t = _sub(
+
+# The options of the commands that run the experiments (tour, claims, cards): one wording each.
+def _quick(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
+
+
+def _only(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
+
+
+def _seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
+
+
+# --- one builder per command, in the order of `firstorder --help` ------------------------------
+
+
+def _add_tour(sub: argparse._SubParsersAction) -> None:
+    p = _sub(
         sub,
         "tour",
         "run every experiment and write the HTML report",
@@ -109,14 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
         "firstorder tour --quick               # about half a minute on 2 cores",
         "firstorder tour --only C6,C8a --out c6",
     )
-    t.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
-    t.add_argument("--out", default="out", help="output folder")
-    t.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
-    t.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
-    add_jobs(t)
-    t.set_defaults(func=cmd_tour)
+    _quick(p)
+    p.add_argument("--out", default="out", help="output folder")
+    _seed(p)
+    _only(p)
+    add_jobs(p)
+    p.set_defaults(func=cmd_tour)
 
-    c = _sub(
+
+def _add_claims(sub: argparse._SubParsersAction) -> None:
+    p = _sub(
         sub,
         "claims",
         "the verdict table in the terminal",
@@ -126,22 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
         "firstorder claims --quick --only C6,C8a",
         "firstorder claims --quick --json",
     )
-    c.add_argument(
+    p.add_argument(
         "--from",
         dest="from_results",
         help="a tour's results.json: print it, run nothing (default: run the experiments)",
     )
-    c.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
-    c.add_argument(
+    _quick(p)
+    p.add_argument(
         "--json", action="store_true", help='print [{"id","claim","verdict","evidence"}]'
     )
-    c.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
-    c.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
-    c.add_argument("--out", help="keep figures and results here (default: discarded)")
-    add_jobs(c)
-    c.set_defaults(func=cmd_claims)
+    _only(p)
+    _seed(p)
+    p.add_argument("--out", help="keep figures and results here (default: discarded)")
+    add_jobs(p)
+    p.set_defaults(func=cmd_claims)
 
-    la = _sub(
+
+def _add_landscapes(sub: argparse._SubParsersAction) -> None:
+    p = _sub(
         sub,
         "landscapes",
         "the obstacle course: names, obstacles, minima",
@@ -150,10 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         "firstorder landscapes",
         "firstorder landscapes --json",
     )
-    la.add_argument("--json", action="store_true", help="print the list as JSON")
-    la.set_defaults(func=cmd_landscapes)
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(func=cmd_landscapes)
 
-    r = _sub(
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = _sub(
         sub,
         "run",
         "one optimizer on a landscape: where each start ends",
@@ -165,10 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
         "firstorder run canyon --optimizer gd --lr 0.4,0.6 --plot paths.png",
         "firstorder run rosenbrock --optimizer momentum --lr 1e-3 --rho 0.9 --start=-1.2,1",
     )
-    add_run_options(r, sweep=False)
-    r.set_defaults(func=cmd_run)
+    add_run_options(p, sweep=False)
+    p.set_defaults(func=cmd_run)
 
-    sw = _sub(
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = _sub(
         sub,
         "sweep",
         "a grid of hyperparameters: success and divergence per configuration",
@@ -180,10 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         "firstorder sweep rosenbrock --optimizer adam --lr 1e-3:0.5:9 --rho1 0,0.5,0.9,0.99 "
         "--steps 2000 --plot sweep.png",
     )
-    add_run_options(sw, sweep=True)
-    sw.set_defaults(func=cmd_sweep)
+    add_run_options(p, sweep=True)
+    p.set_defaults(func=cmd_sweep)
 
-    ca = _sub(
+
+def _add_cards(sub: argparse._SubParsersAction) -> None:
+    p = _sub(
         sub,
         "cards",
         "Anki cards of the findings, in the notes' format",
@@ -192,18 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
         "firstorder cards --from out/results.json",
         "firstorder cards --quick --out cards --format obsidian",
     )
-    ca.add_argument("--quick", action="store_true", help="small sizes: about half a minute")
-    ca.add_argument("--out", default="cards", help="output folder")
-    ca.add_argument("--format", default="both", help="obsidian, apkg or both")
-    ca.add_argument(
+    _quick(p)
+    p.add_argument("--out", default="cards", help="output folder")
+    p.add_argument("--format", default="both", help="obsidian, apkg or both")
+    p.add_argument(
         "--from", dest="from_results", help="an existing results.json of a tour (default: run one)"
     )
-    ca.add_argument("--only", help="comma-separated ids, for example C6,C8a (default: all)")
-    ca.add_argument("--seed", type=int, default=0, help="the seed of every random draw")
-    add_jobs(ca)
-    ca.set_defaults(func=cmd_cards)
+    _only(p)
+    _seed(p)
+    add_jobs(p)
+    p.set_defaults(func=cmd_cards)
 
-    se = _sub(
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = _sub(
         sub,
         "serve",
         "the playground: watch the optimizers in the browser",
@@ -212,11 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
         "firstorder serve --open",
         "firstorder serve --port 9000",
     )
-    se.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1")
-    se.add_argument("--open", action="store_true", help="open the page in the web browser")
-    se.set_defaults(func=cmd_serve)
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1")
+    p.add_argument("--open", action="store_true", help="open the page in the web browser")
+    p.set_defaults(func=cmd_serve)
 
-    tr = _sub(
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = _sub(
         sub,
         "train",
         "train the notes' network on an offline data set",
@@ -225,30 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
         "firstorder train --data digits --optimizer adam --epochs 20",
         "firstorder train --optimizer adam --optimizer momentum --optimizer gd --plot curves.png",
     )
-    tr.add_argument("--data", default="digits", help="digits, mnist1d, xor, spirals or teacher")
-    tr.add_argument("--layers", default="64,128,10", help="widths n₀,n₁,…,n_L")
-    tr.add_argument("--activation", default="relu", help="identity, relu, tanh or sigmoid")
-    tr.add_argument("--optimizer", action="append", help="repeat to compare (default: adam)")
-    tr.add_argument(
+    p.add_argument("--data", default="digits", help="digits, mnist1d, xor, spirals or teacher")
+    p.add_argument("--layers", default="64,128,10", help="widths n₀,n₁,…,n_L")
+    p.add_argument("--activation", default="relu", help="identity, relu, tanh or sigmoid")
+    p.add_argument("--optimizer", action="append", help="repeat to compare (default: adam)")
+    p.add_argument(
         "--lr",
         type=float,
         help="α (default: gd 0.1, momentum 0.01, adagrad 0.01, rmsprop 0.001, adam 0.001)",
     )
-    tr.add_argument("--epochs", type=int, default=20, help="passes over the training set")
-    tr.add_argument(
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training set")
+    p.add_argument(
         "--batch-size",
         type=int,
         default=64,
         help="minibatch size; 0, or the training set's size or more, is the full batch",
     )
-    tr.add_argument("--seed", type=int, default=0, help="the seed of the weights and the order")
-    tr.add_argument(
+    p.add_argument("--seed", type=int, default=0, help="the seed of the weights and the order")
+    p.add_argument(
         "--plot", help="draw the loss curves to this file (.png, .pdf, .svg; default: none)"
     )
-    tr.add_argument("--json", action="store_true", help="print every record as JSON")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bars")
-    tr.set_defaults(func=cmd_train)
-    return p
+    p.add_argument("--json", action="store_true", help="print every record as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

@@ -22,17 +22,19 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor
 
+from firstorder.errors import UserValueError
+
 Scalar = Callable[[Tensor], Tensor]
 
 
 def _check_square(H: Tensor) -> None:
     if H.ndim < 2 or H.shape[-1] != H.shape[-2]:
-        raise ValueError(f"H must be a square matrix [..., d, d], got shape {tuple(H.shape)}.")
+        raise UserValueError(f"H must be a square matrix [..., d, d], got shape {tuple(H.shape)}.")
 
 
 def _check_lr(lr: float) -> None:
     if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}.")
+        raise UserValueError(f"lr must be positive, got {lr!r}.")
 
 
 # --- derivatives --------------------------------------------------------------------------------
@@ -227,11 +229,11 @@ def top_eigenvalues(
     ``device``: e.g. ``lambda v: curvature.hvp(f, theta, v)``.
     """
     if which not in _ORDER:
-        raise ValueError(f"which must be one of {', '.join(_ORDER)}, got {which!r}.")
+        raise UserValueError(f"which must be one of {', '.join(_ORDER)}, got {which!r}.")
     if not (isinstance(dim, int) and dim >= 2):
-        raise ValueError(f"dim must be an int >= 2, got {dim!r}.")
+        raise UserValueError(f"dim must be an int >= 2, got {dim!r}.")
     if not (isinstance(k, int) and 1 <= k < dim):
-        raise ValueError(f"k must be an int in [1, dim - 1] = [1, {dim - 1}], got {k!r}.")
+        raise UserValueError(f"k must be an int in [1, dim - 1] = [1, {dim - 1}], got {k!r}.")
 
     def matvec(v: np.ndarray) -> np.ndarray:
         t = torch.as_tensor(np.asarray(v, dtype=np.float64).reshape(-1), dtype=dtype, device=device)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from firstorder.errors import UserValueError
 from firstorder.files import atomic
 
 __all__ = ["Dataset", "load", "names"]
@@ -91,12 +92,12 @@ def _classification(name: str, x_tr, y_tr, x_te, y_te, n_classes: int) -> Datase
 
 def _check_count(name: str, value: object, allowed: str = "a positive integer or None") -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be {allowed}; got {value!r}.")
+        raise UserValueError(f"{name} must be {allowed}; got {value!r}.")
 
 
 def _check_noise(noise: object) -> float:
     if isinstance(noise, bool) or not isinstance(noise, int | float) or not noise >= 0:
-        raise ValueError(f"noise must be a number >= 0; got {noise!r}.")
+        raise UserValueError(f"noise must be a number >= 0; got {noise!r}.")
     return float(noise)
 
 
@@ -120,7 +121,7 @@ def digits(seed: int = 0, n_train: int | None = None, n_test: int | None = None)
     n_train = n_train if n_train is not None else round(0.8 * len(y))
     n_test = n_test if n_test is not None else len(y) - n_train
     if n_train + n_test > len(y) or n_train < 10 or n_test < 10:
-        raise ValueError(
+        raise UserValueError(
             f"n_train + n_test must be at most {len(y)} for digits with at least 10 each (one "
             f"per class); got n_train={n_train}, n_test={n_test}."
         )
@@ -187,7 +188,7 @@ def mnist1d(seed: int = 0, n_train: int | None = None, n_test: int | None = None
     d = _mnist1d_arrays(seed)
     for name, value, n in (("n_train", n_train, len(d["y"])), ("n_test", n_test, len(d["y_test"]))):
         if value is not None and value > n:
-            raise ValueError(f"{name} must be at most {n} for mnist1d; got {value}.")
+            raise UserValueError(f"{name} must be at most {n} for mnist1d; got {value}.")
     x_tr, y_tr = d["x"][:n_train], d["y"][:n_train]
     x_te, y_te = d["x_test"][:n_test], d["y_test"][:n_test]
     return _classification("mnist1d", x_tr, y_tr, x_te, y_te, 10)
@@ -234,7 +235,7 @@ def spirals(
     points, balanced classes."""
     noise = _check_noise(noise)
     if isinstance(turns, bool) or not isinstance(turns, int | float) or not turns > 0:
-        raise ValueError(f"turns must be a number > 0; got {turns!r}.")
+        raise UserValueError(f"turns must be a number > 0; got {turns!r}.")
     rng = np.random.default_rng(seed)
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -311,16 +312,16 @@ def load(
     (``noise`` for xor/spirals/teacher, ``turns`` for spirals, ``widths``/``activation`` for
     teacher)."""
     if not isinstance(name, str) or name.lower() not in LOADERS:
-        raise ValueError(f"name must be one of {', '.join(LOADERS)}; got {name!r}.")
+        raise UserValueError(f"name must be one of {', '.join(LOADERS)}; got {name!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0; got {seed!r}.")
+        raise UserValueError(f"seed must be an integer >= 0; got {seed!r}.")
     _check_count("n_train", n_train)
     _check_count("n_test", n_test)
     loader = LOADERS[name.lower()]
     allowed = set(inspect.signature(loader).parameters) - {"seed", "n_train", "n_test"}
     for key in options:
         if key not in allowed:
-            raise ValueError(
+            raise UserValueError(
                 f"options for {name} must be among {sorted(allowed) or 'none'}; got {key!r}."
             )
     return loader(seed=seed, n_train=n_train, n_test=n_test, **options)

@@ -29,6 +29,8 @@ from torch.func import functional_call, grad, vjp, vmap
 
 from firstorder import rules
 from firstorder.curvature import top_eigenvalues
+from firstorder.errors import UserValueError
+from firstorder.nn import unwrap
 
 __all__ = [
     "PreconditionerVsHessian",
@@ -44,12 +46,6 @@ __all__ = [
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    # DistributedDataParallel's forward talks to the other processes; curvature is a local
-    # computation on the wrapped network (whose parameters are the same on every process).
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def risk_function(
     model: torch.nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor
 ) -> tuple[Callable[[Tensor], Tensor], Tensor]:
@@ -58,10 +54,10 @@ def risk_function(
     R(θ) = loss_fn(f_θ(x), y), evaluated with ``torch.func.functional_call`` so the model's own
     parameters are never touched.
     """
-    model = _unwrap(model)
+    model = unwrap(model)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
-        raise ValueError("model must have at least one parameter with requires_grad=True.")
+        raise UserValueError("model must have at least one parameter with requires_grad=True.")
     names = [n for n, _ in named]
     shapes = [p.shape for _, p in named]
     sizes = [p.numel() for _, p in named]
@@ -93,7 +89,7 @@ def risk_hvp(
 
     def hvp(v: Tensor) -> Tensor:
         if v.shape[-1] != theta.numel():
-            raise ValueError(
+            raise UserValueError(
                 f"v must have {theta.numel()} entries (one per parameter); got shape "
                 f"{tuple(v.shape)}."
             )
@@ -103,7 +99,7 @@ def risk_hvp(
 
 
 def _n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in _unwrap(model).parameters() if p.requires_grad)
+    return sum(p.numel() for p in unwrap(model).parameters() if p.requires_grad)
 
 
 def sharpness(
@@ -122,7 +118,7 @@ def sharpness(
     themselves only accurate to about 1e-7 and a tighter tolerance would only cost iterations.
     """
     if tol is None:
-        tol = 1e-10 if next(_unwrap(model).parameters()).dtype == torch.float64 else 1e-6
+        tol = 1e-10 if next(unwrap(model).parameters()).dtype == torch.float64 else 1e-6
     hvp = risk_hvp(model, loss_fn, x, y)
     return top_eigenvalues(hvp, _n_params(model), k, which="LA", tol=tol)
 
@@ -137,7 +133,7 @@ def _basis_chunks(d: int, chunk_size: int, dtype: torch.dtype) -> Iterable[tuple
 
 def _check_positive(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        raise UserValueError(f"{name} must be a positive integer; got {value!r}.")
 
 
 def hessian_diagonal(
@@ -153,7 +149,7 @@ def hessian_diagonal(
     _check_positive("chunk_size", chunk_size)
     hvp = vmap(risk_hvp(model, loss_fn, x, y))
     d = _n_params(model)
-    dtype = next(_unwrap(model).parameters()).dtype
+    dtype = next(unwrap(model).parameters()).dtype
     diag = torch.empty(d, dtype=dtype)
     for start, E in _basis_chunks(d, chunk_size, dtype):
         HE = hvp(E)  # row j is H e_{start+j}
@@ -179,7 +175,7 @@ def hutchinson_diagonal(
     _check_positive("chunk_size", chunk_size)
     hvp = vmap(risk_hvp(model, loss_fn, x, y))
     d = _n_params(model)
-    dtype = next(_unwrap(model).parameters()).dtype
+    dtype = next(unwrap(model).parameters()).dtype
     generator = torch.Generator().manual_seed(seed)
     total = torch.zeros(d, dtype=dtype)
     for start in range(0, n_samples, chunk_size):
@@ -189,22 +185,34 @@ def hutchinson_diagonal(
     return total / n_samples
 
 
-def _is_adaptive(optimizer: torch.optim.Optimizer) -> bool:
-    from firstorder.optim import RuleOptimizer  # optim sits below this module; no cycle
+# torch.optim.Adam and AdamW keep E5's s and r under the names of their state_dict format, and k
+# as "step" (a tensor). This table is the one place that knows those names: the step itself is
+# computed by the rule, from the state renamed into the notes' symbols.
+_TORCH_ADAM_STATE = {"s": "exp_avg", "r": "exp_avg_sq"}
+_TORCH_ADAMS = (torch.optim.Adam, torch.optim.AdamW)
 
-    if isinstance(optimizer, RuleOptimizer):
-        return optimizer.rule.r_hat is not None
-    return type(optimizer) in (torch.optim.Adam, torch.optim.AdamW)
+
+def _rule(optimizer: torch.optim.Optimizer) -> rules.Rule | None:
+    """The rule an optimizer runs: its own (firstorder's optimizers carry one), E5's for
+    torch.optim.Adam/AdamW, None for any other."""
+    rule = getattr(optimizer, "rule", None)
+    if isinstance(rule, rules.Rule):
+        return rule
+    return rules.get("adam") if type(optimizer) in _TORCH_ADAMS else None
 
 
 def _step_of(optimizer: torch.optim.Optimizer, group: dict, state: dict) -> Tensor:
-    if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
-        # PyTorch's Adam: denom = √v / √(1 − β₂ᵗ) + ε, the notes' √r̂ + ε with r = v.
-        v = state["max_exp_avg_sq" if group["amsgrad"] else "exp_avg_sq"]
-        r_hat = rules.bias_corrected(v, group["betas"][1], int(state["step"]))
-        return rules.adaptive_step(group["lr"], r_hat, group["eps"])
-    hyper = {name: group[name] for name in optimizer.rule.hyper}
-    return optimizer.rule.effective_step(state, hyper, state.get("k", 0))
+    rule = _rule(optimizer)
+    if type(optimizer) not in _TORCH_ADAMS:
+        hyper = {name: group[name] for name in rule.hyper}
+        return rule.effective_step(state, hyper, state.get("k", 0))
+    names = dict(_TORCH_ADAM_STATE)
+    if group["amsgrad"]:  # AMSGrad divides by the running maximum of r instead of r
+        names["r"] = "max_exp_avg_sq"
+    notes_state = {ours: state[theirs] for ours, theirs in names.items()}
+    rho1, rho2 = group["betas"]
+    hyper = {"lr": group["lr"], "rho1": rho1, "rho2": rho2, "eps": group["eps"]}
+    return rule.effective_step(notes_state, {**hyper, "bias_correction": True}, int(state["step"]))
 
 
 def effective_step(optimizer: torch.optim.Optimizer, params: Iterable[Tensor]) -> Tensor | None:
@@ -216,7 +224,8 @@ def effective_step(optimizer: torch.optim.Optimizer, params: Iterable[Tensor]) -
     their state the same way, r̂ = exp_avg_sq / (1 − β₂ᵗ) (ε is outside the root there too).
     A parameter the optimizer has not updated yet is an error: it has no r.
     """
-    if not _is_adaptive(optimizer):
+    rule = _rule(optimizer)
+    if rule is None or not rule.adaptive:
         return None
     per_param = {
         id(p): _step_of(optimizer, group, optimizer.state[p])
@@ -227,7 +236,7 @@ def effective_step(optimizer: torch.optim.Optimizer, params: Iterable[Tensor]) -
     flat = []
     for i, p in enumerate(params):
         if id(p) not in per_param:
-            raise ValueError(
+            raise UserValueError(
                 f"params[{i}] (shape {tuple(p.shape)}) must have been updated by the optimizer "
                 f"at least once to have an effective step; it has no optimizer state."
             )
@@ -260,10 +269,10 @@ def adam_preconditioner_vs_hessian(
     diag H is exact (:func:`hessian_diagonal`) or, with ``exact=False``, Hutchinson's estimate
     from ``n_samples`` Rademacher vectors drawn with ``seed``.
     """
-    params = [p for p in _unwrap(model).parameters() if p.requires_grad]
+    params = [p for p in unwrap(model).parameters() if p.requires_grad]
     step = effective_step(optimizer, params)
     if step is None:
-        raise ValueError(
+        raise UserValueError(
             f"optimizer must be adaptive (firstorder AdaGrad/RMSProp/Adam or torch.optim.Adam/"
             f"AdamW); got {type(optimizer).__name__}."
         )

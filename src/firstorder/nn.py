@@ -18,7 +18,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["ACTIVATIONS", "Layer", "MLP"]
+from firstorder.errors import UserValueError
+
+__all__ = ["ACTIVATIONS", "Layer", "MLP", "unwrap"]
 
 # g⁽ⁱ⁾ by name. Only "identity" is linear, which is what collapse() relies on.
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -29,10 +31,20 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The network itself: ``model.module`` inside ``DistributedDataParallel``, else ``model``.
+
+    DistributedDataParallel's forward talks to the other processes; a local computation (the
+    risk on the whole data set, curvature, a checkpoint) runs on the wrapped network, whose
+    parameters are the same on every process.
+    """
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
 def _check_activation(name: object, where: str) -> str:
     if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
         allowed = ", ".join(ACTIVATIONS)
-        raise ValueError(f"{where} must be one of {allowed}; got {name!r}.")
+        raise UserValueError(f"{where} must be one of {allowed}; got {name!r}.")
     return name.lower()
 
 
@@ -84,7 +96,7 @@ class MLP(torch.nn.Module):
         if len(widths) < 2 or not all(
             isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in widths
         ):
-            raise ValueError(
+            raise UserValueError(
                 f"widths must be a list of at least two positive integers (n₀, …, n_L); "
                 f"got {widths!r}."
             )
@@ -96,7 +108,7 @@ class MLP(torch.nn.Module):
             if len(g) == L - 1:
                 g.append("identity")
             elif len(g) != L:
-                raise ValueError(
+                raise UserValueError(
                     f"activations must name {L} layers (or the {L - 1} hidden ones) for widths "
                     f"{widths}; got {len(g)} names."
                 )
@@ -142,7 +154,7 @@ class MLP(torch.nn.Module):
         """
         for i, layer in enumerate(self.layers, start=1):
             if layer.g != "identity":
-                raise ValueError(
+                raise UserValueError(
                     f"activation of layer {i} must be 'identity' for the network to collapse "
                     f"into one linear layer; got {layer.g!r}."
                 )

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,11 @@ import torch.distributed as dist
 from torch import Tensor
 
 from firstorder.data import Dataset
+from firstorder.errors import UserValueError
 from firstorder.files import atomic
+from firstorder.history import History, Record
 from firstorder.netcurvature import effective_step, sharpness
+from firstorder.nn import unwrap
 
 __all__ = ["History", "LOSSES", "Record", "compare", "train"]
 
@@ -50,93 +52,7 @@ QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)  # of α/(√r̂ + ε) over all coordinate
 CHECKPOINT_FORMAT = "firstorder.train/1"
 
 
-@dataclass
-class Record:
-    """The state of training after ``step`` updates (step 0: the initialization).
-
-    ``batch_loss``, ``grad_norm`` and ``update_ratio`` describe update ``step`` itself: the
-    minibatch loss and ‖g‖ at θ_{k−1}, and ‖θ_k − θ_{k−1}‖ / ‖θ_{k−1}‖. ``effective_step`` maps
-    "q0", "q10", "q50", "q90", "q100" to quantiles of α/(√r̂ + ε) after the update (adaptive
-    optimizers only). Accuracies are for classification; ``epoch`` counts passes over the
-    training set (fractional); ``wall_time`` is seconds since training started.
-    """
-
-    step: int
-    epoch: float
-    train_risk: float
-    test_risk: float
-    train_accuracy: float | None = None
-    test_accuracy: float | None = None
-    batch_loss: float | None = None
-    grad_norm: float | None = None
-    update_ratio: float | None = None
-    effective_step: dict[str, float] | None = None
-    sharpness: float | None = None
-    wall_time: float = 0.0
-
-
-@dataclass
-class History:
-    """The records of one run, and where it diverged (``None``: it did not)."""
-
-    records: list[Record] = field(default_factory=list)
-    diverged_at: int | None = None
-    message: str | None = None
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, name: str) -> list[Any]:
-        """One column, e.g. ``history["train_risk"]``."""
-        if name not in {f.name for f in fields(Record)}:
-            allowed = ", ".join(f.name for f in fields(Record))
-            raise ValueError(f"name must be one of {allowed}; got {name!r}.")
-        return [getattr(r, name) for r in self.records]
-
-    @property
-    def final(self) -> Record:
-        """The last record."""
-        return self.records[-1]
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """The records as plain dictionaries (e.g. for ``pandas.DataFrame``)."""
-        return [asdict(r) for r in self.records]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "records": self.to_records(),
-            "diverged_at": self.diverged_at,
-            "message": self.message,
-        }
-
-    def to_json(self, indent: int | None = None) -> str:
-        """Strict JSON: a non-finite number (a diverged risk) is written as null."""
-        return json.dumps(_finite_or_none(self.to_dict()), indent=indent)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> History:
-        return cls([Record(**r) for r in d["records"]], d["diverged_at"], d["message"])
-
-    @classmethod
-    def from_json(cls, text: str) -> History:
-        return cls.from_dict(json.loads(text))
-
-
-def _finite_or_none(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite_or_none(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite_or_none(v) for v in x]
-    return x
-
-
 # --- the pieces of a step ---------------------------------------------------------------------
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def _world() -> tuple[int, int]:
@@ -160,7 +76,7 @@ def _loss_fn(loss: str | LossFn | None, data: Dataset) -> LossFn:
         return LOSSES["cross_entropy" if data.task == "classification" else "mse"]
     wanted = {"classification": "cross_entropy", "regression": "mse"}[data.task]
     if loss != wanted:
-        raise ValueError(
+        raise UserValueError(
             f"loss must be {wanted!r} (or a callable) for the {data.task} dataset {data.name}; "
             f"got {loss!r}."
         )
@@ -193,16 +109,7 @@ def _check_int(name: str, value: object, low: int = 1, none_ok: bool = True) -> 
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         tail = " or None" if none_ok else ""
-        raise ValueError(f"{name} must be an integer >= {low}{tail}; got {value!r}.")
-
-
-# --- checkpoints ------------------------------------------------------------------------------
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    """torch.save, atomically: never a half-written checkpoint."""
-    with atomic(path, "wb") as fh:
-        torch.save(state, fh)
+        raise UserValueError(f"{name} must be an integer >= {low}{tail}; got {value!r}.")
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
@@ -215,7 +122,186 @@ def _optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
     return optimizer.state_dict() if _world()[0] == 0 else None
 
 
-# --- the loop ---------------------------------------------------------------------------------
+# --- one run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """One call of :func:`train`: what it was given, and where it is (step k, the history)."""
+
+    model: torch.nn.Module  # what the forward pass calls (DistributedDataParallel, if wrapped)
+    optimizer: torch.optim.Optimizer
+    data: Dataset
+    loss_fn: LossFn
+    seed: int
+    B: int  # the (global) batch size
+    total: int  # the last step
+    log_every: int
+    checkpoint: str | Path | None
+    checkpoint_every: int | None
+    sharpness_every: int | None
+    history: History = field(default_factory=History)
+    k: int = 0
+    elapsed_before: float = 0.0  # wall time of the runs this one resumes
+    started: float = 0.0
+    updating: bool = False  # between optimizer.step() and its record: no checkpoint then
+
+    def __post_init__(self) -> None:
+        self.net = unwrap(self.model)  # the network itself, for local computations
+        self.n = len(self.data.y_train)
+        self.steps_per_epoch = math.ceil(self.n / self.B)
+        self.rank, self.world = _world()
+
+    def resume(self, path: str | Path) -> None:
+        """Continue from the checkpoint at ``path``, which must be of the same data order."""
+        state = torch.load(path, weights_only=True)
+        for name, value in (("seed", self.seed), ("batch_size", self.B), ("n_train", self.n)):
+            if state[name] != value:
+                raise UserValueError(
+                    f"{name} must match the checkpoint {path} ({state[name]}) to resume it "
+                    f"exactly; got {value}."
+                )
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = History.from_dict(state["history"])
+        self.k, self.elapsed_before = state["step"], state["wall_time"]
+
+    def wall_time(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def record(self, **update_stats: Any) -> Record:
+        """Append the record of step k: risks and accuracies on the whole sets (in eval mode),
+        the sharpness when it is due, and ``update_stats`` of the update that led here."""
+        net, data, k = self.net, self.data, self.k
+        classify = data.task == "classification"
+        was_training = net.training
+        net.eval()
+        train_risk, train_acc = _evaluate(net, self.loss_fn, data.x_train, data.y_train, classify)
+        test_risk, test_acc = _evaluate(net, self.loss_fn, data.x_test, data.y_test, classify)
+        lam = None
+        if self.sharpness_every is not None and k % self.sharpness_every == 0:
+            lam = sharpness(net, self.loss_fn, data.x_train, data.y_train)[0].item()
+        net.train(was_training)
+        r = Record(
+            step=k,
+            epoch=k / self.steps_per_epoch,
+            train_risk=train_risk,
+            test_risk=test_risk,
+            train_accuracy=train_acc,
+            test_accuracy=test_acc,
+            sharpness=lam,
+            wall_time=self.wall_time(),
+            **update_stats,
+        )
+        self.history.records.append(r)
+        return r
+
+    def save(self) -> None:
+        """Write the checkpoint (on rank 0, atomically: never a half-written one); every rank
+        takes part in gathering the optimizer's state."""
+        optimizer_state = _optimizer_state(self.optimizer)
+        if self.rank != 0:
+            return
+        state = {"format": CHECKPOINT_FORMAT, "model": self.net.state_dict()}
+        state |= {"optimizer": optimizer_state, "step": self.k, "seed": self.seed}
+        state |= {"batch_size": self.B, "n_train": self.n, "torch_rng": torch.get_rng_state()}
+        state |= {"history": self.history.to_dict(), "wall_time": self.wall_time()}
+        with atomic(Path(self.checkpoint), "wb") as fh:
+            torch.save(state, fh)
+
+    def logs(self, step: int) -> bool:
+        """Whether ``step`` gets a record: every log_every-th, the last, and sharpness steps."""
+        return (
+            step % self.log_every == 0
+            or step == self.total
+            or (self.sharpness_every is not None and step % self.sharpness_every == 0)
+        )
+
+    def step(self, batch: Tensor) -> Record | None:
+        """Update k + 1 on the rows ``batch``, and its record if it has one. A non-finite loss
+        (on any process) sets ``history.diverged_at`` instead and leaves θ as it was."""
+        net, k = self.net, self.k
+        logged = self.logs(k + 1)
+        theta_before = _flat(net.parameters()) if logged else None
+
+        self.optimizer.zero_grad(set_to_none=True)
+        batch_loss = self.loss_fn(self.model(self.data.x_train[batch]), self.data.y_train[batch])
+        seen = batch_loss.detach().clone()
+        if self.world > 1:  # any process's non-finite loss stops all of them, at the same step
+            dist.all_reduce(seen)
+            seen /= self.world
+        if not torch.isfinite(seen):
+            self.history.diverged_at = k + 1
+            self.history.message = f"diverged at step {k + 1}"
+            return None
+        batch_loss.backward()
+        if logged:
+            g_norm = _flat(p.grad for p in net.parameters() if p.grad is not None).norm()
+        # a step and its record belong together: Ctrl-C inside keeps the last checkpoint
+        self.updating = True
+        self.optimizer.step()
+        self.k += 1
+        if not logged:
+            return None
+        theta = _flat(net.parameters())
+        return self.record(
+            batch_loss=seen.item(),
+            grad_norm=g_norm.item(),
+            update_ratio=((theta - theta_before).norm() / theta_before.norm()).item(),
+            effective_step=_step_quantiles(self.optimizer),
+        )
+
+
+def _loop(run: _Run, bar: Any) -> None:
+    """Step until the last step or a divergence, with the progress bar ``bar`` (or None)."""
+    task = bar.add_task("training", total=run.total, completed=run.k) if bar is not None else None
+    order, order_epoch = None, None
+    while run.k < run.total and run.history.diverged_at is None:
+        epoch, position = divmod(run.k, run.steps_per_epoch)
+        if order_epoch != epoch:
+            order = _epoch_order(run.seed, epoch, run.n) if run.B < run.n else torch.arange(run.n)
+            order_epoch = epoch
+        batch = order[position * run.B : (position + 1) * run.B]
+        if run.world > 1:
+            batch = batch.tensor_split(run.world)[run.rank]
+        r = run.step(batch)
+        if run.history.diverged_at is not None:
+            break
+        if r is not None and task is not None:
+            bar.update(task, description=f"R_train {r.train_risk:.4g}")
+        run.updating = False
+        if task is not None:
+            bar.update(task, completed=run.k)
+        if (
+            run.checkpoint is not None
+            and run.checkpoint_every
+            and run.k % run.checkpoint_every == 0
+        ):
+            run.save()
+
+
+def _check_train(data: Dataset, batch_size: int | None, **ints: int | None) -> int:
+    """Refuse bad arguments of :func:`train`; the batch size B."""
+    epochs, steps = ints["epochs"], ints["steps"]
+    if (epochs is None) == (steps is None):
+        raise UserValueError(
+            f"give exactly one of epochs or steps; got epochs={epochs}, steps={steps}."
+        )
+    for name, value in ints.items():  # counts from 1, the seed from 0; None: not given
+        _check_int(name, value, low=0 if name == "seed" else 1, none_ok=name != "seed")
+    n = len(data.y_train)
+    B = n if batch_size is None else batch_size
+    _check_int("batch_size", B)
+    if B > n:
+        raise UserValueError(f"batch_size must be at most n_train = {n} or None; got {batch_size}.")
+    world = _world()[1]
+    if world > 1 and (B % world or (n % B) % world):
+        raise UserValueError(
+            f"batch_size must split evenly over {world} processes, its last batch too "
+            f"(n_train % batch_size = {n % B}); got {B}."
+        )
+    return B
 
 
 def train(
@@ -248,161 +334,37 @@ def train(
     checkpoint to continue from; ``epochs``/``steps`` still count from the start of the run, so
     the resumed run ends where, and exactly as, the uninterrupted one would.
     """
-    if (epochs is None) == (steps is None):
-        raise ValueError(
-            f"give exactly one of epochs or steps; got epochs={epochs}, steps={steps}."
-        )
-    _check_int("epochs", epochs)
-    _check_int("steps", steps)
-    _check_int("log_every", log_every, none_ok=False)
-    _check_int("seed", seed, low=0, none_ok=False)
-    _check_int("checkpoint_every", checkpoint_every)
-    _check_int("sharpness_every", sharpness_every)
-    n = len(data.y_train)
-    B = n if batch_size is None else batch_size
-    _check_int("batch_size", B)
-    if B > n:
-        raise ValueError(f"batch_size must be at most n_train = {n} or None; got {batch_size}.")
-    rank, world = _world()
-    if world > 1 and (B % world or (n % B) % world):
-        raise ValueError(
-            f"batch_size must split evenly over {world} processes, its last batch too "
-            f"(n_train % batch_size = {n % B}); got {B}."
-        )
+    every = {"checkpoint_every": checkpoint_every, "sharpness_every": sharpness_every}
+    B = _check_train(
+        data, batch_size, epochs=epochs, steps=steps, log_every=log_every, seed=seed, **every
+    )
     loss_fn = _loss_fn(loss, data)
-    net = _unwrap(model)
-    classify = data.task == "classification"
-    steps_per_epoch = math.ceil(n / B)
-    total = steps if steps is not None else epochs * steps_per_epoch
-
-    history, k, elapsed_before = History(), 0, 0.0
+    total = steps if steps is not None else epochs * math.ceil(len(data.y_train) / B)
+    run = _Run(model, optimizer, data, loss_fn, seed, B, total, log_every, checkpoint, **every)
     if resume is not None:
-        state = torch.load(resume, weights_only=True)
-        for name, value in (("seed", seed), ("batch_size", B), ("n_train", n)):
-            if state[name] != value:
-                raise ValueError(
-                    f"{name} must match the checkpoint {resume} ({state[name]}) to resume it "
-                    f"exactly; got {value}."
-                )
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        history = History.from_dict(state["history"])
-        k, elapsed_before = state["step"], state["wall_time"]
-
-    started = time.perf_counter()
-
-    def record(**update_stats: Any) -> Record:
-        was_training = net.training
-        net.eval()
-        train_risk, train_acc = _evaluate(net, loss_fn, data.x_train, data.y_train, classify)
-        test_risk, test_acc = _evaluate(net, loss_fn, data.x_test, data.y_test, classify)
-        lam = None
-        if sharpness_every is not None and k % sharpness_every == 0:
-            lam = sharpness(net, loss_fn, data.x_train, data.y_train)[0].item()
-        net.train(was_training)
-        r = Record(
-            step=k,
-            epoch=k / steps_per_epoch,
-            train_risk=train_risk,
-            test_risk=test_risk,
-            train_accuracy=train_acc,
-            test_accuracy=test_acc,
-            sharpness=lam,
-            wall_time=elapsed_before + time.perf_counter() - started,
-            **update_stats,
-        )
-        history.records.append(r)
-        return r
-
-    def save() -> None:
-        optimizer_state = _optimizer_state(optimizer)
-        if rank == 0:
-            _save(
-                Path(checkpoint),
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "model": net.state_dict(),
-                    "optimizer": optimizer_state,
-                    "step": k,
-                    "seed": seed,
-                    "batch_size": B,
-                    "n_train": n,
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history.to_dict(),
-                    "wall_time": elapsed_before + time.perf_counter() - started,
-                },
-            )
-
-    if k == 0 and not history.records:
-        record()
-    bar = None
-    if progress and rank == 0:
-        from rich.progress import Progress
-
-        bar = Progress()
-    updating = False
+        run.resume(resume)
+    run.started = time.perf_counter()
+    if run.k == 0 and not run.history.records:
+        run.record()
+    bar = _progress_bar() if progress and run.rank == 0 else None
     try:
         with bar if bar is not None else contextlib.nullcontext():
-            task = bar.add_task("training", total=total, completed=k) if bar is not None else None
-            order, order_epoch = None, None
-            while k < total and history.diverged_at is None:
-                epoch, position = divmod(k, steps_per_epoch)
-                if order_epoch != epoch:
-                    order = _epoch_order(seed, epoch, n) if B < n else torch.arange(n)
-                    order_epoch = epoch
-                batch = order[position * B : (position + 1) * B]
-                if world > 1:
-                    batch = batch.tensor_split(world)[rank]
-                logged = (
-                    (k + 1) % log_every == 0
-                    or k + 1 == total
-                    or (sharpness_every is not None and (k + 1) % sharpness_every == 0)
-                )
-                theta_before = _flat(net.parameters()) if logged else None
-
-                optimizer.zero_grad(set_to_none=True)
-                batch_loss = loss_fn(model(data.x_train[batch]), data.y_train[batch])
-                seen = batch_loss.detach().clone()
-                if world > 1:  # any process's non-finite loss stops all of them, at the same step
-                    dist.all_reduce(seen)
-                    seen /= world
-                if not torch.isfinite(seen):
-                    history.diverged_at = k + 1
-                    history.message = f"diverged at step {k + 1}"
-                    break
-                batch_loss.backward()
-                if logged:
-                    g_norm = _flat(p.grad for p in net.parameters() if p.grad is not None).norm()
-                # a step and its record belong together: Ctrl-C inside keeps the last checkpoint
-                updating = True
-                optimizer.step()
-                k += 1
-
-                if logged:
-                    theta = _flat(net.parameters())
-                    r = record(
-                        batch_loss=seen.item(),
-                        grad_norm=g_norm.item(),
-                        update_ratio=((theta - theta_before).norm() / theta_before.norm()).item(),
-                        effective_step=_step_quantiles(optimizer),
-                    )
-                    if task is not None:
-                        bar.update(task, description=f"R_train {r.train_risk:.4g}")
-                updating = False
-                if task is not None:
-                    bar.update(task, completed=k)
-                if checkpoint is not None and checkpoint_every and k % checkpoint_every == 0:
-                    save()
+            _loop(run, bar)
     except KeyboardInterrupt:
         # Ctrl-C: what was computed is kept in the checkpoint, which resumes exactly (one that
         # lands between a step and its record keeps the previous checkpoint instead)
-        if checkpoint is not None and not updating:
-            save()
+        if checkpoint is not None and not run.updating:
+            run.save()
         raise
     if checkpoint is not None:
-        save()
-    return history
+        run.save()
+    return run.history
+
+
+def _progress_bar() -> Any:
+    from rich.progress import Progress  # imported only when a bar is shown: rich is slow to load
+
+    return Progress()
 
 
 def compare(
@@ -419,7 +381,7 @@ def compare(
     """
     for name in ("checkpoint", "resume"):
         if train_kwargs.get(name) is not None:
-            raise ValueError(f"{name} must be None in compare (runs would share the file).")
+            raise UserValueError(f"{name} must be None in compare (runs would share the file).")
     initial = make_model()
     rng = torch.get_rng_state()  # e.g. dropout: every run draws the same random numbers
     histories = {}

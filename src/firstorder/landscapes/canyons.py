@@ -24,6 +24,24 @@ def _rotation(dim: int, angle: float, seed: int | None) -> Tensor:
     return q
 
 
+def _spectrum(eigenvalues, kappa, lambda_max, dim) -> tuple[float, ...]:
+    """The eigenvalues λ of :func:`quadratic`'s H: as given, or ``dim`` of them spaced
+    geometrically from λ_max/κ to λ_max."""
+    if eigenvalues is not None:
+        lam = tuple(float(v) for v in eigenvalues)
+        require(
+            len(lam) >= 2 and all(0 < v < math.inf for v in lam),
+            "eigenvalues",
+            eigenvalues,
+            "a sequence of at least 2 positive finite numbers",
+        )
+        return lam
+    require(1 <= kappa < math.inf, "kappa", kappa, ">= 1 and finite")
+    require(0 < lambda_max < math.inf, "lambda_max", lambda_max, "positive and finite")
+    check_dim(dim)
+    return tuple(lambda_max * kappa ** (i / (dim - 1) - 1) for i in range(dim))
+
+
 def quadratic(
     *, eigenvalues=None, kappa=10.0, lambda_max=1.0, dim=2, angle=0.0, seed=None, center=None
 ):
@@ -33,20 +51,8 @@ def quadratic(
     geometrically from λ_max/κ to λ_max, so κ(H) = κ (E10). Column i of Q is the eigenvector of
     λ_i: the rotation by `angle` degrees (dim 2), or a seeded random rotation (`seed`).
     """
-    if eigenvalues is not None:
-        lam = tuple(float(v) for v in eigenvalues)
-        require(
-            len(lam) >= 2 and all(0 < v < math.inf for v in lam),
-            "eigenvalues",
-            eigenvalues,
-            "a sequence of at least 2 positive finite numbers",
-        )
-        dim = len(lam)
-    else:
-        require(1 <= kappa < math.inf, "kappa", kappa, ">= 1 and finite")
-        require(0 < lambda_max < math.inf, "lambda_max", lambda_max, "positive and finite")
-        check_dim(dim)
-        lam = tuple(lambda_max * kappa ** (i / (dim - 1) - 1) for i in range(dim))
+    lam = _spectrum(eigenvalues, kappa, lambda_max, dim)
+    dim = len(lam)
     require(math.isfinite(angle), "angle", angle, "a finite number of degrees")
     require(
         seed is None or (isinstance(seed, int) and angle == 0),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from firstorder.errors import UserValueError
+
 OBSTACLES = ("canyon", "flat", "saddle", "local minima")
 BOUND_FACTOR = 100.0  # default bound: 100 × the window's largest |coordinate|
 KINDS = ("minimum", "maximum", "saddle", "degenerate")
@@ -69,7 +71,7 @@ class Landscape:
         if not isinstance(x, Tensor):
             x = torch.as_tensor(x, dtype=torch.get_default_dtype())
         if x.shape[-1] != self.dim:
-            raise ValueError(
+            raise UserValueError(
                 f"x must have last dimension {self.dim} for {self.name!r}, got shape "
                 f"{tuple(x.shape)}."
             )
@@ -92,9 +94,9 @@ class Landscape:
 
 
 def require(ok: bool, name: str, value: object, allowed: str) -> None:
-    """Raise the one-sentence ValueError of DESIGN.md when a parameter is out of range."""
+    """Raise the one-sentence UserValueError of DESIGN.md when a parameter is out of range."""
     if not ok:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+        raise UserValueError(f"{name} must be {allowed}, got {value!r}.")
 
 
 def check_dim(dim: object) -> None:
