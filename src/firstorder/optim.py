@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from firstorder import flat, rules
+from firstorder.errors import UserValueError
 from firstorder.kernels import step as kernel
 
 __all__ = ["GD", "Momentum", "AdaGrad", "RMSProp", "Adam", "Newton"]
@@ -202,7 +203,7 @@ def _check_keys(rule: rules.Rule, group: dict[str, Any]) -> None:
             for k in unknown
             if k in _TORCH_NAMES and _TORCH_NAMES[k].split()[0] in rule.hyper
         ]
-        raise ValueError(
+        raise UserValueError(
             f"param group keys must be params or hyperparameters of {rule.name} "
             f"({', '.join(rule.hyper)}), got {', '.join(map(repr, unknown))}"
             + (f" ({'; '.join(hints)})." if hints else ".")
@@ -215,7 +216,7 @@ def _check_loaded(rule: rules.Rule, name: str, loaded: dict[str, Any]) -> None:
     for i, group in enumerate(loaded["param_groups"]):
         theirs = [key for key in group if key not in _TORCH_KEYS]
         if sorted(theirs) != sorted(rule.hyper):
-            raise ValueError(
+            raise UserValueError(
                 f"state_dict must be one saved by {name}, got param group {i} with "
                 f"hyperparameters ({', '.join(theirs)}) where {name} has "
                 f"({', '.join(rule.hyper)}): it comes from another optimizer."
@@ -228,7 +229,7 @@ def _check_loaded(rule: rules.Rule, name: str, loaded: dict[str, Any]) -> None:
     expected = set(rule.state) | ({"k"} if rule.counts_steps else set())
     for state in loaded["state"].values():
         if isinstance(state, dict) and state and set(state) != expected:
-            raise ValueError(
+            raise UserValueError(
                 f"state_dict must be one saved by {name}, got a parameter state with "
                 f"({', '.join(map(str, state))}) where {name} keeps "
                 f"({', '.join(sorted(expected))}): it comes from another optimizer."
@@ -398,11 +399,11 @@ def _check_positive_definite(H: Tensor) -> None:
         )
 
 
-OPTIMIZERS: dict[str, type[RuleOptimizer]] = {
-    "gd": GD,
-    "momentum": Momentum,
-    "adagrad": AdaGrad,
-    "rmsprop": RMSProp,
-    "adam": Adam,
-    "newton": Newton,
-}
+def _by_rule() -> dict[str, type[RuleOptimizer]]:
+    """Each rule's optimizer class (the subclasses of RuleOptimizer defined above), in the order
+    of rules.RULES: a new class is listed by being written, not by editing a table."""
+    classes = {cls.rule.name: cls for cls in RuleOptimizer.__subclasses__()}
+    return {name: classes[name] for name in rules.RULES if name in classes}
+
+
+OPTIMIZERS: dict[str, type[RuleOptimizer]] = _by_rule()

@@ -1,8 +1,7 @@
 """The update rules of the notes, each written exactly once.
 
 This module is the one place where an equation of the notes lives (E1–E5 and E7 of
-CLAIMS.md). Every
-rule updates θ and its state buffers in place, in the notes' own symbols:
+CLAIMS.md). Every rule updates θ and its state buffers in place, in the notes' own symbols:
 
     θ  theta      parameters              g   gradient ∇R(θ)
     α  lr         learning rate           k   step counter, 1, 2, … (Adam)
@@ -24,6 +23,10 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+# a leaf module of exception classes (it imports nothing): a hyperparameter outside its domain
+# is the user's mistake, which the CLI and the playground report without a traceback
+from firstorder.errors import UserTypeError, UserValueError
 
 Hyper = float | Tensor
 
@@ -165,7 +168,9 @@ class Hyperparameter:
     ``test``/``allowed`` its domain as a check and as words for an error message. ``scale`` says
     how a grid or a slider spaces its values: ``"log"`` (α, ε), ``"decay"`` (ρ: 0, 0.9, 0.99, …,
     i.e. evenly in −log₁₀(1 − ρ)) or ``"linear"``. A ``switch`` is a yes/no choice (Adam's
-    bias correction): not a number, not swept, fixed inside a compiled kernel.
+    bias correction): not a number, not swept, fixed inside a compiled kernel. ``span`` is the
+    range a slider shows, in the scale's own units (log₁₀ α for ``"log"``, −log₁₀(1 − ρ) for
+    ``"decay"``, the value for ``"linear"``).
     """
 
     name: str
@@ -175,17 +180,28 @@ class Hyperparameter:
     allowed: str
     scale: str = "linear"
     switch: bool = False
+    span: tuple[float, float] = (0.0, 1.0)
 
 
 HYPERPARAMETERS: dict[str, Hyperparameter] = {
     h.name: h
     for h in (
-        Hyperparameter("lr", "α", "learning rate", _nonnegative, "a finite number >= 0", "log"),
-        Hyperparameter("rho", "ρ", "decay", _unit, "in [0, 1)", "decay"),
-        Hyperparameter("rho1", "ρ₁", "decay of the first moment s", _unit, "in [0, 1)", "decay"),
-        Hyperparameter("rho2", "ρ₂", "decay of the second moment r", _unit, "in [0, 1)", "decay"),
-        Hyperparameter("eps", "ε", "added outside √r", _positive, "a finite number > 0", "log"),
-        Hyperparameter("damping", "λ", "Newton's damping", _nonnegative, "a finite number >= 0"),
+        Hyperparameter(
+            "lr", "α", "learning rate", _nonnegative, "a finite number >= 0", "log", span=(-5, 1)
+        ),
+        Hyperparameter("rho", "ρ", "decay", _unit, "in [0, 1)", "decay", span=(0, 3)),
+        Hyperparameter(
+            "rho1", "ρ₁", "decay of the first moment s", _unit, "in [0, 1)", "decay", span=(0, 3)
+        ),
+        Hyperparameter(
+            "rho2", "ρ₂", "decay of the second moment r", _unit, "in [0, 1)", "decay", span=(0, 4)
+        ),
+        Hyperparameter(
+            "eps", "ε", "added outside √r", _positive, "a finite number > 0", "log", span=(-10, 0)
+        ),
+        Hyperparameter(
+            "damping", "λ", "Newton's damping", _nonnegative, "a finite number >= 0", span=(0, 5)
+        ),
         Hyperparameter(
             "bias_correction",
             "ŝ, r̂",
@@ -208,22 +224,24 @@ def check(name: str, value: object) -> None:
     spec = HYPERPARAMETERS[name]
     if spec.switch:
         if not isinstance(value, bool):
-            raise TypeError(f"{name} must be True or False, got {value!r}.")
+            raise UserTypeError(f"{name} must be True or False, got {value!r}.")
         return
     test, allowed = spec.test, spec.allowed
     if isinstance(value, bool) or not isinstance(value, int | float | Tensor):
-        raise TypeError(f"{name} must be {allowed}, got {value!r} of type {type(value).__name__}.")
+        raise UserTypeError(
+            f"{name} must be {allowed}, got {value!r} of type {type(value).__name__}."
+        )
     try:
         v = torch.as_tensor(value, dtype=torch.float64)
     except (OverflowError, RuntimeError):  # an int past float64's range, as 10**400
-        raise ValueError(
+        raise UserValueError(
             f"{name} must be {allowed}, got an integer too large for a float."
         ) from None
     if v.is_complex() or not bool(test(v).all()) or bool(v.isnan().any()):
         shown = value if not isinstance(value, Tensor) or value.numel() == 1 else v.flatten()
         if isinstance(shown, Tensor) and shown.numel() == 1:
             shown = shown.item()
-        raise ValueError(f"{name} must be {allowed}, got {shown}.")
+        raise UserValueError(f"{name} must be {allowed}, got {shown}.")
 
 
 @dataclass(frozen=True)
@@ -413,7 +431,7 @@ def get(name: str) -> Rule:
         return RULES[name.lower()]
     except KeyError:
         allowed = ", ".join(RULES)
-        raise ValueError(f"optimizer must be one of {allowed}, got {name!r}.") from None
+        raise UserValueError(f"optimizer must be one of {allowed}, got {name!r}.") from None
 
 
 def names() -> list[str]:

@@ -38,26 +38,17 @@ from firstorder import plots, rules
 from firstorder.landscapes import Landscape, Point
 from firstorder.run import run
 
-FIRST_ORDER = ("gd", "momentum", "adagrad", "rmsprop", "adam")
-ALL = (*FIRST_ORDER, "newton")
-COLORS = {
-    "gd": "tab:blue",
-    "momentum": "tab:orange",
-    "adagrad": "tab:green",
-    "rmsprop": "tab:red",
-    "adam": "tab:purple",
-    "newton": "tab:brown",
-}
-LABELS = {
-    "gd": "GD",
-    "momentum": "momentum",
-    "adagrad": "AdaGrad",
-    "rmsprop": "RMSProp",
-    "adam": "Adam",
-    "newton": "Newton",
-}
+# the notes' first-order rules (E1–E5): those with an equation of the notes and no Hessian;
+# rules from beyond the notes (Nesterov, AdamW) are in the library but not in the claims' tests
+FIRST_ORDER = tuple(
+    n for n, r in rules.RULES.items() if r.equation is not None and not r.needs_hessian
+)
+ALL = tuple(n for n, r in rules.RULES.items() if r.equation is not None)
+COLORS = {n: r.color for n, r in rules.RULES.items()}
+LABELS = {n: r.label for n, r in rules.RULES.items()}
 
-SYMBOLS = {"rho": "ρ", "rho1": "ρ₁", "rho2": "ρ₂", "eps": "ε"}  # the notes' symbols in titles
+# the notes' symbols in titles (α is shown on its own)
+SYMBOLS = {n: h.symbol for n, h in rules.HYPERPARAMETERS.items() if not h.switch and n != "lr"}
 
 
 def lr_grid(lo: float = 1e-4, hi: float = 10.0, per_decade: int = 6) -> list[float]:
