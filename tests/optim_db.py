@@ -25,7 +25,7 @@ from torch.testing._internal.common_optimizers import (
 )
 
 from firstorder.kernels import step
-from firstorder.optim import GD, AdaGrad, Adam, Momentum, Newton, RMSProp
+from firstorder.optim import GD, AdaGrad, Adam, Momentum, Nesterov, Newton, RMSProp
 
 SCHEDULERS = (
     [lambda opt: torch.optim.lr_scheduler.StepLR(opt, gamma=0.9, step_size=10)],
@@ -35,7 +35,8 @@ SCHEDULERS = (
         lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9),
     ],
 )
-# α falling to 0 within 4 steps, as torch's database schedules SGD and Adam. Not for Momentum:
+# α falling to 0 within 4 steps, as torch's database schedules SGD and Adam. Not for Momentum
+# (nor Nesterov, which keeps α inside its velocity the same way):
 # E2 keeps α inside the velocity (s ← ρ s − α g), so when α drops to 0 the velocity built with
 # the old α coasts on for about 1/(1 − ρ) steps and overshoots the minimum of this test's
 # quadratic (torch's SGD scales the whole velocity by the new α and stops); README, "How the
@@ -157,7 +158,7 @@ NEWTON_SKIPS = [
 
 
 def info(cls, configs, *, needs_lr=True, compile=False, **kw):
-    schedulers = SCHEDULERS if cls is Momentum else SCHEDULERS + TO_ZERO
+    schedulers = SCHEDULERS if cls in (Momentum, Nesterov) else SCHEDULERS + TO_ZERO
     optim_inputs_func = inputs(*configs)
     return OptimizerInfo(
         cls,
@@ -179,6 +180,11 @@ MOMENTUM_INPUTS = [
     ({"lr": 0.01, "rho": 0.5}, "rho"),
     ({"lr": torch.tensor(0.01), "rho": 0.0}, "tensor lr, rho = 0: gradient descent"),
 ]
+NESTEROV_INPUTS = [
+    ({"lr": 0.01}, "default rho"),
+    ({"lr": 0.01, "rho": 0.5}, "rho"),
+    ({"lr": torch.tensor(0.01), "rho": 0.0}, "tensor lr, rho = 0: gradient descent"),
+]
 ADAGRAD_INPUTS = [({"lr": 0.1}, "default eps"), ({"lr": 0.1, "eps": 1e-3}, "eps")]
 RMSPROP_INPUTS = [
     ({"lr": 0.01}, "defaults"),
@@ -195,6 +201,7 @@ ADAM_INPUTS = [
 PLAIN = [
     info(GD, GD_INPUTS, decorators=[NO_STATE]),
     info(Momentum, MOMENTUM_INPUTS),
+    info(Nesterov, NESTEROV_INPUTS),
     info(AdaGrad, ADAGRAD_INPUTS),
     info(RMSProp, RMSPROP_INPUTS),
     info(Adam, ADAM_INPUTS, needs_lr=False),
@@ -210,12 +217,13 @@ PLAIN = [
 COMPILED = [
     info(GD, GD_INPUTS, compile=True, decorators=[NO_STATE]),
     info(Momentum, MOMENTUM_INPUTS, compile=True),
+    info(Nesterov, NESTEROV_INPUTS, compile=True),
     info(AdaGrad, ADAGRAD_INPUTS, compile=True),
     info(RMSProp, RMSPROP_INPUTS, compile=True),
     info(Adam, ADAM_INPUTS, needs_lr=False, compile=True),
 ]
 OPTIM_DB = PLAIN + COMPILED
-"""Every entry: the plain path of the six optimizers, and compile=True of the five that have it
+"""Every entry: the plain path of every optimizer, and compile=True of those that have it
 (Newton builds H and solves; it has no flat-buffer path)."""
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from firstorder.optim import GD, AdaGrad, Adam, Momentum, RMSProp
+from firstorder.optim import GD, AdaGrad, Adam, Momentum, Nesterov, RMSProp
 
 STEPS = 30
 SHAPE = (7, 5)
@@ -31,6 +31,14 @@ def np_momentum(theta, grads, lr, rho, sign=-1):
     for g in grads:
         s = rho * s + sign * lr * g  # E2
         theta = theta + s
+    return theta
+
+
+def np_nesterov(theta, grads, lr, rho, sign=-1):
+    s = np.zeros_like(theta)
+    for g in grads:
+        s = rho * s + sign * lr * g  # Sutskever et al. 2013 in the notes' convention of E2
+        theta = theta + rho * s + sign * lr * g
     return theta
 
 
@@ -100,6 +108,9 @@ CASES = [
     (Momentum, np_momentum, dict(lr=0.01, rho=0.9)),
     (Momentum, np_momentum, dict(lr=0.1, rho=0.0)),
     (Momentum, np_momentum, dict(lr=1e-3, rho=0.99)),
+    (Nesterov, np_nesterov, dict(lr=0.01, rho=0.9)),
+    (Nesterov, np_nesterov, dict(lr=0.1, rho=0.0)),
+    (Nesterov, np_nesterov, dict(lr=1e-3, rho=0.99)),
     (AdaGrad, np_adagrad, dict(lr=0.1, eps=1e-7)),
     (AdaGrad, np_adagrad, dict(lr=1.0, eps=1e-3)),
     (AdaGrad, np_adagrad, dict(lr=0.01, eps=1.0)),
@@ -260,6 +271,27 @@ def test_agrees_with_torch_optim_over_100_steps(ours, peer):
     )
     bound = PEER_STEPS * OPS * 2 * U64 * max(amplification, 1.0) * reference.item()
     torch.testing.assert_close(got, expected, rtol=0, atol=bound)
+
+
+@pytest.mark.parametrize(("lr", "rho"), [(0.01, 0.9), (0.05, 0.5), (1e-3, 0.99)])
+def test_nesterov_is_torchs_nesterov_sgd(lr, rho):
+    """Nesterov(lr=α, rho=ρ) and torch.optim.SGD(lr=α, momentum=ρ, nesterov=True) follow the
+    same trajectory for a constant α. torch keeps b and steps
+
+        b_k = ρ b_{k−1} + g_k ;  θ_k = θ_{k−1} − α (g_k + ρ b_k)      (b_0 = 0)
+
+    and we keep s (α inside the velocity, as E2)
+
+        s_k = ρ s_{k−1} − α g_k ;  θ_k = θ_{k−1} + ρ s_k − α g_k     (s_0 = 0).
+
+    By induction s_k = −α b_k: true at k = 0, and s_k = ρ(−α b_{k−1}) − α g_k = −α b_k. Then
+    ρ s_k − α g_k = −α (g_k + ρ b_k): the same step from the same θ, hence the same next g.
+    (With α changing between steps the two differ: torch rescales the old b by the new α.)
+    Only rounding separates them, bounded as for the other peers."""
+    test_agrees_with_torch_optim_over_100_steps(
+        lambda p: Nesterov(p, lr=lr, rho=rho),
+        lambda p: torch.optim.SGD(p, lr=lr, momentum=rho, dampening=0, nesterov=True),
+    )
 
 
 def test_first_adam_step_equals_first_adagrad_step_claim_c1():

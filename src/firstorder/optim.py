@@ -23,7 +23,7 @@ from firstorder import flat, rules
 from firstorder.errors import UserValueError
 from firstorder.kernels import step as kernel
 
-__all__ = ["GD", "Momentum", "AdaGrad", "RMSProp", "Adam", "Newton"]
+__all__ = ["GD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "Newton", "OPTIMIZERS"]
 
 _K = operator.itemgetter("k")  # a parameter's step counter, read without a Python loop
 
@@ -249,6 +249,21 @@ class Momentum(RuleOptimizer):
     """Momentum, E2: s ← ρ s − α g ; θ ← θ + s  (α inside the velocity, ρ ∈ [0, 1))."""
 
     rule = rules.RULES["momentum"]
+
+    def __init__(
+        self, params: Params, lr: float | Tensor, rho: float = 0.9, *, compile: bool = False
+    ) -> None:
+        super().__init__(params, lr=lr, rho=rho, compile=compile)
+
+
+class Nesterov(RuleOptimizer):
+    """Nesterov momentum (Sutskever et al. 2013), in the notes' convention of E2:
+    s ← ρ s − α g ; θ ← θ + ρ s − α g  (α inside the velocity, ρ ∈ [0, 1), g at θ).
+
+    The same trajectory as ``torch.optim.SGD(lr=α, momentum=ρ, nesterov=True)`` for a constant α.
+    """
+
+    rule = rules.RULES["nesterov"]
 
     def __init__(
         self, params: Params, lr: float | Tensor, rho: float = 0.9, *, compile: bool = False

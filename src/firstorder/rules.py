@@ -1,7 +1,9 @@
 """The update rules of the notes, each written exactly once.
 
 This module is the one place where an equation of the notes lives (E1–E5 and E7 of
-CLAIMS.md). Every rule updates θ and its state buffers in place, in the notes' own symbols:
+CLAIMS.md), and of the rules from beyond the notes that the library also offers (Nesterov
+momentum, in the notes' convention). Every rule updates θ and its state buffers in place, in
+the notes' own symbols:
 
     θ  theta      parameters              g   gradient ∇R(θ)
     α  lr         learning rate           k   step counter, 1, 2, … (Adam)
@@ -44,6 +46,21 @@ def momentum(theta: Tensor, g: Tensor, s: Tensor, *, lr: Hyper, rho: Hyper) -> N
     """
     s.mul_(rho).sub_(lr * g)
     theta.add_(s)
+
+
+def nesterov(theta: Tensor, g: Tensor, s: Tensor, *, lr: Hyper, rho: Hyper) -> None:
+    """Nesterov momentum (Sutskever, Martens, Dahl & Hinton 2013), beyond the notes, written in
+    their convention of E2 (α inside the velocity s):
+
+        s ← ρ s − α g ;  θ ← θ + ρ s − α g      (g = ∇R(θ) at the current θ)
+
+    Nesterov takes the gradient at the look-ahead point θ + ρ s. This is the rewrite of Bengio,
+    Boulanger-Lewandowski & Pascanu (2013) in the look-ahead variable itself, which needs only
+    the gradient at θ, as torch.optim.SGD(nesterov=True) does: the step applies the new
+    velocity's momentum ρ s and the gradient step − α g once more.
+    """
+    s.mul_(rho).sub_(lr * g)
+    theta.add_(rho * s).sub_(lr * g)
 
 
 def adaptive_step(lr: Hyper, r: Tensor, eps: Hyper) -> Tensor:
@@ -341,7 +358,8 @@ def _r(state: dict[str, Tensor], hyper: dict[str, object], k: int | Tensor) -> T
     return state["r"]
 
 
-# Colours: matplotlib's tab10, in the order the notes introduce the rules.
+# Colours: matplotlib's tab10, in the order the notes introduce the rules, then the rules from
+# beyond the notes (equation None: not among the claims' first-order rules).
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in (
@@ -410,6 +428,17 @@ RULES: dict[str, Rule] = {
             landscape_lr=0.05,
         ),
         Rule(
+            "nesterov",
+            nesterov,
+            ("s",),
+            {"lr": None, "rho": 0.9},
+            label="Nesterov",
+            formula="s ← ρs − αg; θ ← θ + ρs − αg",
+            color="#e377c2",
+            train_lr=0.01,
+            landscape_lr=5e-4,
+        ),
+        Rule(
             "newton",
             newton,
             (),
@@ -454,6 +483,7 @@ __all__ = [
     "get",
     "momentum",
     "names",
+    "nesterov",
     "newton",
     "newton_direction",
     "rmsprop",
