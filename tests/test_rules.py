@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from firstorder.optim import GD, AdaGrad, Adam, Momentum, Nesterov, RMSProp
+from firstorder.optim import GD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 
 STEPS = 30
 SHAPE = (7, 5)
@@ -70,15 +70,30 @@ def np_adam(theta, grads, lr, rho1, rho2, eps, bias_correction=True, sign=-1):
     return theta
 
 
+def np_adamw(theta, grads, lr, rho1, rho2, eps, weight_decay, bias_correction=True, sign=-1):
+    s = np.zeros_like(theta)
+    r = np.zeros_like(theta)
+    for k, g in enumerate(grads, start=1):
+        # Loshchilov & Hutter 2019: decay θ by αδθ (decoupled from g), then E5 with the same g
+        theta = theta + sign * lr * weight_decay * theta
+        s = rho1 * s + (1 - rho1) * g
+        r = rho2 * r + (1 - rho2) * g * g
+        s_hat = s / (1 - rho1**k) if bias_correction else s
+        r_hat = r / (1 - rho2**k) if bias_correction else r
+        theta = theta + sign * lr / (np.sqrt(r_hat) + eps) * s_hat
+    return theta
+
+
 # --- how far two roundings of the same steps may drift apart ---------------------------------
 
 U64 = 2.0**-53  # unit roundoff of float64, 1.1e-16
 U32 = 2.0**-24  # unit roundoff of float32, 6.0e-8
-# roundings of one coordinate in one step of the longest rule (Adam): g·g, two lerps (2 each),
-# the two bias corrections, √, +ε, α/·, ·ŝ, θ − ·; elementwise IEEE operations, each exact to
+# roundings of one coordinate in one step of the longest rule (AdamW): the decay θ(1 − αδ) (2),
+# then Adam's g·g, two lerps (2 each), the two bias corrections, √, +ε, α/·, ·ŝ, θ − ·;
+# elementwise IEEE operations, each exact to
 # u relative, whatever the CPU (an FMA or a SIMD width changes which roundings happen, not
 # their number by more than this)
-OPS = 12
+OPS = 14
 
 
 def rounding_bound(reference, theta0, grads, hyper, u_ours, u_ref=U64):
@@ -121,6 +136,14 @@ CASES = [
     (Adam, np_adam, dict(lr=0.1, rho1=0.5, rho2=0.9, eps=1e-3)),
     (Adam, np_adam, dict(lr=0.01, rho1=0.0, rho2=0.99, eps=1e-6)),
     (Adam, np_adam, dict(lr=0.01, rho1=0.9, rho2=0.999, eps=1e-8, bias_correction=False)),
+    (AdamW, np_adamw, dict(lr=1e-3, rho1=0.9, rho2=0.999, eps=1e-8, weight_decay=1e-2)),
+    (AdamW, np_adamw, dict(lr=0.1, rho1=0.5, rho2=0.9, eps=1e-3, weight_decay=0.5)),
+    (AdamW, np_adamw, dict(lr=0.01, rho1=0.9, rho2=0.99, eps=1e-6, weight_decay=0.0)),
+    (
+        AdamW,
+        np_adamw,
+        dict(lr=0.01, rho1=0.9, rho2=0.999, eps=1e-8, weight_decay=0.1, bias_correction=False),
+    ),
 ]
 
 
@@ -212,6 +235,15 @@ PEERS = [
     (
         lambda p: Adam(p, lr=0.05, rho1=0.8, rho2=0.99, eps=1e-4),
         lambda p: torch.optim.Adam(p, lr=0.05, betas=(0.8, 0.99), eps=1e-4),
+    ),
+    # torch's AdamW: θ ← θ(1 − αδ), then Adam's step with ε outside √r̂, as E5 and ours
+    (
+        lambda p: AdamW(p, lr=1e-3, rho1=0.9, rho2=0.999, eps=1e-8, weight_decay=1e-2),
+        lambda p: torch.optim.AdamW(p, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2),
+    ),
+    (
+        lambda p: AdamW(p, lr=0.05, rho1=0.8, rho2=0.99, eps=1e-4, weight_decay=0.3),
+        lambda p: torch.optim.AdamW(p, lr=0.05, betas=(0.8, 0.99), eps=1e-4, weight_decay=0.3),
     ),
 ]
 

@@ -23,7 +23,17 @@ from firstorder import flat, rules
 from firstorder.errors import UserValueError
 from firstorder.kernels import step as kernel
 
-__all__ = ["GD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "Newton", "OPTIMIZERS"]
+__all__ = [
+    "GD",
+    "Momentum",
+    "Nesterov",
+    "AdaGrad",
+    "RMSProp",
+    "Adam",
+    "AdamW",
+    "Newton",
+    "OPTIMIZERS",
+]
 
 _K = operator.itemgetter("k")  # a parameter's step counter, read without a Python loop
 
@@ -322,6 +332,37 @@ class Adam(RuleOptimizer):
             rho1=rho1,
             rho2=rho2,
             eps=eps,
+            bias_correction=bias_correction,
+            compile=compile,
+        )
+
+
+class AdamW(RuleOptimizer):
+    """AdamW (Loshchilov & Hutter 2019): decoupled weight decay θ ← θ − α δ θ, then Adam's step
+    of E5 (ε outside √r̂, ``bias_correction`` as for :class:`Adam`). The same trajectory as
+    ``torch.optim.AdamW(lr=α, betas=(ρ₁, ρ₂), eps=ε, weight_decay=δ)``."""
+
+    rule = rules.RULES["adamw"]
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float | Tensor = 1e-3,
+        rho1: float = 0.9,
+        rho2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        bias_correction: bool = True,
+        *,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            rho1=rho1,
+            rho2=rho2,
+            eps=eps,
+            weight_decay=weight_decay,
             bias_correction=bias_correction,
             compile=compile,
         )

@@ -2,8 +2,8 @@
 
 This module is the one place where an equation of the notes lives (E1–E5 and E7 of
 CLAIMS.md), and of the rules from beyond the notes that the library also offers (Nesterov
-momentum, in the notes' convention). Every rule updates θ and its state buffers in place, in
-the notes' own symbols:
+momentum and AdamW, in the notes' convention). Every rule updates θ and its state buffers in
+place, in the notes' own symbols:
 
     θ  theta      parameters              g   gradient ∇R(θ)
     α  lr         learning rate           k   step counter, 1, 2, … (Adam)
@@ -134,6 +134,31 @@ def adam(
     theta.sub_(adaptive_step_(lr, r_hat, eps).mul_(s_hat))
 
 
+def adamw(
+    theta: Tensor,
+    g: Tensor,
+    s: Tensor,
+    r: Tensor,
+    *,
+    k: int,
+    lr: Hyper,
+    rho1: Hyper,
+    rho2: Hyper,
+    eps: Hyper,
+    weight_decay: Hyper,
+    bias_correction: bool = True,
+) -> None:
+    """AdamW (Loshchilov & Hutter 2019), beyond the notes: decoupled weight decay δ, then E5.
+
+        θ ← θ − α δ θ ;   then Adam's step (E5) at step k with the same g
+
+    The decay shrinks θ itself instead of entering g, where Adam's α/(√r̂ + ε) would rescale it
+    coordinate by coordinate; g is the gradient at θ before the decay, as in torch.optim.AdamW.
+    """
+    theta.mul_(1 - lr * weight_decay)  # θ − αδθ as one factor, rounded as torch rounds it
+    adam(theta, g, s, r, k=k, lr=lr, rho1=rho1, rho2=rho2, eps=eps, bias_correction=bias_correction)
+
+
 def newton_direction(g: Tensor, H: Tensor, damping: Hyper = 0.0) -> Tensor:
     """The Newton direction of E7, d = −(H + damping·I)⁻¹ g, found by solving, never inverting.
 
@@ -218,6 +243,14 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
         ),
         Hyperparameter(
             "damping", "λ", "Newton's damping", _nonnegative, "a finite number >= 0", span=(0, 5)
+        ),
+        Hyperparameter(
+            "weight_decay",
+            "δ",
+            "decoupled weight decay",
+            _nonnegative,
+            "a finite number >= 0",
+            span=(0, 0.2),
         ),
         Hyperparameter(
             "bias_correction",
@@ -439,6 +472,26 @@ RULES: dict[str, Rule] = {
             landscape_lr=5e-4,
         ),
         Rule(
+            "adamw",
+            adamw,
+            ("s", "r"),
+            {
+                "lr": 1e-3,
+                "rho1": 0.9,
+                "rho2": 0.999,
+                "eps": 1e-8,
+                "weight_decay": 1e-2,
+                "bias_correction": True,
+            },
+            counts_steps=True,
+            r_hat=_adam_r_hat,
+            label="AdamW",
+            formula="θ ← θ − αδθ; θ ← θ − α/(√r̂+ε) ⊙ ŝ",
+            color="#7f7f7f",
+            train_lr=1e-3,
+            landscape_lr=0.05,
+        ),
+        Rule(
             "newton",
             newton,
             (),
@@ -475,6 +528,7 @@ __all__ = [
     "RULES",
     "adagrad",
     "adam",
+    "adamw",
     "adaptive_step",
     "adaptive_step_",
     "bias_corrected",
