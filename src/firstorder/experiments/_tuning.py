@@ -208,18 +208,16 @@ def side_by_side(problems: list[Problem], counts: list[int], bound: float) -> La
     )
 
 
-def tune(
+def _run_all(
     problems: list[Problem],
     optimizer: str,
-    *,
     steps: int,
     lrs: list[float],
-    bound: float = 1e3,
-    **hyper: object,
-) -> list[Tuned]:
-    """Tune α for ``optimizer`` on each problem and measure it on the fresh starts (see top)."""
-    if optimizer == "newton":
-        return [_newton(p, steps=steps, bound=bound, **hyper) for p in problems]
+    bound: float,
+    hyper: dict[str, object],
+) -> tuple:
+    """Every problem's tuning, fresh and shown starts at every α, in one run; the result and
+    the number of starts of each problem."""
     blocks = [[p.tuning, p.fresh] + ([p.show] if p.show is not None else []) for p in problems]
     counts = [sum(len(b) for b in bl) for bl in blocks]
     starts = torch.cat([b for bl in blocks for b in bl])
@@ -237,6 +235,45 @@ def tune(
         lr=lrs,
         **hyper,
     )
+    return res, counts
+
+
+def _scores(
+    res, steps_to: Tensor, ts: slice, target: float, lrs: list[float], steps: int
+) -> list[tuple]:
+    """The tuning score of each α on the tuning starts ``ts`` (see top): success, then mean
+    steps to target, then the share diverged, then median final f, then the smaller α."""
+    score = []
+    for c in range(len(lrs)):
+        st = steps_to[c, ts]
+        fin = res.final_f[c, ts] + target
+        gone = ~torch.isfinite(fin) | (res.diverged_at[c, ts] >= 0)
+        fin = torch.where(gone, math.inf, fin)
+        score.append(
+            (
+                float((st >= 0).double().mean()),
+                -capped_mean(st, steps),
+                -float(gone.double().mean()),
+                -float(fin.median()),
+                -lrs[c],
+            )
+        )
+    return score
+
+
+def tune(
+    problems: list[Problem],
+    optimizer: str,
+    *,
+    steps: int,
+    lrs: list[float],
+    bound: float = 1e3,
+    **hyper: object,
+) -> list[Tuned]:
+    """Tune α for ``optimizer`` on each problem and measure it on the fresh starts (see top)."""
+    if optimizer == "newton":
+        return [_newton(p, steps=steps, bound=bound, **hyper) for p in problems]
+    res, counts = _run_all(problems, optimizer, steps, lrs, bound, hyper)
     out, offset = [], 0
     for p, n in zip(problems, counts):
         nt, nf = len(p.tuning), len(p.fresh)
@@ -253,21 +290,7 @@ def tune(
         steps_to = torch.where(torch.tensor(stable)[:, None], steps_to, -1)
         offset += n
         f_fresh = res.f[:, :, fr] + p.target  # [T+1, C, n_fresh] on the problem's own scale
-        score = []
-        for c in range(len(lrs)):
-            st = steps_to[c, ts]
-            fin = res.final_f[c, ts] + p.target
-            gone = ~torch.isfinite(fin) | (res.diverged_at[c, ts] >= 0)
-            fin = torch.where(gone, math.inf, fin)
-            score.append(
-                (
-                    float((st >= 0).double().mean()),
-                    -capped_mean(st, steps),
-                    -float(gone.double().mean()),
-                    -float(fin.median()),
-                    -lrs[c],
-                )
-            )
+        score = _scores(res, steps_to, ts, p.target, lrs, steps)
         allowed = [c for c in range(len(lrs)) if stable[c]] or range(len(lrs))
         best = max(allowed, key=lambda c: score[c])
         out.append(
