@@ -81,6 +81,17 @@ def test_the_batched_engine_runs_it(rule):
 
 
 @every_rule
+def test_the_compiled_engine_runs_it_as_the_eager_one(rule):
+    f = landscapes.get("rosenbrock")
+    kw = dict(starts=[[-1.2, 1.0], [1.5, -0.5]], steps=60, lr=rule.landscape_lr)
+    eager, fast = run(f, rule.name, **kw), run(f, rule.name, **kw, compile=True)
+    assert fast.meta["rule"] == ("eager" if rule.needs_hessian else "compiled")  # no H kernel
+    # float64 both; the kernel may order a step's roundings (2⁻⁵³ relative each) differently,
+    # and 60 steps on Rosenbrock's valley magnify that by far less than the 1e7 this allows
+    torch.testing.assert_close(fast.f, eager.f, rtol=1e-9, atol=1e-11)
+
+
+@every_rule
 def test_the_cli_runs_it(rule, capsys):
     lr = f"{rule.landscape_lr:g}"
     code = main(
