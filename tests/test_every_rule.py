@@ -104,6 +104,16 @@ def test_the_cli_runs_it(rule, capsys):
 
 
 @every_rule
+def test_firstorder_train_trains_with_it(rule, capsys):
+    if rule.train_lr is None:
+        pytest.skip(f"{rule.name} has no usual α for a network (Rule.train_lr): not offered")
+    argv = ["train", "--data", "xor", "--layers", "2,8,2", "--optimizer", rule.name]
+    assert main([*argv, "--epochs", "3", "--json", "--no-progress"]) == 0
+    records = json.loads(capsys.readouterr().out)[rule.name]["records"]
+    assert records[-1]["epoch"] == 3 and records[-1]["train_risk"] < float("inf")
+
+
+@every_rule
 def test_the_playground_offers_it(rule):
     entry = {o["name"]: o for o in catalog.optimizers()}[rule.name]
     body = {"landscape": "rosenbrock", "optimizers": [{"name": rule.name, **entry["start"]}]}

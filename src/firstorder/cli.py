@@ -28,7 +28,13 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from firstorder.cli_options import UsageError, add_jobs, add_run_options, parse_values
+from firstorder.cli_options import (
+    UsageError,
+    add_jobs,
+    add_run_options,
+    parse_values,
+    train_lr_help,
+)
 from firstorder.landscapes_cli import cmd_landscapes, cmd_run, cmd_sweep
 from firstorder.tour_cli import cmd_cards, cmd_claims, cmd_tour
 
@@ -232,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--lr",
         type=float,
-        help="α (default: gd 0.1, momentum 0.01, adagrad 0.01, rmsprop 0.001, adam 0.001)",
+        help=train_lr_help(),
     )
     tr.add_argument("--epochs", type=int, default=20, help="passes over the training set")
     tr.add_argument(

@@ -135,6 +135,12 @@ def add_hyper_options(parser: argparse.ArgumentParser, *, sweep: bool) -> None:
         )
 
 
+def train_lr_help() -> str:
+    """The help of ``firstorder train --lr``: each rule's usual α for training (Rule.train_lr)."""
+    usual = [f"{r.name} {r.train_lr:g}" for r in rules.RULES.values() if r.train_lr is not None]
+    return f"α (default: {', '.join(usual)})"
+
+
 def add_run_options(r: argparse.ArgumentParser, *, sweep: bool) -> None:
     r.add_argument("landscape", help=f"one of: {_landscape_names()}")
     r.add_argument("--optimizer", required=True, help=", ".join(rules.names()))
