@@ -2,9 +2,10 @@
 entries, as ``torch.testing._internal.common_optimizers.optim_db`` describes torch.optim's own.
 
 Each entry gives the constructor arguments in our names (``rho``, ``rho1``, ``rho2``, ``eps``,
-``bias_correction``), says which of torch's flags we do not offer (``supported_impls=()``: no
-``foreach``, ``fused`` or ``differentiable``; no ``maximize``, ``weight_decay``,
-``capturable``), and skips, each with its reason, the generic tests that do not apply.
+``bias_correction``, ``weight_decay`` for AdamW), says which of torch's flags we do not offer
+(``supported_impls=()``: no ``foreach``, ``fused`` or ``differentiable``; no ``maximize``,
+``capturable``, and no ``weight_decay`` but AdamW's), and skips, each with its reason, the
+generic tests that do not apply.
 ``compile=True`` (the flat-buffer compiled path) gets entries of its own.
 
 Importing torch's testing module needs ``expecttest`` (a dev dependency); it also calls
@@ -25,7 +26,7 @@ from torch.testing._internal.common_optimizers import (
 )
 
 from firstorder.kernels import step
-from firstorder.optim import GD, AdaGrad, Adam, Momentum, Newton, RMSProp
+from firstorder.optim import GD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Newton, RMSProp
 
 SCHEDULERS = (
     [lambda opt: torch.optim.lr_scheduler.StepLR(opt, gamma=0.9, step_size=10)],
@@ -35,7 +36,8 @@ SCHEDULERS = (
         lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9),
     ],
 )
-# α falling to 0 within 4 steps, as torch's database schedules SGD and Adam. Not for Momentum:
+# α falling to 0 within 4 steps, as torch's database schedules SGD and Adam. Not for Momentum
+# (nor Nesterov, which keeps α inside its velocity the same way):
 # E2 keeps α inside the velocity (s ← ρ s − α g), so when α drops to 0 the velocity built with
 # the old α coasts on for about 1/(1 − ρ) steps and overshoots the minimum of this test's
 # quadratic (torch's SGD scales the whole velocity by the new α and stops); README, "How the
@@ -69,8 +71,12 @@ def compiled(optim_inputs_func):
     return optim_inputs_func_compiled
 
 
-def errors(needs_lr, *, compile=False, newton=False):
-    """``optim_error_inputs_func``: what each constructor and step must refuse, and how."""
+def errors(cls, needs_lr, *, compile=False):
+    """``optim_error_inputs_func``: what each constructor and step must refuse, and how. The
+    unknown keyword is one of torch's that ``cls`` does not take (weight_decay, but AdamW's
+    own decay is called that too: maximize for it)."""
+    newton = cls is Newton
+    unknown = "weight_decay" if "weight_decay" not in cls.rule.hyper else "maximize"
     lr = {"lr": 0.1} if needs_lr else {}
     if compile:
         lr["compile"] = True
@@ -91,8 +97,8 @@ def errors(needs_lr, *, compile=False, newton=False):
             ),
             ([("weight", p), q], {}, ValueError, "all optimizer params should be with/without"),
             ([p], {"lr": -1.0}, ValueError, r"lr must be a finite number >= 0, got -1.0"),
-            ([p], {"weight_decay": 0.1}, TypeError, "unexpected keyword argument 'weight_decay'"),
-            ([{"params": [p], "weight_decay": 0.1}], {}, ValueError, "got 'weight_decay'"),
+            ([p], {unknown: 0.1}, TypeError, f"unexpected keyword argument '{unknown}'"),
+            ([{"params": [p], unknown: 0.1}], {}, ValueError, f"got '{unknown}'"),
         ]
         if compile:
             cases.append(([p], {"lr": torch.ones(2)}, ValueError, "one-element tensor"))
@@ -157,12 +163,12 @@ NEWTON_SKIPS = [
 
 
 def info(cls, configs, *, needs_lr=True, compile=False, **kw):
-    schedulers = SCHEDULERS if cls is Momentum else SCHEDULERS + TO_ZERO
+    schedulers = SCHEDULERS if cls in (Momentum, Nesterov) else SCHEDULERS + TO_ZERO
     optim_inputs_func = inputs(*configs)
     return OptimizerInfo(
         cls,
         optim_inputs_func=compiled(optim_inputs_func) if compile else optim_inputs_func,
-        optim_error_inputs_func=errors(needs_lr, compile=compile, newton=cls is Newton),
+        optim_error_inputs_func=errors(cls, needs_lr, compile=compile),
         scheduler_inputs=schedulers,
         supported_impls=(),
         not_og_supported_flags=(),
@@ -179,6 +185,11 @@ MOMENTUM_INPUTS = [
     ({"lr": 0.01, "rho": 0.5}, "rho"),
     ({"lr": torch.tensor(0.01), "rho": 0.0}, "tensor lr, rho = 0: gradient descent"),
 ]
+NESTEROV_INPUTS = [
+    ({"lr": 0.01}, "default rho"),
+    ({"lr": 0.01, "rho": 0.5}, "rho"),
+    ({"lr": torch.tensor(0.01), "rho": 0.0}, "tensor lr, rho = 0: gradient descent"),
+]
 ADAGRAD_INPUTS = [({"lr": 0.1}, "default eps"), ({"lr": 0.1, "eps": 1e-3}, "eps")]
 RMSPROP_INPUTS = [
     ({"lr": 0.01}, "defaults"),
@@ -191,13 +202,21 @@ ADAM_INPUTS = [
     ({"lr": torch.tensor(0.001), "rho1": 0.0}, "tensor lr, rho1 = 0"),
     ({"lr": 0.001, "bias_correction": False}, "no bias correction"),
 ]
+ADAMW_INPUTS = [
+    ({}, "defaults"),
+    ({"lr": 0.01, "rho1": 0.5, "rho2": 0.9, "eps": 1e-6, "weight_decay": 0.1}, "all numbers"),
+    ({"lr": torch.tensor(0.001), "weight_decay": 0.0}, "tensor lr, no decay: Adam"),
+    ({"lr": 0.001, "bias_correction": False}, "no bias correction"),
+]
 
 PLAIN = [
     info(GD, GD_INPUTS, decorators=[NO_STATE]),
     info(Momentum, MOMENTUM_INPUTS),
+    info(Nesterov, NESTEROV_INPUTS),
     info(AdaGrad, ADAGRAD_INPUTS),
     info(RMSProp, RMSPROP_INPUTS),
     info(Adam, ADAM_INPUTS, needs_lr=False),
+    info(AdamW, ADAMW_INPUTS, needs_lr=False),
     info(
         Newton,
         [({}, "defaults"), ({"lr": 0.5, "damping": 1.0}, "damped")],
@@ -210,12 +229,14 @@ PLAIN = [
 COMPILED = [
     info(GD, GD_INPUTS, compile=True, decorators=[NO_STATE]),
     info(Momentum, MOMENTUM_INPUTS, compile=True),
+    info(Nesterov, NESTEROV_INPUTS, compile=True),
     info(AdaGrad, ADAGRAD_INPUTS, compile=True),
     info(RMSProp, RMSPROP_INPUTS, compile=True),
     info(Adam, ADAM_INPUTS, needs_lr=False, compile=True),
+    info(AdamW, ADAMW_INPUTS, needs_lr=False, compile=True),
 ]
 OPTIM_DB = PLAIN + COMPILED
-"""Every entry: the plain path of the six optimizers, and compile=True of the five that have it
+"""Every entry: the plain path of every optimizer, and compile=True of those that have it
 (Newton builds H and solves; it has no flat-buffer path)."""
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from firstorder.optim import GD, AdaGrad, Adam, Momentum, RMSProp
+from firstorder.optim import GD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 
 STEPS = 30
 SHAPE = (7, 5)
@@ -31,6 +31,14 @@ def np_momentum(theta, grads, lr, rho, sign=-1):
     for g in grads:
         s = rho * s + sign * lr * g  # E2
         theta = theta + s
+    return theta
+
+
+def np_nesterov(theta, grads, lr, rho, sign=-1):
+    s = np.zeros_like(theta)
+    for g in grads:
+        s = rho * s + sign * lr * g  # Sutskever et al. 2013 in the notes' convention of E2
+        theta = theta + rho * s + sign * lr * g
     return theta
 
 
@@ -62,15 +70,30 @@ def np_adam(theta, grads, lr, rho1, rho2, eps, bias_correction=True, sign=-1):
     return theta
 
 
+def np_adamw(theta, grads, lr, rho1, rho2, eps, weight_decay, bias_correction=True, sign=-1):
+    s = np.zeros_like(theta)
+    r = np.zeros_like(theta)
+    for k, g in enumerate(grads, start=1):
+        # Loshchilov & Hutter 2019: decay θ by αδθ (decoupled from g), then E5 with the same g
+        theta = theta + sign * lr * weight_decay * theta
+        s = rho1 * s + (1 - rho1) * g
+        r = rho2 * r + (1 - rho2) * g * g
+        s_hat = s / (1 - rho1**k) if bias_correction else s
+        r_hat = r / (1 - rho2**k) if bias_correction else r
+        theta = theta + sign * lr / (np.sqrt(r_hat) + eps) * s_hat
+    return theta
+
+
 # --- how far two roundings of the same steps may drift apart ---------------------------------
 
 U64 = 2.0**-53  # unit roundoff of float64, 1.1e-16
 U32 = 2.0**-24  # unit roundoff of float32, 6.0e-8
-# roundings of one coordinate in one step of the longest rule (Adam): g·g, two lerps (2 each),
-# the two bias corrections, √, +ε, α/·, ·ŝ, θ − ·; elementwise IEEE operations, each exact to
+# roundings of one coordinate in one step of the longest rule (AdamW): the decay θ(1 − αδ) (2),
+# then Adam's g·g, two lerps (2 each), the two bias corrections, √, +ε, α/·, ·ŝ, θ − ·;
+# elementwise IEEE operations, each exact to
 # u relative, whatever the CPU (an FMA or a SIMD width changes which roundings happen, not
 # their number by more than this)
-OPS = 12
+OPS = 14
 
 
 def rounding_bound(reference, theta0, grads, hyper, u_ours, u_ref=U64):
@@ -100,6 +123,9 @@ CASES = [
     (Momentum, np_momentum, dict(lr=0.01, rho=0.9)),
     (Momentum, np_momentum, dict(lr=0.1, rho=0.0)),
     (Momentum, np_momentum, dict(lr=1e-3, rho=0.99)),
+    (Nesterov, np_nesterov, dict(lr=0.01, rho=0.9)),
+    (Nesterov, np_nesterov, dict(lr=0.1, rho=0.0)),
+    (Nesterov, np_nesterov, dict(lr=1e-3, rho=0.99)),
     (AdaGrad, np_adagrad, dict(lr=0.1, eps=1e-7)),
     (AdaGrad, np_adagrad, dict(lr=1.0, eps=1e-3)),
     (AdaGrad, np_adagrad, dict(lr=0.01, eps=1.0)),
@@ -110,6 +136,14 @@ CASES = [
     (Adam, np_adam, dict(lr=0.1, rho1=0.5, rho2=0.9, eps=1e-3)),
     (Adam, np_adam, dict(lr=0.01, rho1=0.0, rho2=0.99, eps=1e-6)),
     (Adam, np_adam, dict(lr=0.01, rho1=0.9, rho2=0.999, eps=1e-8, bias_correction=False)),
+    (AdamW, np_adamw, dict(lr=1e-3, rho1=0.9, rho2=0.999, eps=1e-8, weight_decay=1e-2)),
+    (AdamW, np_adamw, dict(lr=0.1, rho1=0.5, rho2=0.9, eps=1e-3, weight_decay=0.5)),
+    (AdamW, np_adamw, dict(lr=0.01, rho1=0.9, rho2=0.99, eps=1e-6, weight_decay=0.0)),
+    (
+        AdamW,
+        np_adamw,
+        dict(lr=0.01, rho1=0.9, rho2=0.999, eps=1e-8, weight_decay=0.1, bias_correction=False),
+    ),
 ]
 
 
@@ -202,6 +236,15 @@ PEERS = [
         lambda p: Adam(p, lr=0.05, rho1=0.8, rho2=0.99, eps=1e-4),
         lambda p: torch.optim.Adam(p, lr=0.05, betas=(0.8, 0.99), eps=1e-4),
     ),
+    # torch's AdamW: θ ← θ(1 − αδ), then Adam's step with ε outside √r̂, as E5 and ours
+    (
+        lambda p: AdamW(p, lr=1e-3, rho1=0.9, rho2=0.999, eps=1e-8, weight_decay=1e-2),
+        lambda p: torch.optim.AdamW(p, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2),
+    ),
+    (
+        lambda p: AdamW(p, lr=0.05, rho1=0.8, rho2=0.99, eps=1e-4, weight_decay=0.3),
+        lambda p: torch.optim.AdamW(p, lr=0.05, betas=(0.8, 0.99), eps=1e-4, weight_decay=0.3),
+    ),
 ]
 
 
@@ -260,6 +303,27 @@ def test_agrees_with_torch_optim_over_100_steps(ours, peer):
     )
     bound = PEER_STEPS * OPS * 2 * U64 * max(amplification, 1.0) * reference.item()
     torch.testing.assert_close(got, expected, rtol=0, atol=bound)
+
+
+@pytest.mark.parametrize(("lr", "rho"), [(0.01, 0.9), (0.05, 0.5), (1e-3, 0.99)])
+def test_nesterov_is_torchs_nesterov_sgd(lr, rho):
+    """Nesterov(lr=α, rho=ρ) and torch.optim.SGD(lr=α, momentum=ρ, nesterov=True) follow the
+    same trajectory for a constant α. torch keeps b and steps
+
+        b_k = ρ b_{k−1} + g_k ;  θ_k = θ_{k−1} − α (g_k + ρ b_k)      (b_0 = 0)
+
+    and we keep s (α inside the velocity, as E2)
+
+        s_k = ρ s_{k−1} − α g_k ;  θ_k = θ_{k−1} + ρ s_k − α g_k     (s_0 = 0).
+
+    By induction s_k = −α b_k: true at k = 0, and s_k = ρ(−α b_{k−1}) − α g_k = −α b_k. Then
+    ρ s_k − α g_k = −α (g_k + ρ b_k): the same step from the same θ, hence the same next g.
+    (With α changing between steps the two differ: torch rescales the old b by the new α.)
+    Only rounding separates them, bounded as for the other peers."""
+    test_agrees_with_torch_optim_over_100_steps(
+        lambda p: Nesterov(p, lr=lr, rho=rho),
+        lambda p: torch.optim.SGD(p, lr=lr, momentum=rho, dampening=0, nesterov=True),
+    )
 
 
 def test_first_adam_step_equals_first_adagrad_step_claim_c1():

@@ -28,7 +28,13 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from firstorder.cli_options import UsageError, add_jobs, add_run_options, parse_values
+from firstorder.cli_options import (
+    UsageError,
+    add_jobs,
+    add_run_options,
+    parse_values,
+    train_lr_help,
+)
 from firstorder.landscapes_cli import cmd_landscapes, cmd_run, cmd_sweep
 from firstorder.tour_cli import cmd_cards, cmd_claims, cmd_tour
 
@@ -273,7 +279,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lr",
         type=float,
-        help="α (default: gd 0.1, momentum 0.01, adagrad 0.01, rmsprop 0.001, adam 0.001)",
+        help=train_lr_help(),
     )
     p.add_argument("--epochs", type=int, default=20, help="passes over the training set")
     p.add_argument(

@@ -12,10 +12,16 @@ import os
 
 import numpy as np
 
-HYPER = ("lr", "rho", "rho1", "rho2", "eps", "damping")
+from firstorder import rules
+from firstorder.errors import UserValueError
+
+# the numeric hyperparameters (flags that take values) and the yes/no switches (flag pairs
+# --NAME / --no-NAME), both read from rules.HYPERPARAMETERS: a new one gets its flag there
+HYPER = tuple(n for n, h in rules.HYPERPARAMETERS.items() if not h.switch)
+SWITCHES = tuple(n for n, h in rules.HYPERPARAMETERS.items() if h.switch)
 
 
-class UsageError(ValueError):
+class UsageError(UserValueError):
     """A mistake in what the user typed."""
 
 
@@ -48,8 +54,10 @@ def hyper_values(args: argparse.Namespace, *, log_lr: bool) -> dict[str, object]
         if text is not None:
             values = parse_values(name, text, log=log_lr and name == "lr")
             hyper[name] = values[0] if len(values) == 1 else values
-    if getattr(args, "no_bias_correction", False):
-        hyper["bias_correction"] = False
+    for name in SWITCHES:
+        value = getattr(args, name, None)
+        if value is not None:  # None: not given, the rule's default holds
+            hyper[name] = value
     return hyper
 
 
@@ -77,8 +85,6 @@ def _landscape_names() -> str:
 
 def _rule_defaults(name: str) -> str:
     """ "default: …" of hyperparameter ``name`` in every rule that has it, from rules.py."""
-    from firstorder import rules
-
     have = {r: rules.get(r).hyper[name] for r in rules.names() if name in rules.get(r).hyper}
     given = [f"{r} {v:g}" for r, v in have.items() if v is not None]
     needed = [r for r, v in have.items() if v is None]
@@ -89,21 +95,56 @@ def _rule_defaults(name: str) -> str:
     )
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _used_by(name: str) -> str:
+    """The labels of the rules that take hyperparameter ``name``, for its help text."""
+    return ", ".join(r.label for r in rules.RULES.values() if name in r.hyper)
+
+
+def add_hyper_options(parser: argparse.ArgumentParser, *, sweep: bool) -> None:
+    """One flag for each hyperparameter of rules.HYPERPARAMETERS, its help from the spec:
+    the notes' symbol, its meaning, the rules that take it and their defaults. A switch
+    (Adam's bias correction) becomes the pair --NAME / --no-NAME."""
+    grid = "A:B:N (N values from A to B{}), a comma list a,b,c or one value"
+    for name, h in rules.HYPERPARAMETERS.items():
+        if h.switch:
+            continue
+        if sweep:
+            values = grid.format(", log-spaced" if name == "lr" else ", evenly spaced")
+        else:
+            values = "one value or a comma list a,b,c"
+        parser.add_argument(
+            _flag(name),
+            help=f"{h.symbol}: {values}; {h.meaning} of {_used_by(name)}, "
+            f"{h.allowed} ({_rule_defaults(name)})",
+        )
+    for name in SWITCHES:
+        h = rules.HYPERPARAMETERS[name]
+        defaults = {
+            "on" if r.hyper[name] else "off" for r in rules.RULES.values() if name in r.hyper
+        }
+        parser.add_argument(
+            _flag(name),
+            action=argparse.BooleanOptionalAction,
+            default=None,  # not given: each rule's own default
+            help=f"{h.meaning} ({h.symbol}) on or off, for {_used_by(name)} "
+            f"(default: {' or '.join(sorted(defaults))})",
+        )
+
+
+def train_lr_help() -> str:
+    """The help of ``firstorder train --lr``: each rule's usual α for training (Rule.train_lr)."""
+    usual = [f"{r.name} {r.train_lr:g}" for r in rules.RULES.values() if r.train_lr is not None]
+    return f"α (default: {', '.join(usual)})"
+
+
 def add_run_options(r: argparse.ArgumentParser, *, sweep: bool) -> None:
     r.add_argument("landscape", help=f"one of: {_landscape_names()}")
-    r.add_argument(
-        "--optimizer", required=True, help="gd, momentum, adagrad, rmsprop, adam or newton"
-    )
-    grid = "A:B:N (N values from A to B{}), a comma list a,b,c or one value"
-    lr = grid.format(", log-spaced") if sweep else "one value or a comma list a,b,c"
-    other = grid.format(", evenly spaced") if sweep else "one value or a comma list"
-    r.add_argument("--lr", help=f"α: {lr} ({_rule_defaults('lr')})")
-    r.add_argument("--rho", help=f"ρ of momentum or RMSProp: {other} ({_rule_defaults('rho')})")
-    r.add_argument("--rho1", help=f"ρ₁ of Adam: {other} ({_rule_defaults('rho1')})")
-    r.add_argument("--rho2", help=f"ρ₂ of Adam: {other} ({_rule_defaults('rho2')})")
-    r.add_argument("--eps", help=f"ε: {other} ({_rule_defaults('eps')})")
-    r.add_argument("--damping", help=f"Newton's damping λ: {other} ({_rule_defaults('damping')})")
-    r.add_argument("--no-bias-correction", action="store_true", help="Adam without ŝ, r̂ (E5)")
+    r.add_argument("--optimizer", required=True, help=", ".join(rules.names()))
+    add_hyper_options(r, sweep=sweep)
     r.add_argument("--steps", type=int, default=300 if sweep else 500, help="the step budget T")
     r.add_argument("--tol", type=float, default=1e-6, help="the target: f − f* < tol")
     r.add_argument(

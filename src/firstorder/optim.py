@@ -20,9 +20,20 @@ import torch
 from torch import Tensor
 
 from firstorder import flat, rules
+from firstorder.errors import UserValueError
 from firstorder.kernels import step as kernel
 
-__all__ = ["GD", "Momentum", "AdaGrad", "RMSProp", "Adam", "Newton"]
+__all__ = [
+    "GD",
+    "Momentum",
+    "Nesterov",
+    "AdaGrad",
+    "RMSProp",
+    "Adam",
+    "AdamW",
+    "Newton",
+    "OPTIMIZERS",
+]
 
 _K = operator.itemgetter("k")  # a parameter's step counter, read without a Python loop
 
@@ -202,7 +213,7 @@ def _check_keys(rule: rules.Rule, group: dict[str, Any]) -> None:
             for k in unknown
             if k in _TORCH_NAMES and _TORCH_NAMES[k].split()[0] in rule.hyper
         ]
-        raise ValueError(
+        raise UserValueError(
             f"param group keys must be params or hyperparameters of {rule.name} "
             f"({', '.join(rule.hyper)}), got {', '.join(map(repr, unknown))}"
             + (f" ({'; '.join(hints)})." if hints else ".")
@@ -215,7 +226,7 @@ def _check_loaded(rule: rules.Rule, name: str, loaded: dict[str, Any]) -> None:
     for i, group in enumerate(loaded["param_groups"]):
         theirs = [key for key in group if key not in _TORCH_KEYS]
         if sorted(theirs) != sorted(rule.hyper):
-            raise ValueError(
+            raise UserValueError(
                 f"state_dict must be one saved by {name}, got param group {i} with "
                 f"hyperparameters ({', '.join(theirs)}) where {name} has "
                 f"({', '.join(rule.hyper)}): it comes from another optimizer."
@@ -228,7 +239,7 @@ def _check_loaded(rule: rules.Rule, name: str, loaded: dict[str, Any]) -> None:
     expected = set(rule.state) | ({"k"} if rule.counts_steps else set())
     for state in loaded["state"].values():
         if isinstance(state, dict) and state and set(state) != expected:
-            raise ValueError(
+            raise UserValueError(
                 f"state_dict must be one saved by {name}, got a parameter state with "
                 f"({', '.join(map(str, state))}) where {name} keeps "
                 f"({', '.join(sorted(expected))}): it comes from another optimizer."
@@ -248,6 +259,21 @@ class Momentum(RuleOptimizer):
     """Momentum, E2: s ← ρ s − α g ; θ ← θ + s  (α inside the velocity, ρ ∈ [0, 1))."""
 
     rule = rules.RULES["momentum"]
+
+    def __init__(
+        self, params: Params, lr: float | Tensor, rho: float = 0.9, *, compile: bool = False
+    ) -> None:
+        super().__init__(params, lr=lr, rho=rho, compile=compile)
+
+
+class Nesterov(RuleOptimizer):
+    """Nesterov momentum (Sutskever et al. 2013), in the notes' convention of E2:
+    s ← ρ s − α g ; θ ← θ + ρ s − α g  (α inside the velocity, ρ ∈ [0, 1), g at θ).
+
+    The same trajectory as ``torch.optim.SGD(lr=α, momentum=ρ, nesterov=True)`` for a constant α.
+    """
+
+    rule = rules.RULES["nesterov"]
 
     def __init__(
         self, params: Params, lr: float | Tensor, rho: float = 0.9, *, compile: bool = False
@@ -306,6 +332,37 @@ class Adam(RuleOptimizer):
             rho1=rho1,
             rho2=rho2,
             eps=eps,
+            bias_correction=bias_correction,
+            compile=compile,
+        )
+
+
+class AdamW(RuleOptimizer):
+    """AdamW (Loshchilov & Hutter 2019): decoupled weight decay θ ← θ − α δ θ, then Adam's step
+    of E5 (ε outside √r̂, ``bias_correction`` as for :class:`Adam`). The same trajectory as
+    ``torch.optim.AdamW(lr=α, betas=(ρ₁, ρ₂), eps=ε, weight_decay=δ)``."""
+
+    rule = rules.RULES["adamw"]
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float | Tensor = 1e-3,
+        rho1: float = 0.9,
+        rho2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        bias_correction: bool = True,
+        *,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            rho1=rho1,
+            rho2=rho2,
+            eps=eps,
+            weight_decay=weight_decay,
             bias_correction=bias_correction,
             compile=compile,
         )
@@ -398,11 +455,11 @@ def _check_positive_definite(H: Tensor) -> None:
         )
 
 
-OPTIMIZERS: dict[str, type[RuleOptimizer]] = {
-    "gd": GD,
-    "momentum": Momentum,
-    "adagrad": AdaGrad,
-    "rmsprop": RMSProp,
-    "adam": Adam,
-    "newton": Newton,
-}
+def _by_rule() -> dict[str, type[RuleOptimizer]]:
+    """Each rule's optimizer class (the subclasses of RuleOptimizer defined above), in the order
+    of rules.RULES: a new class is listed by being written, not by editing a table."""
+    classes = {cls.rule.name: cls for cls in RuleOptimizer.__subclasses__()}
+    return {name: classes[name] for name in rules.RULES if name in classes}
+
+
+OPTIMIZERS: dict[str, type[RuleOptimizer]] = _by_rule()

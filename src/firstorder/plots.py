@@ -13,11 +13,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
+from firstorder import rules  # noqa: E402
 from firstorder.files import atomic  # noqa: E402
 from firstorder.trajectories import Trajectories  # noqa: E402
 
-# the notes' symbols for the hyperparameters' names
-SYMBOLS = {"lr": "α", "rho": "ρ", "rho1": "ρ₁", "rho2": "ρ₂", "eps": "ε", "damping": "λ"}
+# the notes' symbols for the numeric hyperparameters' names, from their specs in rules.py
+SYMBOLS = {n: h.symbol for n, h in rules.HYPERPARAMETERS.items() if not h.switch}
 
 
 def contour(ax: plt.Axes, landscape, window=None, levels: int = 16) -> None:
@@ -99,9 +100,7 @@ def trajectories_figure(result: Trajectories, landscape, title: str = "") -> plt
                     zorder=6,
                     clip_on=False,
                 )
-        label = ", ".join(
-            f"{k}={v:g}" for k, v in result.config(c).items() if k != "bias_correction"
-        )
+        label = ", ".join(f"{k}={v:g}" for k, v in result.config(c).items() if k in SYMBOLS)
         ax.set_title(f"{result.optimizer}: {label}", fontsize=10)
     if title:
         fig.suptitle(title)

@@ -1,8 +1,9 @@
 """The update rules of the notes, each written exactly once.
 
 This module is the one place where an equation of the notes lives (E1–E5 and E7 of
-CLAIMS.md). Every
-rule updates θ and its state buffers in place, in the notes' own symbols:
+CLAIMS.md), and of the rules from beyond the notes that the library also offers (Nesterov
+momentum and AdamW, in the notes' convention). Every rule updates θ and its state buffers in
+place, in the notes' own symbols:
 
     θ  theta      parameters              g   gradient ∇R(θ)
     α  lr         learning rate           k   step counter, 1, 2, … (Adam)
@@ -25,6 +26,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+# a leaf module of exception classes (it imports nothing): a hyperparameter outside its domain
+# is the user's mistake, which the CLI and the playground report without a traceback
+from firstorder.errors import UserTypeError, UserValueError
+
 Hyper = float | Tensor
 
 
@@ -41,6 +46,21 @@ def momentum(theta: Tensor, g: Tensor, s: Tensor, *, lr: Hyper, rho: Hyper) -> N
     """
     s.mul_(rho).sub_(lr * g)
     theta.add_(s)
+
+
+def nesterov(theta: Tensor, g: Tensor, s: Tensor, *, lr: Hyper, rho: Hyper) -> None:
+    """Nesterov momentum (Sutskever, Martens, Dahl & Hinton 2013), beyond the notes, written in
+    their convention of E2 (α inside the velocity s):
+
+        s ← ρ s − α g ;  θ ← θ + ρ s − α g      (g = ∇R(θ) at the current θ)
+
+    Nesterov takes the gradient at the look-ahead point θ + ρ s. This is the rewrite of Bengio,
+    Boulanger-Lewandowski & Pascanu (2013) in the look-ahead variable itself, which needs only
+    the gradient at θ, as torch.optim.SGD(nesterov=True) does: the step applies the new
+    velocity's momentum ρ s and the gradient step − α g once more.
+    """
+    s.mul_(rho).sub_(lr * g)
+    theta.add_(rho * s).sub_(lr * g)
 
 
 def adaptive_step(lr: Hyper, r: Tensor, eps: Hyper) -> Tensor:
@@ -114,6 +134,31 @@ def adam(
     theta.sub_(adaptive_step_(lr, r_hat, eps).mul_(s_hat))
 
 
+def adamw(
+    theta: Tensor,
+    g: Tensor,
+    s: Tensor,
+    r: Tensor,
+    *,
+    k: int,
+    lr: Hyper,
+    rho1: Hyper,
+    rho2: Hyper,
+    eps: Hyper,
+    weight_decay: Hyper,
+    bias_correction: bool = True,
+) -> None:
+    """AdamW (Loshchilov & Hutter 2019), beyond the notes: decoupled weight decay δ, then E5.
+
+        θ ← θ − α δ θ ;   then Adam's step (E5) at step k with the same g
+
+    The decay shrinks θ itself instead of entering g, where Adam's α/(√r̂ + ε) would rescale it
+    coordinate by coordinate; g is the gradient at θ before the decay, as in torch.optim.AdamW.
+    """
+    theta.mul_(1 - lr * weight_decay)  # θ − αδθ as one factor, rounded as torch rounds it
+    adam(theta, g, s, r, k=k, lr=lr, rho1=rho1, rho2=rho2, eps=eps, bias_correction=bias_correction)
+
+
 def newton_direction(g: Tensor, H: Tensor, damping: Hyper = 0.0) -> Tensor:
     """The Newton direction of E7, d = −(H + damping·I)⁻¹ g, found by solving, never inverting.
 
@@ -165,7 +210,9 @@ class Hyperparameter:
     ``test``/``allowed`` its domain as a check and as words for an error message. ``scale`` says
     how a grid or a slider spaces its values: ``"log"`` (α, ε), ``"decay"`` (ρ: 0, 0.9, 0.99, …,
     i.e. evenly in −log₁₀(1 − ρ)) or ``"linear"``. A ``switch`` is a yes/no choice (Adam's
-    bias correction): not a number, not swept, fixed inside a compiled kernel.
+    bias correction): not a number, not swept, fixed inside a compiled kernel. ``span`` is the
+    range a slider shows, in the scale's own units (log₁₀ α for ``"log"``, −log₁₀(1 − ρ) for
+    ``"decay"``, the value for ``"linear"``).
     """
 
     name: str
@@ -175,17 +222,36 @@ class Hyperparameter:
     allowed: str
     scale: str = "linear"
     switch: bool = False
+    span: tuple[float, float] = (0.0, 1.0)
 
 
 HYPERPARAMETERS: dict[str, Hyperparameter] = {
     h.name: h
     for h in (
-        Hyperparameter("lr", "α", "learning rate", _nonnegative, "a finite number >= 0", "log"),
-        Hyperparameter("rho", "ρ", "decay", _unit, "in [0, 1)", "decay"),
-        Hyperparameter("rho1", "ρ₁", "decay of the first moment s", _unit, "in [0, 1)", "decay"),
-        Hyperparameter("rho2", "ρ₂", "decay of the second moment r", _unit, "in [0, 1)", "decay"),
-        Hyperparameter("eps", "ε", "added outside √r", _positive, "a finite number > 0", "log"),
-        Hyperparameter("damping", "λ", "Newton's damping", _nonnegative, "a finite number >= 0"),
+        Hyperparameter(
+            "lr", "α", "learning rate", _nonnegative, "a finite number >= 0", "log", span=(-5, 1)
+        ),
+        Hyperparameter("rho", "ρ", "decay", _unit, "in [0, 1)", "decay", span=(0, 3)),
+        Hyperparameter(
+            "rho1", "ρ₁", "decay of the first moment s", _unit, "in [0, 1)", "decay", span=(0, 3)
+        ),
+        Hyperparameter(
+            "rho2", "ρ₂", "decay of the second moment r", _unit, "in [0, 1)", "decay", span=(0, 4)
+        ),
+        Hyperparameter(
+            "eps", "ε", "added outside √r", _positive, "a finite number > 0", "log", span=(-10, 0)
+        ),
+        Hyperparameter(
+            "damping", "λ", "Newton's damping", _nonnegative, "a finite number >= 0", span=(0, 5)
+        ),
+        Hyperparameter(
+            "weight_decay",
+            "δ",
+            "decoupled weight decay",
+            _nonnegative,
+            "a finite number >= 0",
+            span=(0, 0.2),
+        ),
         Hyperparameter(
             "bias_correction",
             "ŝ, r̂",
@@ -208,22 +274,24 @@ def check(name: str, value: object) -> None:
     spec = HYPERPARAMETERS[name]
     if spec.switch:
         if not isinstance(value, bool):
-            raise TypeError(f"{name} must be True or False, got {value!r}.")
+            raise UserTypeError(f"{name} must be True or False, got {value!r}.")
         return
     test, allowed = spec.test, spec.allowed
     if isinstance(value, bool) or not isinstance(value, int | float | Tensor):
-        raise TypeError(f"{name} must be {allowed}, got {value!r} of type {type(value).__name__}.")
+        raise UserTypeError(
+            f"{name} must be {allowed}, got {value!r} of type {type(value).__name__}."
+        )
     try:
         v = torch.as_tensor(value, dtype=torch.float64)
     except (OverflowError, RuntimeError):  # an int past float64's range, as 10**400
-        raise ValueError(
+        raise UserValueError(
             f"{name} must be {allowed}, got an integer too large for a float."
         ) from None
     if v.is_complex() or not bool(test(v).all()) or bool(v.isnan().any()):
         shown = value if not isinstance(value, Tensor) or value.numel() == 1 else v.flatten()
         if isinstance(shown, Tensor) and shown.numel() == 1:
             shown = shown.item()
-        raise ValueError(f"{name} must be {allowed}, got {shown}.")
+        raise UserValueError(f"{name} must be {allowed}, got {shown}.")
 
 
 @dataclass(frozen=True)
@@ -323,7 +391,8 @@ def _r(state: dict[str, Tensor], hyper: dict[str, object], k: int | Tensor) -> T
     return state["r"]
 
 
-# Colours: matplotlib's tab10, in the order the notes introduce the rules.
+# Colours: matplotlib's tab10, in the order the notes introduce the rules, then the rules from
+# beyond the notes (equation None: not among the claims' first-order rules).
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in (
@@ -392,6 +461,37 @@ RULES: dict[str, Rule] = {
             landscape_lr=0.05,
         ),
         Rule(
+            "nesterov",
+            nesterov,
+            ("s",),
+            {"lr": None, "rho": 0.9},
+            label="Nesterov",
+            formula="s ← ρs − αg; θ ← θ + ρs − αg",
+            color="#e377c2",
+            train_lr=0.01,
+            landscape_lr=5e-4,
+        ),
+        Rule(
+            "adamw",
+            adamw,
+            ("s", "r"),
+            {
+                "lr": 1e-3,
+                "rho1": 0.9,
+                "rho2": 0.999,
+                "eps": 1e-8,
+                "weight_decay": 1e-2,
+                "bias_correction": True,
+            },
+            counts_steps=True,
+            r_hat=_adam_r_hat,
+            label="AdamW",
+            formula="θ ← θ − αδθ; θ ← θ − α/(√r̂+ε) ⊙ ŝ",
+            color="#7f7f7f",
+            train_lr=1e-3,
+            landscape_lr=0.05,
+        ),
+        Rule(
             "newton",
             newton,
             (),
@@ -413,7 +513,7 @@ def get(name: str) -> Rule:
         return RULES[name.lower()]
     except KeyError:
         allowed = ", ".join(RULES)
-        raise ValueError(f"optimizer must be one of {allowed}, got {name!r}.") from None
+        raise UserValueError(f"optimizer must be one of {allowed}, got {name!r}.") from None
 
 
 def names() -> list[str]:
@@ -428,6 +528,7 @@ __all__ = [
     "RULES",
     "adagrad",
     "adam",
+    "adamw",
     "adaptive_step",
     "adaptive_step_",
     "bias_corrected",
@@ -436,6 +537,7 @@ __all__ = [
     "get",
     "momentum",
     "names",
+    "nesterov",
     "newton",
     "newton_direction",
     "rmsprop",

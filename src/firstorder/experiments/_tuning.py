@@ -38,26 +38,17 @@ from firstorder import plots, rules
 from firstorder.landscapes import Landscape, Point
 from firstorder.run import run
 
-FIRST_ORDER = ("gd", "momentum", "adagrad", "rmsprop", "adam")
-ALL = (*FIRST_ORDER, "newton")
-COLORS = {
-    "gd": "tab:blue",
-    "momentum": "tab:orange",
-    "adagrad": "tab:green",
-    "rmsprop": "tab:red",
-    "adam": "tab:purple",
-    "newton": "tab:brown",
-}
-LABELS = {
-    "gd": "GD",
-    "momentum": "momentum",
-    "adagrad": "AdaGrad",
-    "rmsprop": "RMSProp",
-    "adam": "Adam",
-    "newton": "Newton",
-}
+# the notes' first-order rules (E1–E5): those with an equation of the notes and no Hessian;
+# rules from beyond the notes (Nesterov, AdamW) are in the library but not in the claims' tests
+FIRST_ORDER = tuple(
+    n for n, r in rules.RULES.items() if r.equation is not None and not r.needs_hessian
+)
+ALL = tuple(n for n, r in rules.RULES.items() if r.equation is not None)
+COLORS = {n: r.color for n, r in rules.RULES.items()}
+LABELS = {n: r.label for n, r in rules.RULES.items()}
 
-SYMBOLS = {"rho": "ρ", "rho1": "ρ₁", "rho2": "ρ₂", "eps": "ε"}  # the notes' symbols in titles
+# the notes' symbols in titles (α is shown on its own)
+SYMBOLS = {n: h.symbol for n, h in rules.HYPERPARAMETERS.items() if not h.switch and n != "lr"}
 
 
 def lr_grid(lo: float = 1e-4, hi: float = 10.0, per_decade: int = 6) -> list[float]:
@@ -217,18 +208,16 @@ def side_by_side(problems: list[Problem], counts: list[int], bound: float) -> La
     )
 
 
-def tune(
+def _run_all(
     problems: list[Problem],
     optimizer: str,
-    *,
     steps: int,
     lrs: list[float],
-    bound: float = 1e3,
-    **hyper: object,
-) -> list[Tuned]:
-    """Tune α for ``optimizer`` on each problem and measure it on the fresh starts (see top)."""
-    if optimizer == "newton":
-        return [_newton(p, steps=steps, bound=bound, **hyper) for p in problems]
+    bound: float,
+    hyper: dict[str, object],
+) -> tuple:
+    """Every problem's tuning, fresh and shown starts at every α, in one run; the result and
+    the number of starts of each problem."""
     blocks = [[p.tuning, p.fresh] + ([p.show] if p.show is not None else []) for p in problems]
     counts = [sum(len(b) for b in bl) for bl in blocks]
     starts = torch.cat([b for bl in blocks for b in bl])
@@ -246,6 +235,45 @@ def tune(
         lr=lrs,
         **hyper,
     )
+    return res, counts
+
+
+def _scores(
+    res, steps_to: Tensor, ts: slice, target: float, lrs: list[float], steps: int
+) -> list[tuple]:
+    """The tuning score of each α on the tuning starts ``ts`` (see top): success, then mean
+    steps to target, then the share diverged, then median final f, then the smaller α."""
+    score = []
+    for c in range(len(lrs)):
+        st = steps_to[c, ts]
+        fin = res.final_f[c, ts] + target
+        gone = ~torch.isfinite(fin) | (res.diverged_at[c, ts] >= 0)
+        fin = torch.where(gone, math.inf, fin)
+        score.append(
+            (
+                float((st >= 0).double().mean()),
+                -capped_mean(st, steps),
+                -float(gone.double().mean()),
+                -float(fin.median()),
+                -lrs[c],
+            )
+        )
+    return score
+
+
+def tune(
+    problems: list[Problem],
+    optimizer: str,
+    *,
+    steps: int,
+    lrs: list[float],
+    bound: float = 1e3,
+    **hyper: object,
+) -> list[Tuned]:
+    """Tune α for ``optimizer`` on each problem and measure it on the fresh starts (see top)."""
+    if optimizer == "newton":
+        return [_newton(p, steps=steps, bound=bound, **hyper) for p in problems]
+    res, counts = _run_all(problems, optimizer, steps, lrs, bound, hyper)
     out, offset = [], 0
     for p, n in zip(problems, counts):
         nt, nf = len(p.tuning), len(p.fresh)
@@ -262,21 +290,7 @@ def tune(
         steps_to = torch.where(torch.tensor(stable)[:, None], steps_to, -1)
         offset += n
         f_fresh = res.f[:, :, fr] + p.target  # [T+1, C, n_fresh] on the problem's own scale
-        score = []
-        for c in range(len(lrs)):
-            st = steps_to[c, ts]
-            fin = res.final_f[c, ts] + p.target
-            gone = ~torch.isfinite(fin) | (res.diverged_at[c, ts] >= 0)
-            fin = torch.where(gone, math.inf, fin)
-            score.append(
-                (
-                    float((st >= 0).double().mean()),
-                    -capped_mean(st, steps),
-                    -float(gone.double().mean()),
-                    -float(fin.median()),
-                    -lrs[c],
-                )
-            )
+        score = _scores(res, steps_to, ts, p.target, lrs, steps)
         allowed = [c for c in range(len(lrs)) if stable[c]] or range(len(lrs))
         best = max(allowed, key=lambda c: score[c])
         out.append(

@@ -87,7 +87,7 @@ from fastapi.responses import FileResponse, Response
 from firstorder import landscapes, rules
 from firstorder.observe import Observer, compiled_observer
 from firstorder.run import Trajectories, run_many, warm_up
-from firstorder.serve import guard, validate
+from firstorder.serve import catalog, guard, validate
 from firstorder.serve.prompts import FIRST, prompts
 from firstorder.serve.turns import Cancelled, Paced, Turns
 from firstorder.serve.validate import RequestError, show
@@ -396,7 +396,7 @@ def create_app(compile: bool = True, host: str = "127.0.0.1") -> FastAPI:
                     "try": prompts(name),  # "try this": a sentence and the page state it sets
                 }
             )
-        optimizers = [{"name": n, "hyper": dict(r.hyper)} for n, r in rules.RULES.items()]
+        optimizers = catalog.optimizers()
         limits = {
             "starts": validate.MAX_STARTS,
             "steps": validate.MAX_STEPS,

@@ -2,7 +2,8 @@
 
 Every check raises :class:`RequestError` with the HTTP status, the offending field (as
 ``optimizers[1].rho``) and one sentence naming the field, the value and what is allowed. The
-limits bound the work one request can ask for: at most 6 optimizers × 20 starts × 2000 steps,
+limits bound the work one request can ask for: at most one run of each rule × 20 starts × 2000
+steps,
 and a cost (:func:`within_budget`: a step of Newton counts more, and so do prefetched values)
 and an answer's size. User text is only compared with the registries' names
 (``landscapes.names()``, ``rules.RULES``), never evaluated.
@@ -19,7 +20,7 @@ from firstorder import landscapes, rules
 
 MAX_STARTS = 20
 MAX_STEPS = 2000
-MAX_OPTIMIZERS = 6
+MAX_OPTIMIZERS = len(rules.RULES)  # one of each rule side by side
 MAX_PREFETCH = 10  # values of one hyperparameter computed ahead beside an optimizer
 GRID = (10, 300)  # allowed n of the contour grid
 MAX_BODY = 64 * 1024  # bytes of a request body
@@ -89,7 +90,8 @@ def _integer(value: object, field: str, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _optimizer(spec: object, field: str) -> tuple[str, dict[str, object]]:
+def _name(spec: object, field: str) -> rules.Rule:
+    """The rule that ``spec["name"]`` names."""
     if not isinstance(spec, dict):
         raise RequestError(422, field, f"{field} must be an object, got {show(spec)}.")
     name = spec.get("name")
@@ -99,7 +101,27 @@ def _optimizer(spec: object, field: str) -> tuple[str, dict[str, object]]:
             f"{field}.name",
             f"{field}.name must be one of {', '.join(rules.RULES)}; got {show(name)}.",
         )
-    rule = rules.RULES[name]
+    return rules.RULES[name]
+
+
+def _value(key: str, value: object, field: str) -> object:
+    """``field.key``, one hyperparameter's value, checked against its spec in
+    rules.HYPERPARAMETERS (a switch is true or false, a number in its domain)."""
+    where = f"{field}.{key}"
+    if rules.HYPERPARAMETERS[key].switch:
+        if not isinstance(value, bool):
+            raise RequestError(422, where, f"{where} must be true or false, got {show(value)}.")
+        return value
+    number = _number(value, where)
+    try:
+        rules.check(key, number)
+    except (ValueError, TypeError) as err:
+        raise RequestError(422, where, f"{field}.{err}") from None
+    return number
+
+
+def _optimizer(spec: object, field: str) -> tuple[str, dict[str, object]]:
+    rule = _name(spec, field)
     hyper: dict[str, object] = {}
     for key, value in spec.items():
         if key in ("name", "prefetch"):
@@ -109,22 +131,16 @@ def _optimizer(spec: object, field: str) -> tuple[str, dict[str, object]]:
             raise RequestError(
                 422,
                 where,
-                f"{where} is not a hyperparameter of {name}; allowed: {', '.join(rule.hyper)}.",
+                f"{where} is not a hyperparameter of {rule.name}; "
+                f"allowed: {', '.join(rule.hyper)}.",
             )
-        if key == "bias_correction":
-            if not isinstance(value, bool):
-                raise RequestError(422, where, f"{where} must be true or false, got {show(value)}.")
-            hyper[key] = value
-            continue
-        hyper[key] = _number(value, where)
-        try:
-            rules.check(key, hyper[key])
-        except (ValueError, TypeError) as err:
-            raise RequestError(422, where, f"{field}.{err}") from None
+        hyper[key] = _value(key, value, field)
     for key, default in rule.hyper.items():
         if default is None and key not in hyper:
-            raise RequestError(422, f"{field}.{key}", f"{field}.{key} must be given for {name}.")
-    return name, hyper
+            raise RequestError(
+                422, f"{field}.{key}", f"{field}.{key} must be given for {rule.name}."
+            )
+    return rule.name, hyper
 
 
 def _prefetch(spec: dict, field: str) -> tuple[str, list[float]] | None:
@@ -135,7 +151,7 @@ def _prefetch(spec: dict, field: str) -> tuple[str, list[float]] | None:
     where = f"{field}.prefetch"
     value = spec["prefetch"]
     rule = rules.RULES[spec["name"]]
-    allowed = [k for k in rule.hyper if k != "bias_correction"]
+    allowed = rule.numbers  # a switch has two values, none to compute ahead
     if not isinstance(value, dict) or len(value) != 1:
         raise RequestError(
             422, where, f"{where} must be one hyperparameter and its values, got {show(value)}."
@@ -168,8 +184,8 @@ def grid_size(text: str) -> int:
     return _integer(n, "n", *GRID)
 
 
-def parse_run(body: bytes) -> dict[str, Any]:
-    """The run request in ``body``, validated: raise RequestError naming the first bad field."""
+def _json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object holding only the fields of RUN_FIELDS."""
     if len(body) > MAX_BODY:
         raise RequestError(413, "body", f"body must be at most {MAX_BODY} bytes, got more.")
 
@@ -189,9 +205,11 @@ def parse_run(body: bytes) -> dict[str, Any]:
                 str(key)[:30],
                 f"{show(key, 30)} is not a field; allowed: {', '.join(RUN_FIELDS)}.",
             )
-    f = landscape(data.get("landscape"))
+    return data
 
-    opts = data.get("optimizers")
+
+def _optimizers(opts: object) -> tuple[list, dict]:
+    """The optimizers asked for, and the values of one hyperparameter each prefetches."""
     if not isinstance(opts, list) or not 1 <= len(opts) <= MAX_OPTIMIZERS:
         got = f"{len(opts)} of them" if isinstance(opts, list) else show(opts)
         raise RequestError(
@@ -199,8 +217,11 @@ def parse_run(body: bytes) -> dict[str, Any]:
         )
     optimizers = [_optimizer(o, f"optimizers[{i}]") for i, o in enumerate(opts)]
     prefetch = {i: _prefetch(o, f"optimizers[{i}]") for i, o in enumerate(opts)}
+    return optimizers, {i: p for i, p in prefetch.items() if p is not None}
 
-    starts = data.get("starts")
+
+def _starts(starts: object, dim: int) -> list[list[float]]:
+    """The start points, each [x, y]."""
     if not isinstance(starts, list) or not 1 <= len(starts) <= MAX_STARTS:
         got = f"{len(starts)} of them" if isinstance(starts, list) else show(starts)
         raise RequestError(
@@ -208,26 +229,37 @@ def parse_run(body: bytes) -> dict[str, Any]:
         )
     points = []
     for i, p in enumerate(starts):
-        if not isinstance(p, list) or len(p) != f.dim:
+        if not isinstance(p, list) or len(p) != dim:
             raise RequestError(
                 422, f"starts[{i}]", f"starts[{i}] must be [x, y] (2 numbers), got {show(p)}."
             )
         points.append([_number(v, f"starts[{i}][{j}]") for j, v in enumerate(p)])
+    return points
 
+
+def _tol_f(tol_f: object) -> float | None:
+    if tol_f is None:
+        return None
+    tol_f = _number(tol_f, "tol_f")
+    if tol_f <= 0:
+        raise RequestError(422, "tol_f", f"tol_f must be a number > 0, got {tol_f}.")
+    return tol_f
+
+
+def parse_run(body: bytes) -> dict[str, Any]:
+    """The run request in ``body``, validated: raise RequestError naming the first bad field."""
+    data = _json_object(body)
+    f = landscape(data.get("landscape"))
+    optimizers, prefetch = _optimizers(data.get("optimizers"))
+    points = _starts(data.get("starts"), f.dim)
     steps = _integer(data.get("steps", 500), "steps", 1, MAX_STEPS)
-    tol_f = data.get("tol_f")
-    if tol_f is not None:
-        tol_f = _number(tol_f, "tol_f")
-        if tol_f <= 0:
-            raise RequestError(422, "tol_f", f"tol_f must be a number > 0, got {tol_f}.")
-    kept = {i: p for i, p in prefetch.items() if p is not None}
     return {
         "landscape": f.name,
         "optimizers": optimizers,
         "starts": points,
         "steps": steps,
-        "tol_f": tol_f,
-        "prefetch": within_budget(optimizers, kept, len(points), steps),
+        "tol_f": _tol_f(data.get("tol_f")),
+        "prefetch": within_budget(optimizers, prefetch, len(points), steps),
     }
 
 

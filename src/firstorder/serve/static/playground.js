@@ -2,37 +2,39 @@
 // computes an update rule itself. All text from the server or the URL goes in by textContent.
 "use strict";
 
-// --- the optimizers the page offers: how each hyperparameter is shown -----------------------
-const COLORS = {
-  gd: "#1f6fc4", momentum: "#d62728", adagrad: "#2a9d3a",
-  rmsprop: "#8c4fc9", adam: "#f07800", newton: "#6b4a2e",
-};
-const EQUATIONS = {
-  gd: "θ ← θ − αg",
-  momentum: "s ← ρs − αg; θ ← θ + s",
-  adagrad: "θ ← θ − α/(√r+ε) g",
-  rmsprop: "θ ← θ − α/(√r+ε) g",
-  adam: "θ ← θ − α/(√r̂+ε) ŝ",
-  newton: "θ ← θ − α(H+λI)⁻¹g",
-};
-const LABELS = { gd: "GD", momentum: "Momentum", adagrad: "AdaGrad", rmsprop: "RMSProp",
-  adam: "Adam", newton: "Newton" };
-// the page's starting α (rules.py leaves α without default for four rules), measured on
-// Rosenbrock's three starts over 500 steps: GD creeps along the valley (f − f* 1, 0.02, 0.33),
-// momentum gets further (0.03, 0.13, 0.05; at α = 0.001 it diverges from start 3), RMSProp and
-// Adam take their own ways; none diverges
-const START_LR = { gd: 1.5e-3, momentum: 5e-4, adagrad: 0.5, rmsprop: 0.01, adam: 0.05, newton: 1 };
+// --- the optimizers the page offers: everything about them comes from /api/landscapes ------
+// (firstorder.serve.catalog, built from firstorder.rules): a rule added there appears here.
+// The page keeps only which optimizers it shows at first.
 const START_ON = ["gd", "momentum", "rmsprop", "adam"];
-const SYMBOL = { lr: "α", rho: "ρ", rho1: "ρ₁", rho2: "ρ₂", eps: "ε", damping: "λ" };
-// slider position v <-> value: α and ε on a log scale, ρ as 1 − 10^(−v) (0, 0.9, 0.99, ...)
-const SCALES = {
-  lr: { min: -5, max: 1, step: 0.01, to: (v) => sig(10 ** v, 3), from: (x) => Math.log10(x) },
-  eps: { min: -10, max: 0, step: 0.1, to: (v) => sig(10 ** v, 2), from: (x) => Math.log10(x) },
-  rho: { min: 0, max: 3, step: 0.01, to: (v) => sig(1 - 10 ** -v, 4), from: (x) => -Math.log10(1 - x) },
-  rho1: { min: 0, max: 3, step: 0.01, to: (v) => sig(1 - 10 ** -v, 4), from: (x) => -Math.log10(1 - x) },
-  rho2: { min: 0, max: 4, step: 0.01, to: (v) => sig(1 - 10 ** -v, 4), from: (x) => -Math.log10(1 - x) },
-  damping: { min: 0, max: 5, step: 0.05, to: (v) => sig(v, 3), from: (x) => x },
+const OPTIMIZER = {};  // name -> the catalog's entry: label, formula, color, hyper, start, ...
+const SPEC = {};       // hyperparameter name -> symbol, meaning, switch, scale, span
+const COLORS = {}, LABELS = {}, EQUATIONS = {}, SYMBOL = {}, SCALES = {};
+// slider position v <-> value, by the spec's scale: "log" 10^v (α, ε), "decay" 1 − 10^(−v)
+// (ρ: 0, 0.9, 0.99, ...), "linear" v; significant digits shown for each
+const SCALE_KINDS = {
+  log: { digits: 3, to: (v) => 10 ** v, from: (x) => Math.log10(x) },
+  decay: { digits: 4, to: (v) => 1 - 10 ** -v, from: (x) => -Math.log10(1 - x) },
+  linear: { digits: 3, to: (v) => v, from: (x) => x },
 };
+function readCatalog() {
+  for (const o of meta.optimizers) {
+    OPTIMIZER[o.name] = o;
+    COLORS[o.name] = o.color;
+    LABELS[o.name] = o.label;
+    EQUATIONS[o.name] = o.formula;
+    for (const h of o.hyperparameters) {
+      SPEC[h.name] = h;
+      if (h.switch) continue;
+      SYMBOL[h.name] = h.symbol;
+      const kind = SCALE_KINDS[h.scale] || SCALE_KINDS.linear;
+      const [min, max] = h.span;
+      SCALES[h.name] = {
+        min, max, step: (max - min) / 600,
+        to: (v) => sig(kind.to(v), kind.digits), from: kind.from,
+      };
+    }
+  }
+}
 const TOL_F = 1e-10;
 
 function power(e) {  // 10 to the integer e, as a student writes it: 10⁻³
@@ -70,8 +72,8 @@ let background = null;    // offscreen canvas: bands, contours, critical points
 function initialOpts() {
   for (const o of meta.optimizers) {
     const hyper = {};
-    for (const [k, d] of Object.entries(o.hyper)) hyper[k] = d === null ? START_LR[o.name] : d;
-    if ("lr" in hyper && START_LR[o.name] !== undefined) hyper.lr = START_LR[o.name];
+    // the catalog's start: the rule's defaults, α one that behaves on Rosenbrock
+    for (const [k, d] of Object.entries(o.start)) hyper[k] = d;
     if (state.opts[o.name]) {  // in place: the controls hold these objects
       Object.assign(state.opts[o.name].hyper, hyper);
       state.opts[o.name].on = START_ON.includes(o.name);
@@ -97,7 +99,7 @@ function readState(q) {
       for (const p of pairs) {
         const [k, v] = p.split("=");
         if (!(k in o.hyper)) continue;
-        if (k === "bias_correction") o.hyper[k] = v === "1" || v === "true";
+        if (SPEC[k] && SPEC[k].switch) o.hyper[k] = v === "1" || v === "true";
         else if (v !== "" && Number.isFinite(Number(v))) o.hyper[k] = Number(v);
       }
     }
@@ -114,7 +116,7 @@ function writeURL() {
   for (const [name, o] of Object.entries(state.opts)) {
     if (!o.on) continue;
     const pairs = Object.entries(o.hyper)
-      .map(([k, v]) => `${k}=${k === "bias_correction" ? (v ? 1 : 0) : v}`);
+      .map(([k, v]) => `${k}=${SPEC[k] && SPEC[k].switch ? (v ? 1 : 0) : v}`);
     q.append("opt", [name, ...pairs].join(","));
   }
   for (const p of state.starts) q.append("start", p.join(","));
@@ -152,13 +154,13 @@ function buildControls() {
     title.append(cb, sw, el("b", {}, LABELS[o.name] || o.name), el("span", { class: "eq" }, EQUATIONS[o.name] || ""));
     const params = el("div", { class: "params" });
     for (const k of Object.keys(o.hyper)) {
-      if (k === "bias_correction") {
+      if (SPEC[k] && SPEC[k].switch) {
         const lab = el("label", { class: "check" });
         const c = el("input", { type: "checkbox", id: `${o.name}-${k}` });
         c.checked = !!s.hyper[k];
         ref.inputs[k] = { check: c };
         c.addEventListener("change", () => { s.hyper[k] = c.checked; changed(); });
-        lab.append(c, document.createTextNode(" bias correction (ŝ, r̂)"));
+        lab.append(c, document.createTextNode(` ${SPEC[k].meaning} (${SPEC[k].symbol})`));
         params.append(lab);
         continue;
       }
@@ -798,7 +800,7 @@ function drawPlots() {
   plot($("plot-eff"), {
     title: "effective step α/(√r̂ + ε): θ₁ solid, θ₂ dashed",
     xlabel: "step k", log: true, series: eff, k,
-    note: eff.length ? "GD, momentum: the constant α, dotted" : "adaptive rules only (AdaGrad, RMSProp, Adam)",
+    note: eff.length ? "rules without √r: the constant α, dotted" : `adaptive rules only (${meta.optimizers.filter((o) => o.adaptive).map((o) => o.label).join(", ")})`,
   });
 }
 
@@ -854,6 +856,7 @@ function drawAll() {
 async function main() {
   try {
     meta = await getJSON("/api/landscapes");
+    readCatalog();
     initialOpts();
     const starts = readURL();
     buildControls();
