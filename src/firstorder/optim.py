@@ -136,6 +136,14 @@ class RuleOptimizer(torch.optim.Optimizer):
         # a hyperparameter tensor shaped like θ (per coordinate) has no flat form
         return chosen and all(not isinstance(v, Tensor) or v.numel() == 1 for v in hyper.values())
 
+    def _wait_for_kernels(self) -> None:
+        """Wait until every kernel that compile=None started building is built (a test hook:
+        the default never waits)."""
+        for index, group in enumerate(self.param_groups):
+            if self._auto.get(index):
+                for p in {(p.dtype, p.device): p for p in group["params"]}.values():
+                    self._kernel(group, p.dtype, p.device).deferred.warm_up(wait=True)
+
     @property
     def _takes_complex(self) -> bool:
         """Complex parameters are updated as torch.optim updates them: as pairs of reals
