@@ -2,9 +2,11 @@
 
     python benchmarks/step_speed.py [--threads 2] [--layouts 20000000x100,10000000x1000]
                                     [--only Adam,...] [--devices cpu,cuda] [--warm-cache]
+                                    [--quick] [--no-fresh]
 
 For each layout (values in tensors) and method, float32 parameters with fixed gradients: the
-median ``step()`` time of our optimizer with ``compile=True`` and without, of each
+median ``step()`` time of our optimizer as a user makes it (the default, ``compile=None``,
+once its background build is done), with ``compile=True`` and with ``compile=False``, of each
 ``torch.optim`` path (for-loop, foreach, fused where offered), and of a floor (a compiled loop
 that moves the same bytes without the rule's arithmetic), measured in turns; the ratio ours /
 fastest torch path; the fraction of the memory-bandwidth limit (the bytes a step must move,
@@ -12,8 +14,11 @@ divided by its time, against the faster of a large copy and a large in-place upd
 the same turns as the steps); the peak extra memory during a step, in units of θ (all
 parameters); the first step's time, which compiles (with inductor's caches off unless
 ``--warm-cache``); and the step time when every step gets new gradient tensors (``zero_grad()``
-then ``backward()``), which our flat buffers must first copy in. At the end, a Markdown table
-of the whole run (the README's). On a CUDA device the same, against torch's fused CUDA kernels.
+then ``backward()``), which our flat buffers must first copy in; and the time of the first 100
+steps in a fresh process (construction included, inductor's caches off), where the default
+runs the plain rule while its kernel builds and ``compile=True`` waits for it. At the end, a
+Markdown table of the whole run (the README's). On a CUDA device the same, against torch's
+fused CUDA kernels. ``--quick``: Adam, smaller layouts, fewer repeats.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import contextlib
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -39,7 +45,7 @@ from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 
 from firstorder import optim
-from firstorder.kernels import step
+from firstorder.kernels.trace import traced
 
 # (our optimizer, torch optimizer class, torch kwargs, torch paths offered, state buffers)
 METHODS = {
@@ -193,10 +199,46 @@ def same_traffic(values: int, n_state: int, device: str):
         theta.add_(g)
         for buffer in state:
             buffer.add_(g)
+        return ()
 
     flat = [torch.rand(values, device=device) for _ in range(2 + n_state)]
-    loop = step.CompiledRule(move)
+    loop = traced(move, *flat)
     return lambda: loop(*flat)
+
+
+FRESH_STEPS = 100
+FRESH_MODES = ("default", "compile=True", "torch fused")
+
+
+def fresh_run(name: str, values: int, tensors: int, mode: str, device: str, threads: int) -> None:
+    """In a process of its own: make the optimizer and take FRESH_STEPS steps; print seconds."""
+    torch.set_num_threads(threads)
+    ours, torch_cls, kwargs, paths, _ = METHODS[name]
+    params = make_params(values, tensors, device)
+    synchronize(device)
+    t0 = time.perf_counter()
+    if mode == "torch fused":
+        path = "fused" if "fused" in paths else "foreach"
+        opt = torch_cls(params, **kwargs, **PATH_KWARGS[path])
+    else:
+        opt = ours(params, True if mode == "compile=True" else None)
+    for _ in range(FRESH_STEPS):
+        opt.step()
+    synchronize(device)
+    print(time.perf_counter() - t0)
+
+
+def fresh_times(name: str, values: int, tensors: int, device: str, threads: int) -> dict:
+    """Seconds for the first FRESH_STEPS steps of each of FRESH_MODES, each in a new process
+    (torch imported before the clock starts; the default's build still running at the end is
+    not counted: the interpreter waits for it only at exit)."""
+    times = {}
+    for mode in FRESH_MODES:
+        argv = [sys.executable, __file__, "--fresh-run", name, str(values), str(tensors), mode]
+        argv += [device, str(threads)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=True)
+        times[mode] = float(done.stdout.split()[-1])
+    return times
 
 
 def new_gradients_time(opts: dict, repeats: int, device: str) -> dict[str, float]:
@@ -220,7 +262,11 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
         f"{'method':<9} {'implementation':<24} {'ms/step':>8} {'ours/this':>9} "
         f"{'bandwidth':>9} {'peak extra':>10}"
     )
-    ours_label, plain_label = "firstorder compile=True", "firstorder"
+    ours_label, plain_label, default_label = (
+        "firstorder compile=True",
+        "firstorder compile=False",
+        "firstorder default",
+    )
     refs = references(values, device)
     rows = []
     for name in only:
@@ -232,8 +278,11 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
         fast.step()  # builds the flat buffers and compiles
         synchronize(device)
         t_first = time.perf_counter() - t0
+        default = ours(make_params(values, tensors, device), None)
+        default._wait_for_kernels()  # after warm-up: the kernel is ready
         opts = {
             ours_label: fast,
+            default_label: default,
             plain_label: ours(make_params(values, tensors, device), False),
             **{
                 f"torch {path}": torch_cls(
@@ -270,39 +319,61 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
             f"{t_new[ours_label] * 1e3:.2f} ms against {t_new[fastest] * 1e3:.2f} ms, "
             f"{t_new[ours_label] / t_new[fastest]:.2f}x; first step (compiles) {t_first:.1f} s"
         )
+        fresh = fresh_times(name, values, tensors, device, args.threads) if args.fresh else {}
+        if fresh:
+            print(
+                f"{'':<9} first {FRESH_STEPS} steps, fresh process: "
+                + ", ".join(f"{m} {t:.2f} s" for m, t in fresh.items())
+                + f"; default / torch fused {fresh['default'] / fresh['torch fused']:.2f}x, "
+                f"compile=True / torch fused {fresh['compile=True'] / fresh['torch fused']:.2f}x"
+            )
         rows.append(
             dict(
                 method=name,
                 layout=layout,
                 ours=measured[ours_label],
+                default=measured[default_label],
                 plain=measured[plain_label],
+                fresh=fresh,
                 fastest=fastest.removeprefix("torch "),
                 t_fastest=peers[fastest],
                 floor=measured[FLOOR],
                 fraction=bytes_per_step / measured[ours_label] / bw,
             )
         )
-        del opts, fast
+        del opts, fast, default
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
     """The README's table: ms per step, ours / fastest, bandwidth fraction."""
     lines = [
-        "| method | layout | `compile=True` | plain | fastest `torch.optim` | floor | "
-        "ours / fastest | bandwidth |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | layout | default | `compile=True` | `compile=False` | fastest `torch.optim` "
+        "| floor | default / fastest | `compile=True` / fastest | bandwidth "
+        f"| first {FRESH_STEPS} steps: default / fused | `compile=True` / fused |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        fresh = r["fresh"]
+        first = (
+            f"{fresh['default'] / fresh['torch fused']:.2f}× "
+            f"| {fresh['compile=True'] / fresh['torch fused']:.2f}×"
+            if fresh
+            else "| "
+        )
         lines.append(
-            f"| {r['method']} | {r['layout']} | {r['ours'] * 1e3:.1f} | {r['plain'] * 1e3:.1f} "
-            f"| {r['fastest']} {r['t_fastest'] * 1e3:.1f} | {r['floor'] * 1e3:.1f} "
-            f"| {r['ours'] / r['t_fastest']:.2f}× | {r['fraction']:.0%} |"
+            f"| {r['method']} | {r['layout']} | {r['default'] * 1e3:.2f} | {r['ours'] * 1e3:.2f} "
+            f"| {r['plain'] * 1e3:.2f} | {r['fastest']} {r['t_fastest'] * 1e3:.2f} "
+            f"| {r['floor'] * 1e3:.2f} | {r['default'] / r['t_fastest']:.2f}× "
+            f"| {r['ours'] / r['t_fastest']:.2f}× | {r['fraction']:.0%} | {first} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--fresh-run"]:
+        name, values, tensors, mode, device, threads = sys.argv[2:8]
+        return fresh_run(name, int(values), int(tensors), mode, device, int(threads))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", default="20000000x100,10000000x1000", help="VALUESxTENSORS,…")
     parser.add_argument("--threads", type=int, default=2)
@@ -310,7 +381,13 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--warm-cache", action="store_true", help="keep inductor's caches on")
+    parser.add_argument("--quick", action="store_true", help="Adam, small layouts, 5 repeats")
+    parser.add_argument(
+        "--no-fresh", dest="fresh", action="store_false", help="skip the fresh-process runs"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.layouts, args.repeats, args.only = "2000000x100,1000000x1000", 5, "Adam"
     torch.set_num_threads(args.threads)
     only = args.only.split(",")
     for name in only:

@@ -44,8 +44,8 @@ class CompiledRule:
     failing call of a built kernel raises: that is a bug to see, not a reason to stop compiling.
     """
 
-    # compile=True stretches shorter than this run the plain rule. 0: without dynamo's guards
-    # a call costs a few µs, so compile=True compiles every size (tests may raise it).
+    # compile=True stretches shorter than this run the plain rule. 0: compile=True compiles
+    # every size, as asked (compile=None decides by a param group's size, optim.min_numel).
     min_numel: int = 0
 
     def __init__(self, rule: Rule, dtype: torch.dtype, device: torch.device, switches: Switches):
