@@ -177,3 +177,4 @@ def test_the_interpreter_exits_cleanly_while_a_kernel_builds():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert b"Warning" not in done.stderr, done.stderr.decode()[-2000:]

@@ -125,7 +125,10 @@ class Deferred:
             with _building:
                 self._kernel = self.build()
         except Exception as err:  # no C++ compiler, an operation that cannot be traced
-            warn_not_compiled(self.what, err, "running it eagerly")
+            # once the main thread has ended, the interpreter is shutting down (inductor's
+            # thread pools refuse new work): nobody will call the kernel, nothing to say
+            if threading.main_thread().is_alive():
+                warn_not_compiled(self.what, err, "running it eagerly")
         finally:
             self._done.set()
 
