@@ -253,6 +253,79 @@ def new_gradients_time(opts: dict, repeats: int, device: str) -> dict[str, float
     return median_times({k: o.step for k, o in opts.items()}, repeats, device, give_new_gradients)
 
 
+OURS, DEFAULT, PLAIN = "firstorder compile=True", "firstorder default", "firstorder compile=False"
+
+
+def optimizers(name: str, values: int, tensors: int, device: str) -> tuple[dict, float]:
+    """Each implementation of method ``name`` on its own copy of the parameters, every one past
+    its first step's compile; and the time of compile=True's first step."""
+    ours, torch_cls, kwargs, paths, _ = METHODS[name]
+    fast = ours(make_params(values, tensors, device), True)
+    synchronize(device)
+    t0 = time.perf_counter()
+    fast.step()  # builds the flat buffers and compiles
+    synchronize(device)
+    t_first = time.perf_counter() - t0
+    default = ours(make_params(values, tensors, device), None)
+    default._wait_for_kernels()  # after warm-up: the kernel is ready
+    opts = {
+        OURS: fast,
+        DEFAULT: default,
+        PLAIN: ours(make_params(values, tensors, device), False),
+        **{
+            f"torch {path}": torch_cls(
+                make_params(values, tensors, device), **kwargs, **PATH_KWARGS[path]
+            )
+            for path in paths
+        },
+    }
+    return opts, t_first
+
+
+def measure_method(name: str, values: int, tensors: int, device: str, args, refs: dict) -> dict:
+    """Time every implementation of ``name`` on one layout, print its rows, return a summary."""
+    n_state = METHODS[name][4]
+    bytes_per_step = (3 + 2 * n_state) * 4 * values  # read θ, g, state; write θ, state
+    opts, t_first = optimizers(name, values, tensors, device)
+    steps = {k: o.step for k, o in opts.items()}
+    steps[FLOOR] = same_traffic(values, n_state, device)
+    measured = median_times({**steps, **refs}, args.repeats, device)
+    bw = bandwidth(values, measured)
+    peers = {k: t for k, t in measured.items() if k.startswith("torch")}
+    fastest = min(peers, key=peers.get)
+    for label in steps:
+        t = measured[label]
+        peak = peak_extra_bytes(steps[label], device) / (4 * values)
+        shown = label + (" (fastest)" if label == fastest else "")
+        ratio = f"{measured[OURS] / t:8.2f}x" if label in peers or label == FLOOR else ""
+        print(
+            f"{name if label == OURS else '':<9} {shown:<24} {t * 1e3:8.2f} "
+            f"{ratio:>9} {bytes_per_step / t / bw:8.0%} {peak:9.2f}θ"
+        )
+    t_new = new_gradients_time({k: opts[k] for k in (OURS, fastest)}, args.repeats, device)
+    each = " and ".join(
+        f"{ref} {REFERENCES[ref] * values / measured[ref] / 1e9:.1f}" for ref in REFERENCES
+    )
+    print(
+        f"{'':<9} ours / fastest torch {measured[OURS] / peers[fastest]:.2f}x; "
+        f"bandwidth reference (faster of {each} GB/s, in the same turns) "
+        f"{bw / 1e9:.1f} GB/s; new gradient tensors every step: "
+        f"{t_new[OURS] * 1e3:.2f} ms against {t_new[fastest] * 1e3:.2f} ms, "
+        f"{t_new[OURS] / t_new[fastest]:.2f}x; first step (compiles) {t_first:.1f} s"
+    )
+    del opts, steps
+    return dict(
+        method=name,
+        ours=measured[OURS],
+        default=measured[DEFAULT],
+        plain=measured[PLAIN],
+        fastest=fastest.removeprefix("torch "),
+        t_fastest=peers[fastest],
+        floor=measured[FLOOR],
+        fraction=bytes_per_step / measured[OURS] / bw,
+    )
+
+
 def run_layout(values: int, tensors: int, device: str, args, only: list[str]) -> list[dict]:
     """Measure each method of ``only`` on one layout; print its table and return one summary
     row per method (for the table in the README)."""
@@ -262,63 +335,10 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
         f"{'method':<9} {'implementation':<24} {'ms/step':>8} {'ours/this':>9} "
         f"{'bandwidth':>9} {'peak extra':>10}"
     )
-    ours_label, plain_label, default_label = (
-        "firstorder compile=True",
-        "firstorder compile=False",
-        "firstorder default",
-    )
     refs = references(values, device)
     rows = []
     for name in only:
-        ours, torch_cls, kwargs, paths, n_state = METHODS[name]
-        bytes_per_step = (3 + 2 * n_state) * 4 * values  # read θ, g, state; write θ, state
-        fast = ours(make_params(values, tensors, device), True)
-        synchronize(device)
-        t0 = time.perf_counter()
-        fast.step()  # builds the flat buffers and compiles
-        synchronize(device)
-        t_first = time.perf_counter() - t0
-        default = ours(make_params(values, tensors, device), None)
-        default._wait_for_kernels()  # after warm-up: the kernel is ready
-        opts = {
-            ours_label: fast,
-            default_label: default,
-            plain_label: ours(make_params(values, tensors, device), False),
-            **{
-                f"torch {path}": torch_cls(
-                    make_params(values, tensors, device), **kwargs, **PATH_KWARGS[path]
-                )
-                for path in paths
-            },
-        }
-        steps = {k: o.step for k, o in opts.items()}
-        steps[FLOOR] = same_traffic(values, n_state, device)
-        measured = median_times({**steps, **refs}, args.repeats, device)
-        bw = bandwidth(values, measured)
-        peers = {k: t for k, t in measured.items() if k.startswith("torch")}
-        fastest = min(peers, key=peers.get)
-        for label in steps:
-            t = measured[label]
-            peak = peak_extra_bytes(steps[label], device) / (4 * values)
-            shown = label + (" (fastest)" if label == fastest else "")
-            ratio = f"{measured[ours_label] / t:8.2f}x" if label in peers or label == FLOOR else ""
-            print(
-                f"{name if label == ours_label else '':<9} {shown:<24} {t * 1e3:8.2f} "
-                f"{ratio:>9} {bytes_per_step / t / bw:8.0%} {peak:9.2f}θ"
-            )
-        t_new = new_gradients_time(
-            {k: opts[k] for k in (ours_label, fastest)}, args.repeats, device
-        )
-        each = " and ".join(
-            f"{ref} {REFERENCES[ref] * values / measured[ref] / 1e9:.1f}" for ref in REFERENCES
-        )
-        print(
-            f"{'':<9} ours / fastest torch {measured[ours_label] / peers[fastest]:.2f}x; "
-            f"bandwidth reference (faster of {each} GB/s, in the same turns) "
-            f"{bw / 1e9:.1f} GB/s; new gradient tensors every step: "
-            f"{t_new[ours_label] * 1e3:.2f} ms against {t_new[fastest] * 1e3:.2f} ms, "
-            f"{t_new[ours_label] / t_new[fastest]:.2f}x; first step (compiles) {t_first:.1f} s"
-        )
+        row = measure_method(name, values, tensors, device, args, refs)
         fresh = fresh_times(name, values, tensors, device, args.threads) if args.fresh else {}
         if fresh:
             print(
@@ -327,21 +347,7 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
                 + f"; default / torch fused {fresh['default'] / fresh['torch fused']:.2f}x, "
                 f"compile=True / torch fused {fresh['compile=True'] / fresh['torch fused']:.2f}x"
             )
-        rows.append(
-            dict(
-                method=name,
-                layout=layout,
-                ours=measured[ours_label],
-                default=measured[default_label],
-                plain=measured[plain_label],
-                fresh=fresh,
-                fastest=fastest.removeprefix("torch "),
-                t_fastest=peers[fastest],
-                floor=measured[FLOOR],
-                fraction=bytes_per_step / measured[ours_label] / bw,
-            )
-        )
-        del opts, fast, default
+        rows.append({**row, "layout": layout, "fresh": fresh})
     return rows
 
 

@@ -44,8 +44,9 @@ def impossible(dtype: torch.dtype, device: torch.device) -> str | None:
     """Why a kernel for tensors of ``dtype`` on ``device`` cannot be compiled here, or None.
 
     A missing C++ compiler shows only when inductor runs it: :class:`Deferred` reports that."""
-    if torch._dynamo.config.disable or os.environ.get("TORCHDYNAMO_DISABLE", "") in ("1", "True"):
-        return "torch.compile is disabled (torch._dynamo.config.disable or TORCHDYNAMO_DISABLE)"
+    # torch reads TORCH_COMPILE_DISABLE=1 into the config; TORCHDYNAMO_DISABLE=1 is its older name
+    if torch._dynamo.config.disable or os.environ.get("TORCHDYNAMO_DISABLE") == "1":
+        return "torch.compile is disabled (TORCH_COMPILE_DISABLE=1 or TORCHDYNAMO_DISABLE=1)"
     if dtype not in _DTYPES:
         return f"dtype {dtype} is not one of {', '.join(map(str, _DTYPES))}"
     if torch.device(device).type not in _DEVICES:
