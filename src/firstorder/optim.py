@@ -232,6 +232,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         dtype, device = buffers.theta.dtype, buffers.theta.device
         update = self._kernel(group, dtype, device)
         compiled = update.deferred.ready
+        if self.compile is None and not compiled and impossible(dtype, device) is None:
+            update.deferred.warm_up()  # a new device or switch since _choose: build it too
         if self.compile is True and not compiled:
             reason = impossible(dtype, device)
             compiled = reason is None
