@@ -155,13 +155,14 @@ def test_a_small_model_runs_the_per_tensor_plain_rule_bit_for_bit(monkeypatch):
 
 def test_compile_disabled_runs_the_plain_rule(monkeypatch):
     monkeypatch.setattr(trace, "_warned", set())
-    monkeypatch.setattr(torch._dynamo.config, "disable", True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the default: no warning, the per-tensor plain rule
-        params, opt = run(default("adam"))
-    assert not opt._flat and not step._COMPILED
-    with pytest.warns(RuntimeWarning, match="torch.compile is disabled") as record:
-        fast = run(lambda groups: MAKERS["adam"](groups, True))
+    # dynamo's own patch: monkeypatch would delete the config entry when undoing
+    with torch._dynamo.config.patch(disable=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the default: no warning, the per-tensor plain rule
+            params, opt = run(default("adam"))
+        assert not opt._flat and not step._COMPILED
+        with pytest.warns(RuntimeWarning, match="torch.compile is disabled") as record:
+            fast = run(lambda groups: MAKERS["adam"](groups, True))
     assert len(record) == 1  # one warning, however many steps and groups
     assert not any(c.deferred._started for c in step._COMPILED.values())  # the flat plain rule
     assert_agree("adam", fast)
