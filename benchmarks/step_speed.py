@@ -2,9 +2,11 @@
 
     python benchmarks/step_speed.py [--threads 2] [--layouts 20000000x100,10000000x1000]
                                     [--only Adam,...] [--devices cpu,cuda] [--warm-cache]
+                                    [--quick] [--no-fresh]
 
 For each layout (values in tensors) and method, float32 parameters with fixed gradients: the
-median ``step()`` time of our optimizer with ``compile=True`` and without, of each
+median ``step()`` time of our optimizer as a user makes it (the default, ``compile=None``,
+once its background build is done), with ``compile=True`` and with ``compile=False``, of each
 ``torch.optim`` path (for-loop, foreach, fused where offered), and of a floor (a compiled loop
 that moves the same bytes without the rule's arithmetic), measured in turns; the ratio ours /
 fastest torch path; the fraction of the memory-bandwidth limit (the bytes a step must move,
@@ -12,8 +14,11 @@ divided by its time, against the faster of a large copy and a large in-place upd
 the same turns as the steps); the peak extra memory during a step, in units of θ (all
 parameters); the first step's time, which compiles (with inductor's caches off unless
 ``--warm-cache``); and the step time when every step gets new gradient tensors (``zero_grad()``
-then ``backward()``), which our flat buffers must first copy in. At the end, a Markdown table
-of the whole run (the README's). On a CUDA device the same, against torch's fused CUDA kernels.
+then ``backward()``), which our flat buffers must first copy in; and the time of the first 100
+steps in a fresh process (construction included, inductor's caches off), where the default
+runs the plain rule while its kernel builds and ``compile=True`` waits for it. At the end, a
+Markdown table of the whole run (the README's). On a CUDA device the same, against torch's
+fused CUDA kernels. ``--quick``: Adam, smaller layouts, fewer repeats.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import contextlib
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -39,7 +45,7 @@ from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 
 from firstorder import optim
-from firstorder.kernels import step
+from firstorder.kernels.trace import traced
 
 # (our optimizer, torch optimizer class, torch kwargs, torch paths offered, state buffers)
 METHODS = {
@@ -193,10 +199,46 @@ def same_traffic(values: int, n_state: int, device: str):
         theta.add_(g)
         for buffer in state:
             buffer.add_(g)
+        return ()
 
     flat = [torch.rand(values, device=device) for _ in range(2 + n_state)]
-    loop = step.CompiledRule(move)
+    loop = traced(move, *flat)
     return lambda: loop(*flat)
+
+
+FRESH_STEPS = 100
+FRESH_MODES = ("default", "compile=True", "torch fused")
+
+
+def fresh_run(name: str, values: int, tensors: int, mode: str, device: str, threads: int) -> None:
+    """In a process of its own: make the optimizer and take FRESH_STEPS steps; print seconds."""
+    torch.set_num_threads(threads)
+    ours, torch_cls, kwargs, paths, _ = METHODS[name]
+    params = make_params(values, tensors, device)
+    synchronize(device)
+    t0 = time.perf_counter()
+    if mode == "torch fused":
+        path = "fused" if "fused" in paths else "foreach"
+        opt = torch_cls(params, **kwargs, **PATH_KWARGS[path])
+    else:
+        opt = ours(params, True if mode == "compile=True" else None)
+    for _ in range(FRESH_STEPS):
+        opt.step()
+    synchronize(device)
+    print(time.perf_counter() - t0)
+
+
+def fresh_times(name: str, values: int, tensors: int, device: str, threads: int) -> dict:
+    """Seconds for the first FRESH_STEPS steps of each of FRESH_MODES, each in a new process
+    (torch imported before the clock starts; the default's build still running at the end is
+    not counted: the interpreter waits for it only at exit)."""
+    times = {}
+    for mode in FRESH_MODES:
+        argv = [sys.executable, __file__, "--fresh-run", name, str(values), str(tensors), mode]
+        argv += [device, str(threads)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=True)
+        times[mode] = float(done.stdout.split()[-1])
+    return times
 
 
 def new_gradients_time(opts: dict, repeats: int, device: str) -> dict[str, float]:
@@ -211,6 +253,79 @@ def new_gradients_time(opts: dict, repeats: int, device: str) -> dict[str, float
     return median_times({k: o.step for k, o in opts.items()}, repeats, device, give_new_gradients)
 
 
+OURS, DEFAULT, PLAIN = "firstorder compile=True", "firstorder default", "firstorder compile=False"
+
+
+def optimizers(name: str, values: int, tensors: int, device: str) -> tuple[dict, float]:
+    """Each implementation of method ``name`` on its own copy of the parameters, every one past
+    its first step's compile; and the time of compile=True's first step."""
+    ours, torch_cls, kwargs, paths, _ = METHODS[name]
+    fast = ours(make_params(values, tensors, device), True)
+    synchronize(device)
+    t0 = time.perf_counter()
+    fast.step()  # builds the flat buffers and compiles
+    synchronize(device)
+    t_first = time.perf_counter() - t0
+    default = ours(make_params(values, tensors, device), None)
+    default._wait_for_kernels()  # after warm-up: the kernel is ready
+    opts = {
+        OURS: fast,
+        DEFAULT: default,
+        PLAIN: ours(make_params(values, tensors, device), False),
+        **{
+            f"torch {path}": torch_cls(
+                make_params(values, tensors, device), **kwargs, **PATH_KWARGS[path]
+            )
+            for path in paths
+        },
+    }
+    return opts, t_first
+
+
+def measure_method(name: str, values: int, tensors: int, device: str, args, refs: dict) -> dict:
+    """Time every implementation of ``name`` on one layout, print its rows, return a summary."""
+    n_state = METHODS[name][4]
+    bytes_per_step = (3 + 2 * n_state) * 4 * values  # read θ, g, state; write θ, state
+    opts, t_first = optimizers(name, values, tensors, device)
+    steps = {k: o.step for k, o in opts.items()}
+    steps[FLOOR] = same_traffic(values, n_state, device)
+    measured = median_times({**steps, **refs}, args.repeats, device)
+    bw = bandwidth(values, measured)
+    peers = {k: t for k, t in measured.items() if k.startswith("torch")}
+    fastest = min(peers, key=peers.get)
+    for label in steps:
+        t = measured[label]
+        peak = peak_extra_bytes(steps[label], device) / (4 * values)
+        shown = label + (" (fastest)" if label == fastest else "")
+        ratio = f"{measured[OURS] / t:8.2f}x" if label in peers or label == FLOOR else ""
+        print(
+            f"{name if label == OURS else '':<9} {shown:<24} {t * 1e3:8.2f} "
+            f"{ratio:>9} {bytes_per_step / t / bw:8.0%} {peak:9.2f}θ"
+        )
+    t_new = new_gradients_time({k: opts[k] for k in (OURS, fastest)}, args.repeats, device)
+    each = " and ".join(
+        f"{ref} {REFERENCES[ref] * values / measured[ref] / 1e9:.1f}" for ref in REFERENCES
+    )
+    print(
+        f"{'':<9} ours / fastest torch {measured[OURS] / peers[fastest]:.2f}x; "
+        f"bandwidth reference (faster of {each} GB/s, in the same turns) "
+        f"{bw / 1e9:.1f} GB/s; new gradient tensors every step: "
+        f"{t_new[OURS] * 1e3:.2f} ms against {t_new[fastest] * 1e3:.2f} ms, "
+        f"{t_new[OURS] / t_new[fastest]:.2f}x; first step (compiles) {t_first:.1f} s"
+    )
+    del opts, steps
+    return dict(
+        method=name,
+        ours=measured[OURS],
+        default=measured[DEFAULT],
+        plain=measured[PLAIN],
+        fastest=fastest.removeprefix("torch "),
+        t_fastest=peers[fastest],
+        floor=measured[FLOOR],
+        fraction=bytes_per_step / measured[OURS] / bw,
+    )
+
+
 def run_layout(values: int, tensors: int, device: str, args, only: list[str]) -> list[dict]:
     """Measure each method of ``only`` on one layout; print its table and return one summary
     row per method (for the table in the README)."""
@@ -220,89 +335,51 @@ def run_layout(values: int, tensors: int, device: str, args, only: list[str]) ->
         f"{'method':<9} {'implementation':<24} {'ms/step':>8} {'ours/this':>9} "
         f"{'bandwidth':>9} {'peak extra':>10}"
     )
-    ours_label, plain_label = "firstorder compile=True", "firstorder"
     refs = references(values, device)
     rows = []
     for name in only:
-        ours, torch_cls, kwargs, paths, n_state = METHODS[name]
-        bytes_per_step = (3 + 2 * n_state) * 4 * values  # read θ, g, state; write θ, state
-        fast = ours(make_params(values, tensors, device), True)
-        synchronize(device)
-        t0 = time.perf_counter()
-        fast.step()  # builds the flat buffers and compiles
-        synchronize(device)
-        t_first = time.perf_counter() - t0
-        opts = {
-            ours_label: fast,
-            plain_label: ours(make_params(values, tensors, device), False),
-            **{
-                f"torch {path}": torch_cls(
-                    make_params(values, tensors, device), **kwargs, **PATH_KWARGS[path]
-                )
-                for path in paths
-            },
-        }
-        steps = {k: o.step for k, o in opts.items()}
-        steps[FLOOR] = same_traffic(values, n_state, device)
-        measured = median_times({**steps, **refs}, args.repeats, device)
-        bw = bandwidth(values, measured)
-        peers = {k: t for k, t in measured.items() if k.startswith("torch")}
-        fastest = min(peers, key=peers.get)
-        for label in steps:
-            t = measured[label]
-            peak = peak_extra_bytes(steps[label], device) / (4 * values)
-            shown = label + (" (fastest)" if label == fastest else "")
-            ratio = f"{measured[ours_label] / t:8.2f}x" if label in peers or label == FLOOR else ""
+        row = measure_method(name, values, tensors, device, args, refs)
+        fresh = fresh_times(name, values, tensors, device, args.threads) if args.fresh else {}
+        if fresh:
             print(
-                f"{name if label == ours_label else '':<9} {shown:<24} {t * 1e3:8.2f} "
-                f"{ratio:>9} {bytes_per_step / t / bw:8.0%} {peak:9.2f}θ"
+                f"{'':<9} first {FRESH_STEPS} steps, fresh process: "
+                + ", ".join(f"{m} {t:.2f} s" for m, t in fresh.items())
+                + f"; default / torch fused {fresh['default'] / fresh['torch fused']:.2f}x, "
+                f"compile=True / torch fused {fresh['compile=True'] / fresh['torch fused']:.2f}x"
             )
-        t_new = new_gradients_time(
-            {k: opts[k] for k in (ours_label, fastest)}, args.repeats, device
-        )
-        each = " and ".join(
-            f"{ref} {REFERENCES[ref] * values / measured[ref] / 1e9:.1f}" for ref in REFERENCES
-        )
-        print(
-            f"{'':<9} ours / fastest torch {measured[ours_label] / peers[fastest]:.2f}x; "
-            f"bandwidth reference (faster of {each} GB/s, in the same turns) "
-            f"{bw / 1e9:.1f} GB/s; new gradient tensors every step: "
-            f"{t_new[ours_label] * 1e3:.2f} ms against {t_new[fastest] * 1e3:.2f} ms, "
-            f"{t_new[ours_label] / t_new[fastest]:.2f}x; first step (compiles) {t_first:.1f} s"
-        )
-        rows.append(
-            dict(
-                method=name,
-                layout=layout,
-                ours=measured[ours_label],
-                plain=measured[plain_label],
-                fastest=fastest.removeprefix("torch "),
-                t_fastest=peers[fastest],
-                floor=measured[FLOOR],
-                fraction=bytes_per_step / measured[ours_label] / bw,
-            )
-        )
-        del opts, fast
+        rows.append({**row, "layout": layout, "fresh": fresh})
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
     """The README's table: ms per step, ours / fastest, bandwidth fraction."""
     lines = [
-        "| method | layout | `compile=True` | plain | fastest `torch.optim` | floor | "
-        "ours / fastest | bandwidth |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | layout | default | `compile=True` | `compile=False` | fastest `torch.optim` "
+        "| floor | default / fastest | `compile=True` / fastest | bandwidth "
+        f"| first {FRESH_STEPS} steps: default / fused | `compile=True` / fused |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        fresh = r["fresh"]
+        first = (
+            f"{fresh['default'] / fresh['torch fused']:.2f}× "
+            f"| {fresh['compile=True'] / fresh['torch fused']:.2f}×"
+            if fresh
+            else "| "
+        )
         lines.append(
-            f"| {r['method']} | {r['layout']} | {r['ours'] * 1e3:.1f} | {r['plain'] * 1e3:.1f} "
-            f"| {r['fastest']} {r['t_fastest'] * 1e3:.1f} | {r['floor'] * 1e3:.1f} "
-            f"| {r['ours'] / r['t_fastest']:.2f}× | {r['fraction']:.0%} |"
+            f"| {r['method']} | {r['layout']} | {r['default'] * 1e3:.2f} | {r['ours'] * 1e3:.2f} "
+            f"| {r['plain'] * 1e3:.2f} | {r['fastest']} {r['t_fastest'] * 1e3:.2f} "
+            f"| {r['floor'] * 1e3:.2f} | {r['default'] / r['t_fastest']:.2f}× "
+            f"| {r['ours'] / r['t_fastest']:.2f}× | {r['fraction']:.0%} | {first} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--fresh-run"]:
+        name, values, tensors, mode, device, threads = sys.argv[2:8]
+        return fresh_run(name, int(values), int(tensors), mode, device, int(threads))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", default="20000000x100,10000000x1000", help="VALUESxTENSORS,…")
     parser.add_argument("--threads", type=int, default=2)
@@ -310,7 +387,13 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--warm-cache", action="store_true", help="keep inductor's caches on")
+    parser.add_argument("--quick", action="store_true", help="Adam, small layouts, 5 repeats")
+    parser.add_argument(
+        "--no-fresh", dest="fresh", action="store_false", help="skip the fresh-process runs"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.layouts, args.repeats, args.only = "2000000x100,1000000x1000", 5, "Adam"
     torch.set_num_threads(args.threads)
     only = args.only.split(",")
     for name in only:

@@ -5,7 +5,6 @@ equations and against torch.optim (test_rules.py); here every fast path is held 
 a bound on the rounding of the steps taken (the analysis of test_rules.rounding_bound).
 """
 
-import operator
 import warnings
 
 import pytest
@@ -13,7 +12,7 @@ import torch
 from test_rules import OPS, U32, U64
 
 from firstorder import rules
-from firstorder.kernels import hoist, step
+from firstorder.kernels import hoist, step, trace
 from firstorder.optim import GD, AdaGrad, Adam, Momentum, RMSProp
 
 MAKERS = {
@@ -47,18 +46,25 @@ def compile_everything(monkeypatch):
 
 @pytest.fixture
 def compilations(monkeypatch):
-    """A list that grows by one each time the backend compiles a graph. An attempt that dynamo
-    abandons and restarts (its scalar tensorification can ask for that once) is not counted."""
+    """A list that grows by one each time a traced graph is compiled."""
     seen = []
-    backend = hoist.hoist_scalars
+    backend = hoist.hoisted
 
-    def counting(gm, example_inputs):
-        compiled = backend(gm, example_inputs)
+    def counting(gm):
+        compiled = backend(gm)
         seen.append(gm)
         return compiled
 
-    monkeypatch.setattr(step, "hoist_scalars", counting)
+    monkeypatch.setattr(step, "hoisted", counting)
     return seen
+
+
+def traced_rule(rule, n=50, **switches):
+    """``rule`` traced as the optimizers trace it, on float32 θ of ``n`` values."""
+    tensors = [torch.rand(n) for _ in range(2 + len(rule.state))]
+    count = int(rule.counts_steps) + len(rule.numbers)
+    numbers = [torch.tensor(0.5 + i / 64, dtype=torch.float64) for i in range(count)]
+    return trace.trace(step.step_function(rule, tuple(switches.items())), *tensors, *numbers)
 
 
 def problem(dtype=torch.float32, magnitudes=False):
@@ -292,51 +298,46 @@ def test_parameter_data_replaced_mid_run_rebuilds_the_buffers():
 
 
 def test_prelude_takes_the_hyperparameter_arithmetic():
-    captured = {}
-
-    def capture(gm, example_inputs):
-        captured["prelude"], captured["loop"] = hoist.split_scalars(gm)
-        return hoist.hoist_scalars(gm, example_inputs)
-
+    gm = traced_rule(rules.RULES["adam"], bias_correction=True)
+    prelude, loop = hoist.split_scalars(gm)
+    kernel = hoist.hoisted(gm)
     theta, g, s, r = (torch.rand(1000) + 0.1 for _ in range(4))
     expected = [t.clone() for t in (theta, g, s, r)]
     h = dict(lr=1e-3, rho1=0.9, rho2=0.999, eps=1e-8)
-    as_tensors = {n: torch.tensor(v, dtype=torch.float64) for n, v in h.items()}
-    fn = torch.compile(rules.adam, backend=capture, dynamic=True, fullgraph=True)
-    fn(theta, g, s, r, k=torch.tensor(3.0, dtype=torch.float64), **as_tensors)
+    as_tensors = [torch.tensor(v, dtype=torch.float64) for v in (3.0, *h.values())]
+    kernel(theta, g, s, r, *as_tensors)
     rules.adam(*expected, k=3, **h)
     # one float32 step, the same inputs: θ − step rounds once on each side (the step, ~1e-3 of
     # θ ≥ 0.1, adds little), s ≤ 3 roundings (lerp), r ≤ 4 (g⊙g, lerp), all of terms of one
     # sign: at most 8 roundings of u32 between the two
     for got, want in zip((theta, g, s, r), expected):
         torch.testing.assert_close(got, want, rtol=8 * U32, atol=0)
-    loop_ops = {n.target for n in captured["loop"].graph.nodes if n.op != "placeholder"}
-    prelude_ops = {n.target for n in captured["prelude"].graph.nodes}
+    aten = torch.ops.aten
+    loop_ops = {n.target for n in loop.graph.nodes if n.op == "call_function"}
+    prelude_ops = {n.target for n in prelude.graph.nodes}
     # 1 − ρᵏ is computed once in the prelude; the loop multiplies by its reciprocal
-    assert operator.pow in prelude_ops and torch.reciprocal in prelude_ops
-    assert not loop_ops & {operator.pow, operator.truediv, "div", "pow"}
+    assert aten.pow.Tensor_Tensor in prelude_ops and aten.reciprocal.default in prelude_ops
+    assert not loop_ops & {aten.pow.Tensor_Tensor, aten.div.Tensor, aten.div_.Tensor}
 
 
-def test_no_compiler_falls_back_to_the_plain_rule_with_one_warning():
-    def rule(theta, g, *, lr):  # a new code object: nothing compiled for it yet
-        rules.gd(theta, g, lr=lr)
-
+def test_no_compiler_falls_back_to_the_plain_rule_with_one_warning(monkeypatch):
     # inductor's own patch: monkeypatch would delete these config entries when undoing
     no_compiler = {"cpp.cxx": (None, "/nonexistent/c++"), "force_disable_caches": True}
-    update = step.CompiledRule(rule)
+    monkeypatch.setattr(trace, "_warned", set())
+    update = step.CompiledRule(rules.RULES["gd"], torch.float32, torch.device("cpu"), ())
     theta, g = torch.ones(10), torch.full((10,), 2.0)
     with (
         torch._inductor.config.patch(no_compiler),
         pytest.warns(RuntimeWarning, match="could not be compiled") as record,
     ):
         for _ in range(3):
-            update(theta, g, lr=0.5)
+            assert not update(theta, g, {}, {"lr": 0.5})
     assert sum("could not be compiled" in str(w.message) for w in record) == 1  # one warning
     torch.testing.assert_close(theta, torch.full((10,), -2.0))  # 1 − 3·0.5·2, never an error
 
 
 def test_compile_flag_and_hyperparameters_are_checked():
-    with pytest.raises(TypeError, match="compile must be True or False"):
+    with pytest.raises(TypeError, match="compile must be True, False or None"):
         Adam([torch.zeros(2, requires_grad=True)], compile="yes")
     with pytest.raises(ValueError, match="lr must be a number or a one-element tensor"):
         Adam([torch.zeros(2, requires_grad=True)], lr=torch.ones(2), compile=True)
@@ -353,21 +354,8 @@ def test_prelude_on_floats_gives_the_numbers_of_the_tensor_prelude(name):
     """The prelude's arithmetic on Python floats is the same IEEE arithmetic as on 0-d float64
     tensors: the two must agree bit for bit, here over random hyperparameters and steps k."""
     rule = rules.get(name)
-    captured = {}
-
-    def capture(gm, example_inputs):
-        captured["gm"] = gm
-        return hoist.hoist_scalars(gm, example_inputs)
-
+    gm = traced_rule(rule, bias_correction=True) if rule.switches else traced_rule(rule)
     gen = torch.Generator().manual_seed(1)
-    tensors = [torch.rand(50, generator=gen) for _ in range(2 + len(rule.state))]
-    hyper = {n: 0.5 for n in rule.hyper if n != "bias_correction"}
-    if rule.counts_steps:
-        hyper["k"] = 2.0
-    as_tensors = {n: torch.tensor(v, dtype=torch.float64) for n, v in hyper.items()}
-    fn = torch.compile(rule.update, backend=capture, dynamic=True, fullgraph=True)
-    fn(*tensors, **as_tensors)
-    gm = captured["gm"]
     prelude, _ = hoist.split_scalars(gm)
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     scalars = [i for i, n in enumerate(placeholders) if hoist._is_scalar(n)]
@@ -375,19 +363,16 @@ def test_prelude_on_floats_gives_the_numbers_of_the_tensor_prelude(name):
     assert floats is not None  # every rule's prelude has its float form
     for _ in range(20):
         args = []
-        for i, n in enumerate(placeholders):
-            example = n.meta["example_value"]
+        for i in range(len(placeholders)):
             if i in scalars:  # α, ρ, ε in their domains, k a whole number
                 v = (
                     float(torch.randint(1, 10**6, (), generator=gen))
-                    if n.name == "l_k_"
+                    if rule.counts_steps and i == 2 + len(rule.state)
                     else torch.rand((), generator=gen, dtype=torch.float64).item()
                 )
                 args.append(torch.tensor(v, dtype=torch.float64))
-            elif isinstance(example, torch.Tensor):
-                args.append(torch.rand(50, generator=gen))
             else:
-                args.append(50)  # a symbolic size
+                args.append(torch.rand(50, generator=gen))
         want = [t.item() for t in prelude(*args)]
         assert list(floats(*args)) == want
 
@@ -398,8 +383,12 @@ def test_a_division_by_zero_in_the_prelude_gives_what_the_plain_rule_gives():
     h = dict(k=3, lr=1e-3, rho1=1.0, rho2=0.999, eps=1e-8)  # 1 − ρ₁ᵏ = 0: ŝ = s / 0
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # the compiled rule ran: no fallback
-        step.compiled(rules.adam)(theta, g, s, r, **h)
-    rules.adam(*plain, **h)
+        adam = step.compiled(
+            rules.RULES["adam"], torch.float32, "cpu", (("bias_correction", True),)
+        )
+        k, h = h.pop("k"), {**h, "bias_correction": True}
+        assert adam(theta, g, {"s": s, "r": r}, h, k=k)
+    rules.adam(*plain, k=k, **h)
     assert torch.isinf(plain[0]).all()
     for got, want in zip((theta, g, s, r), plain):
         torch.testing.assert_close(got, want, rtol=1e-6, atol=0, equal_nan=True)

@@ -108,6 +108,16 @@ def worker(rank: int, port: int, out: str) -> None:
         results["zero_adam_compiled"] = loop(ddp, zero, rank, WORLD)
         step.CompiledRule.min_numel = min_numel
 
+        # the default (compile=None) with its threshold lowered: flat buffers, the plain rule on
+        # them until the kernel is ready (here at once: compile=True built it above), then it
+        optim.min_numel, min_numel = 0, optim.min_numel
+        ddp = DDP(network())
+        results["ddp_adam_default"] = loop(ddp, optim.Adam(ddp.parameters(), lr=LR), rank, WORLD)
+        ddp = DDP(network())
+        zero = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=optim.Adam, lr=LR)
+        results["zero_adam_default"] = loop(ddp, zero, rank, WORLD)
+        optim.min_numel = min_numel
+
         ddp = DDP(spirals_network())
         history = train(ddp, optim.Adam(ddp.parameters(), lr=LR), dataset(), steps=STEPS,
                         batch_size=40, log_every=5)  # fmt: skip
@@ -167,7 +177,8 @@ def test_two_processes_equal_one_process_on_the_whole_batch(tmp_path):
     assert not torch.equal(expected[0], network().theta[0])  # training did move θ
     assert_same(results["ddp_adam"], expected, "DDP + Adam")
     assert_same(results["zero_adam"], expected, "ZeroRedundancyOptimizer(Adam)")
-    for case in ("ddp_adam_compiled", "zero_adam_compiled"):
+    cases = ("ddp_adam_compiled", "zero_adam_compiled", "ddp_adam_default", "zero_adam_default")
+    for case in cases:
         assert_same(results[case], expected, case)
 
     # firstorder.train under DDP: same parameters and the same records as in one process

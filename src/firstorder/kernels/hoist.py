@@ -2,13 +2,13 @@
 
 An optimizer step is bound by memory bandwidth: Adam must read θ, g, s, r and write θ, s, r,
 28 bytes per float32 parameter, and a fast step does nothing else. Run eagerly, each tensor
-operation of a rule is its own pass over memory; ``torch.compile`` fuses them into one.
+operation of a rule is its own pass over memory; inductor fuses them into one.
 
 Fusion alone is not enough. The hyperparameters reach the compiled graph as 0-d tensors (so
 that a scheduler changing α does not recompile), and inductor inlines every operation on them
 into the loop over elements: Adam's bias corrections 1 − ρᵏ would be two ``pow`` calls per
 eight parameters, which made the compiled step four times slower than torch's fused kernel.
-The backend here first moves every operation whose inputs are all 0-d tensors out of the graph
+:func:`hoisted` first moves every operation whose inputs are all 0-d tensors out of the graph
 into a *prelude* that runs once per step, then hands the rest, the loop, to inductor. A
 division by such a value becomes a multiplication by its reciprocal (computed in the prelude in
 float64), the strength reduction a compiler applies to a loop-invariant divisor; it changes a
@@ -23,22 +23,24 @@ import functools
 import operator
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, fx
 
-_DIVISIONS = {operator.truediv, torch.div, torch.true_divide, "div", "true_divide", "div_"}
+from firstorder.kernels.trace import inputs_of
+
+aten = torch.ops.aten
+_DIVISIONS = {aten.div.Tensor: aten.mul.Tensor, aten.div_.Tensor: aten.mul_.Tensor}
 
 
 def _is_scalar(node: fx.Node) -> bool:
-    value = node.meta.get("example_value")
+    value = node.meta.get("val")
     return isinstance(value, Tensor) and value.dim() == 0
 
 
 def _mutates(node: fx.Node) -> bool:
-    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
-    return name.endswith("_")
+    target = node.target
+    return isinstance(target, torch._ops.OpOverload) and target._schema.is_mutable
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -47,76 +49,73 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
+def _prelude_nodes(graph: fx.Graph) -> set[fx.Node]:
+    """The 0-d inputs and every node that computes a 0-d tensor from them alone, writing to
+    none of them."""
+    scalar = {n for n in graph.nodes if n.op == "placeholder" and _is_scalar(n)}
+    for n in graph.nodes:
+        if n.op == "call_function" and _is_scalar(n) and not _mutates(n):
+            inputs = n.all_input_nodes
+            if inputs and all(a in scalar for a in inputs):
+                scalar.add(n)
+    return scalar
+
+
 def split_scalars(gm: fx.GraphModule) -> tuple[fx.GraphModule, fx.GraphModule]:
-    """Split a dynamo graph into a *prelude* of its 0-d arithmetic and the *loop* that remains.
+    """Split a traced aten graph into a *prelude* of its 0-d arithmetic and the *loop* left.
 
     A node goes to the prelude when it computes a 0-d tensor from 0-d inputs only, without
     writing to any of them. The loop takes the graph's inputs followed by the prelude's outputs:
     each 0-d value it uses, cast to the dtype the consuming operation computes in (as eager
     turns a Python number into that dtype), and for a division by a 0-d value, its reciprocal.
     """
-    graph = gm.graph
-    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-    scalar = {n for n in placeholders if _is_scalar(n)}
-    for n in graph.nodes:
-        if n.op in ("call_function", "call_method") and _is_scalar(n) and not _mutates(n):
-            inputs = n.all_input_nodes
-            if inputs and all(a in scalar for a in inputs):
-                scalar.add(n)
-
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    scalar = _prelude_nodes(gm.graph)
     prelude, loop = fx.Graph(), fx.Graph()
     in_prelude = {n: prelude.placeholder(n.name) for n in placeholders}
-    for n in graph.nodes:
+    for n in gm.graph.nodes:
         if n in scalar and n.op != "placeholder":
             in_prelude[n] = prelude.node_copy(n, lambda a: in_prelude[a])
-    in_loop: dict[fx.Node, fx.Node] = {}
-    for n in placeholders:
-        in_loop[n] = loop.placeholder(n.name)
-        in_loop[n].meta = dict(n.meta)
+    in_loop = {n: loop.placeholder(n.name) for n in placeholders}
     outputs: list[fx.Node] = []  # the prelude's outputs, in the order of the loop's extra inputs
     extra: dict[tuple, fx.Node] = {}  # (value, dtype, reciprocal) -> the loop's input for it
 
-    def hoist(value: fx.Node, dtype: torch.dtype, *, reciprocal: bool = False) -> fx.Node:
-        key = (value, dtype, reciprocal)
-        if key not in extra:
+    def hoist(value: fx.Node, dtype: torch.dtype, reciprocal: bool = False) -> fx.Node:
+        if (value, dtype, reciprocal) not in extra:
             v = in_prelude[value]
             if reciprocal:
-                v = prelude.call_function(torch.reciprocal, (v,))
+                v = prelude.call_function(aten.reciprocal.default, (v,))
             outputs.append(prelude.call_method("to", (v, dtype)))
-            extra[key] = loop.placeholder(f"{value.name}_{'recip_' if reciprocal else ''}hoisted")
-        return extra[key]
+            name = f"{value.name}_{'recip_' if reciprocal else ''}hoisted"
+            extra[value, dtype, reciprocal] = loop.placeholder(name)
+        return extra[value, dtype, reciprocal]
 
-    for n in graph.nodes:
+    for n in gm.graph.nodes:
         if n.op == "placeholder" or n in scalar:
             continue
-        out = n.meta.get("example_value")
-        dtype = _compute_dtype(out.dtype) if isinstance(out, Tensor) else torch.float64
-
-        def arg(a: fx.Node, dtype: torch.dtype = dtype) -> fx.Node:
-            return hoist(a, dtype) if a in scalar else in_loop[a]
-
-        divisor = n.args[1] if len(n.args) == 2 and not n.kwargs else None
-        if (
-            n.target in _DIVISIONS
-            and isinstance(divisor, fx.Node)
-            and divisor in scalar
-            and n.args[0] not in scalar
-        ):
-            factor = hoist(divisor, dtype, reciprocal=True)
-            if n.op == "call_method":
-                method = "mul_" if n.target == "div_" else "mul"
-                in_loop[n] = loop.call_method(method, (arg(n.args[0]), factor))
-            else:
-                in_loop[n] = loop.call_function(operator.mul, (arg(n.args[0]), factor))
+        if n.op == "output":
+            loop.output(())
             continue
-        in_loop[n] = loop.node_copy(n, arg)
-
+        out = n.meta.get("val")
+        dtype = _compute_dtype(out.dtype) if isinstance(out, Tensor) else torch.float64
+        divisor = n.args[1] if len(n.args) == 2 and not n.kwargs else None
+        if n.target in _DIVISIONS and divisor in scalar and n.args[0] not in scalar:
+            factor = hoist(divisor, dtype, reciprocal=True)
+            in_loop[n] = loop.call_function(_DIVISIONS[n.target], (in_loop[n.args[0]], factor))
+            continue
+        in_loop[n] = loop.node_copy(
+            n, lambda a, d=dtype: in_loop[a] if a not in scalar else hoist(a, d)
+        )
     prelude.output(tuple(outputs))
     return fx.GraphModule(torch.nn.Module(), prelude), fx.GraphModule(torch.nn.Module(), loop)
 
 
 def _reciprocal(a: float) -> float:
     return 1.0 / a
+
+
+def _rsub(a: float, b: float) -> float:
+    return b - a
 
 
 def _float32(v: float) -> float:
@@ -127,18 +126,21 @@ def _float32(v: float) -> float:
 # The prelude's operations as arithmetic on Python floats, which are IEEE doubles like the
 # float64 0-d tensors they stand for, so that the results are the same numbers
 _ON_FLOATS: dict[object, Callable[..., float]] = {
-    **{
-        op: op
-        for op in (
-            operator.add,
-            operator.sub,
-            operator.mul,
-            operator.truediv,
-            operator.pow,
-            operator.neg,
-        )
-    },
-    torch.reciprocal: _reciprocal,
+    aten.add.Tensor: operator.add,
+    aten.add.Scalar: operator.add,
+    aten.sub.Tensor: operator.sub,
+    aten.sub.Scalar: operator.sub,
+    aten.rsub.Scalar: _rsub,
+    aten.rsub.Tensor: _rsub,
+    aten.mul.Tensor: operator.mul,
+    aten.mul.Scalar: operator.mul,
+    aten.div.Tensor: operator.truediv,
+    aten.div.Scalar: operator.truediv,
+    aten.pow.Tensor_Tensor: operator.pow,
+    aten.pow.Tensor_Scalar: operator.pow,
+    aten.pow.Scalar: operator.pow,
+    aten.neg.default: operator.neg,
+    aten.reciprocal.default: _reciprocal,
 }
 _ROUNDING = {torch.float32: _float32, torch.float64: float}
 
@@ -149,8 +151,8 @@ def on_floats(prelude: fx.GraphModule, scalars: Sequence[int]) -> fx.GraphModule
 
     Called with the graph's inputs, of which those at positions ``scalars`` are 0-d tensors,
     it returns the prelude's outputs as numbers, each rounded to its dtype. Why: the prelude's
-    dozen eager operations on 0-d tensors cost about 0.1 ms a step, more than all of dynamo's
-    guards; the same arithmetic on floats, in the Python code fx writes for the graph, costs
+    dozen eager operations on 0-d tensors cost about 0.1 ms a step, more than the kernel of a
+    small model; the same arithmetic on floats, in the Python code fx writes, costs
     microseconds."""
     graph = fx.Graph()
     inputs = [n for n in prelude.graph.nodes if n.op == "placeholder"]
@@ -181,23 +183,25 @@ def on_floats(prelude: fx.GraphModule, scalars: Sequence[int]) -> fx.GraphModule
     return fx.GraphModule(torch.nn.Module(), graph)
 
 
-def hoist_scalars(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Callable[..., Any]:
-    """A ``torch.compile`` backend: the 0-d arithmetic of :func:`split_scalars` runs once per
-    call, on Python floats (:func:`on_floats`) where the numbers are on the CPU, and inductor
-    compiles the loop."""
+def hoisted(gm: fx.GraphModule) -> Callable[..., None]:
+    """The traced graph ``gm`` (:func:`~.trace.trace`) compiled: the 0-d arithmetic of
+    :func:`split_scalars` runs once per call, on Python floats (:func:`on_floats`) where the
+    numbers are on the CPU, and inductor compiles the loop."""
     prelude, loop = split_scalars(gm)
-    inductor = torch._dynamo.lookup_backend("inductor")
-    # Sizes are symbolic, and inductor would decide from the first call's size whether the loop
+    example = inputs_of(gm)
+    fake_mode = torch._guards.detect_fake_mode(example)
+    with fake_mode:
+        extra = list(prelude(*example))
+    # Sizes are symbolic, and inductor would decide from the example's size whether the loop
     # runs on several threads; with dynamic threads OpenMP decides at each call instead.
     with torch._inductor.config.patch({"cpp.dynamic_threads": True}):
-        compiled_loop = inductor(loop, [*example_inputs, *prelude(*example_inputs)])
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    scalars = [i for i, n in enumerate(placeholders) if _is_scalar(n)]
-    on_cpu = all(placeholders[i].meta["example_value"].device.type == "cpu" for i in scalars)
+        compiled_loop = torch._inductor.compile(loop, [*example, *extra])
+    scalars = [i for i, t in enumerate(example) if t.dim() == 0]
+    on_cpu = all(example[i].device.type == "cpu" for i in scalars)
     floats = on_floats(prelude, scalars) if on_cpu else None  # .item() on a GPU would wait
-    dtypes = [o.args[1] for o in prelude.graph.output_node().args[0]]  # each output a .to(dtype)
+    dtypes = [t.dtype for t in extra]
 
-    def run(*args: Any) -> Any:
+    def run(*args: Tensor) -> None:
         if floats is not None:
             try:
                 values = [_scalar(v, "cpu", d) for v, d in zip(floats(*args), dtypes)]
@@ -205,7 +209,7 @@ def hoist_scalars(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Callable
                 values = prelude(*args)
         else:
             values = prelude(*args)
-        return compiled_loop(*args, *values)
+        compiled_loop(*args, *values)
 
     return run
 

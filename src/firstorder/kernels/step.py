@@ -1,5 +1,6 @@
-"""The optimizers' compiled step: a rule compiled with :func:`~.hoist.hoist_scalars`,
-called on the flat buffers of :mod:`firstorder.flat`."""
+"""The optimizers' compiled step: a rule's :meth:`~firstorder.rules.Rule.apply` traced and
+compiled (:func:`~.trace.trace`, :func:`~.hoist.hoisted`), called on the flat buffers of
+:mod:`firstorder.flat`."""
 
 from __future__ import annotations
 
@@ -9,66 +10,95 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from firstorder.kernels.hoist import _scalar, hoist_scalars
-from firstorder.kernels.trace import warn_not_compiled
+from firstorder.kernels.hoist import _scalar, hoisted
+from firstorder.kernels.trace import Deferred, trace
+from firstorder.rules import Rule
+
+Switches = tuple[tuple[str, bool], ...]
+
+
+def step_function(rule: Rule, switches: Switches) -> Callable[..., tuple]:
+    """``rule.apply`` as a function of tensors only, as :func:`~.trace.trace` takes it:
+    θ, g, the state buffers in the rule's order, then k (rules that count steps) and the
+    numeric hyperparameters as 0-d tensors. ``switches`` (bias_correction) are fixed in it."""
+    numbers, n_state, fixed = rule.numbers, len(rule.state), dict(switches)
+
+    def update(theta, g, *rest):  # no annotations: traced, they would be globals of the graph
+        state, rest = dict(zip(rule.state, rest[:n_state])), rest[n_state:]
+        k = rest[0] if rule.counts_steps else None
+        hyper = dict(zip(numbers, rest[rule.counts_steps :]))
+        rule.apply(theta, g, state, {**hyper, **fixed}, k=k)
+        return ()
+
+    return update
 
 
 class CompiledRule:
-    """A rule of :mod:`firstorder.rules` compiled with :func:`hoist_scalars`, called like the rule.
+    """A rule compiled for one dtype, device and setting of its switches, called like
+    :meth:`~firstorder.rules.Rule.apply`.
 
-    Number hyperparameters and the step counter k become 0-d float64 tensors on θ's device,
-    so that new values (a scheduler's α, the next k) reuse the compiled kernel; sizes are
-    dynamic, so one kernel serves every length. If compiling fails, one ``RuntimeWarning``
-    says why and the plain rule runs from then on.
+    The numbers (hyperparameters and the step counter k) reach the kernel as 0-d float64
+    tensors, so a scheduler's new α or the next k reuse it; sizes are symbolic, so one kernel
+    serves every length. The kernel is built once (:class:`~.trace.Deferred`), now or in the
+    background; until it is ready, or where it could not be built, the plain rule runs. A
+    failing call of a built kernel raises: that is a bug to see, not a reason to stop compiling.
     """
 
-    def __init__(self, update: Callable[..., None]) -> None:
-        self.update = update
-        self.compiled: Callable[..., None] | None = None
-        try:
-            self.compiled = torch.compile(
-                update, backend=hoist_scalars, dynamic=True, fullgraph=True
-            )
-        except Exception as err:  # torch.compile itself unsupported here (a new Python)
-            self._give_up(err)
+    # compile=True stretches shorter than this run the plain rule. 0: compile=True compiles
+    # every size, as asked (compile=None decides by a param group's size, optim.min_numel).
+    min_numel: int = 0
 
-    def _give_up(self, err: Exception) -> None:
-        warn_not_compiled(f"the {self.update.__name__} rule", err, "running the plain rule")
-        self.compiled = None
+    def __init__(self, rule: Rule, dtype: torch.dtype, device: torch.device, switches: Switches):
+        self.rule, self.dtype, self.device, self.switches = rule, dtype, device, switches
+        self.deferred = Deferred(self._build, f"the {rule.name} rule")
 
-    # A call of the compiled rule costs about 0.25 ms before its loop starts (dynamo's guards
-    # and wrappers, the prelude); the eager rule's passes over memory cost more only above
-    # about this many values (benchmarks/step_speed.py, 2 CPU threads), so a smaller θ runs
-    # the plain rule.
-    min_numel: int = 1 << 18
+    def _build(self) -> Callable[..., None]:
+        n = 11  # unlike 0 and 1 (see trace)
+        tensors = [torch.rand(n, dtype=self.dtype, device=self.device) for _ in self.rule.state]
+        first = [torch.rand(n, dtype=self.dtype, device=self.device) for _ in range(2)]
+        count = int(self.rule.counts_steps) + len(self.rule.numbers)
+        numbers = [  # distinct tensor objects: one object passed twice would become one input
+            torch.tensor(0.5 + i / 64, dtype=torch.float64, device=self.device)
+            for i in range(count)
+        ]
+        return hoisted(trace(step_function(self.rule, self.switches), *first, *tensors, *numbers))
 
-    def __call__(self, theta: Tensor, *tensors: Tensor, **hyper: Any) -> None:
-        if self.compiled is not None and theta.numel() >= self.min_numel:
-            # The views come in as detached aliases: the same memory without ``_base``, so dynamo
-            # guards nothing on the flat buffer a stretch is cut from (one kernel for every
-            # stretch); state buffers arrive among the keywords.
-            theta, *tensors = (t.detach() for t in (theta, *tensors))
-            as_tensors = {
-                name: _scalar(float(v), theta.device)
-                if isinstance(v, int | float) and not isinstance(v, bool)
-                else v.detach()
-                if isinstance(v, Tensor)
-                else v
-                for name, v in hyper.items()
-            }
-            try:
-                self.compiled(theta, *tensors, **as_tensors)
-                return
-            except Exception as err:  # no C++ compiler, an unsupported platform or dtype
-                self._give_up(err)
-        self.update(theta, *tensors, **hyper)
+    def __call__(
+        self,
+        theta: Tensor,
+        g: Tensor,
+        state: dict[str, Tensor],
+        hyper: dict[str, Any],
+        k: int | None = None,
+        *,
+        wait: bool = True,
+    ) -> bool:
+        """One step on θ (a stretch of a flat buffer); True if the kernel ran, False if the plain
+        rule did (``wait=False`` and the kernel still building, or it could not be built)."""
+        kernel = self.deferred.get(wait=wait) if theta.numel() >= self.min_numel else None
+        if kernel is None:
+            self.rule.apply(theta, g, state, hyper, k=k)
+            return False
+        numbers = [k] if self.rule.counts_steps else []
+        numbers += [hyper[name] for name in self.rule.numbers]
+        kernel(
+            theta,
+            g,
+            *(state[name] for name in self.rule.state),
+            *(_scalar(float(v), self.device) for v in numbers),
+        )
+        return True
 
 
-_COMPILED: dict[Callable[..., None], CompiledRule] = {}
+_COMPILED: dict[tuple, CompiledRule] = {}
 
 
-def compiled(update: Callable[..., None]) -> CompiledRule:
-    """The compiled form of rule ``update``, one per rule and process (compiled on first use)."""
-    if update not in _COMPILED:
-        _COMPILED[update] = CompiledRule(update)
-    return _COMPILED[update]
+def compiled(
+    rule: Rule, dtype: torch.dtype, device: torch.device, switches: Switches = ()
+) -> CompiledRule:
+    """The compiled form of ``rule`` for ``dtype``, ``device`` and ``switches``: one per process,
+    built at its first call or when its ``deferred.warm_up()`` starts it."""
+    key = (rule.name, dtype, torch.device(device), switches)
+    if key not in _COMPILED:  # setdefault: two threads asking at once get the same one
+        _COMPILED.setdefault(key, CompiledRule(rule, dtype, torch.device(device), switches))
+    return _COMPILED[key]
