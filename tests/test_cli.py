@@ -303,3 +303,45 @@ def test_an_empty_out_or_an_unknown_id_is_refused_before_anything_runs(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("got ''" in err or "--only must list ids of C1" in err)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- what main catches: the user's mistakes and unwritable files, never a bug -------------------
+
+RUN = ["run", "canyon", "--optimizer", "gd", "--lr", "0.1"]
+
+
+def test_a_user_error_is_one_line_and_status_2(monkeypatch, capsys):
+    from firstorder import cli
+    from firstorder.errors import UserValueError
+
+    def mistake(args, console):
+        raise UserValueError("lr must be > 0, got -1.")
+
+    monkeypatch.setattr(cli, "cmd_run", mistake)
+    assert main(RUN) == 2
+    assert capsys.readouterr().err == "firstorder run: error: lr must be > 0, got -1.\n"
+
+
+def test_a_file_that_cannot_be_written_is_one_line_and_status_1(monkeypatch, capsys):
+    from firstorder import cli
+
+    def full_disk(args, console):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "cmd_run", full_disk)
+    assert main(RUN) == 1
+    assert "No space left on device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bug", [ValueError, TypeError, KeyError, ZeroDivisionError])
+def test_a_bug_is_not_taken_for_a_user_mistake_and_keeps_its_traceback(monkeypatch, bug):
+    # a plain ValueError from inside firstorder is a bug, not the user's mistake: main lets it
+    # through, so Python prints its traceback and exits with status 1
+    from firstorder import cli
+
+    def broken(args, console):
+        raise bug("an internal invariant failed")
+
+    monkeypatch.setattr(cli, "cmd_run", broken)
+    with pytest.raises(bug, match="internal invariant"):
+        main(RUN)

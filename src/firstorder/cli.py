@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from firstorder.cli_options import UsageError, add_jobs, add_run_options, parse_values
+from firstorder.errors import UserError
 from firstorder.landscapes_cli import cmd_landscapes, cmd_run, cmd_sweep
 from firstorder.tour_cli import cmd_cards, cmd_claims, cmd_tour
 
@@ -264,12 +265,19 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status.
+
+    A user's mistake (:class:`firstorder.errors.UserError`, or a malformed option value) is one
+    line and status 2; a file that cannot be written or read (``OSError``, with
+    :class:`firstorder.files.WriteError` naming the file) one line and status 1. Any other
+    exception is a bug in firstorder and keeps its traceback, so that it can be reported.
+    """
     args = build_parser().parse_args(argv)
     console = Console(stderr=bool(getattr(args, "json", False)))
     try:
         _check_outputs(args)
         return args.func(args, console)
-    except (UsageError, ValueError, TypeError) as err:
+    except (UserError, UsageError) as err:
         print(f"firstorder {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a read-only folder: files.WriteError names the file

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from firstorder.errors import UserValueError
+
 
 @contextmanager
 def atomic(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
@@ -25,7 +27,7 @@ def atomic(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
 
     Beside, because a rename is atomic only within one file system."""
     if mode not in ("w", "wb"):
-        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}.")
+        raise UserValueError(f"mode must be 'w' or 'wb', got {mode!r}.")
     path = Path(path)
     # a name no other writer uses; "x" creates it with the permissions of the umask, as a
     # plain open would (tempfile.mkstemp would make it readable by its owner only)
@@ -71,14 +73,14 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 def check_writable(path: str | os.PathLike, name: str, *, folder: bool) -> Path:
-    """Raise a ValueError naming the option ``name`` unless ``path`` can be written: a folder
+    """Raise a UserValueError naming the option ``name`` unless ``path`` can be written: a folder
     (``folder=True``) or a file, that is not the other kind, in a folder that exists or can be
     made. Checked by writing a temporary file there, because permission bits do not tell (root
     writes through them, a read-only file system refuses even root); folders made for the
     check are removed again. The command line runs it before any work."""
     kind = "a folder" if folder else "a file name"
     if not os.fspath(path):  # Path("") would be the current folder, which "" does not say
-        raise ValueError(f"{name} must be {kind} this process can write, got ''.")
+        raise UserValueError(f"{name} must be {kind} this process can write, got ''.")
     path = Path(path)
     where = path if folder else path.parent
     made: list[Path] = []
@@ -96,7 +98,7 @@ def check_writable(path: str | os.PathLike, name: str, *, folder: bool) -> Path:
             pass
     except (OSError, ValueError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise ValueError(
+        raise UserValueError(
             f"{name} must be {kind} this process can write, got {str(path)!r}: {reason}."
         ) from None
     finally:

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
+from firstorder.errors import UserValueError  # noqa: E402
 from firstorder.files import atomic  # noqa: E402
 from firstorder.trajectories import Trajectories  # noqa: E402
 
@@ -69,7 +70,7 @@ def trajectories_figure(result: Trajectories, landscape, title: str = "") -> plt
     diverged ends in ✕, one that escaped (a surface unbounded below) in ▲, at the map's edge
     when it stopped outside it."""
     if result.x is None:
-        raise ValueError("result must be recorded with record='full' to draw its paths.")
+        raise UserValueError("result must be recorded with record='full' to draw its paths.")
     C = result.configs
     cols = min(C, 3)
     rows = (C + cols - 1) // cols
@@ -146,11 +147,11 @@ def sweep_heatmap(result: Trajectories, x: str, y: str | None, value: str) -> pl
 
 
 def check_suffix(path: str | Path, name: str = "path") -> None:
-    """Raise a ValueError naming ``name`` unless ``path`` ends in a format matplotlib writes
+    """Raise a UserValueError naming ``name`` unless ``path`` ends in a format matplotlib writes
     (the command line checks ``--plot`` before it runs anything)."""
     kinds = FigureCanvasBase.get_supported_filetypes()
     if Path(path).suffix[1:].lower() not in kinds:
-        raise ValueError(
+        raise UserValueError(
             f"{name} must end in one of {', '.join('.' + k for k in sorted(kinds))}, "
             f"got {str(path)!r}."
         )

@@ -36,6 +36,7 @@ from rich.progress import (
 )
 
 from firstorder import experiments, report
+from firstorder.errors import UserValueError
 from firstorder.experiments import Context, Experiment, Finding
 from firstorder.files import write_atomic
 
@@ -63,7 +64,7 @@ def run_tour(
     runs on one thread and seeds its own generators, so the numbers do not depend on ``jobs``).
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}.")
+        raise UserValueError(f"jobs must be a whole number >= 1, got {jobs!r}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     chosen = select(only)
@@ -245,9 +246,19 @@ def _run_one(exp: Experiment, ctx: Context) -> Finding:
         return _error_finding(
             exp,
             f"the experiment raised {type(err).__name__}: {err}",
-            traceback.format_exc(limit=3),
+            _innermost(err),
             time.perf_counter() - t0,
         )
+
+
+TRACEBACK_FRAMES = 8  # the innermost frames: where it failed, not the tour's own calls into it
+
+
+def _innermost(err: BaseException) -> str:
+    """The traceback of ``err`` cut to its innermost TRACEBACK_FRAMES frames: the line that
+    raised and the experiment's code that led to it (the outermost frames are the tour's and
+    are the same for every experiment)."""
+    return "".join(traceback.format_exception(err, limit=-TRACEBACK_FRAMES))
 
 
 def save(findings: list[Finding], out: Path, *, quick: bool, seed: int, seconds: float) -> None:
@@ -274,14 +285,14 @@ def load(path: str | Path) -> list[dict]:
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
-        raise ValueError(
+        raise UserValueError(
             f"results file {str(path)!r} must be UTF-8 JSON, got other bytes."
         ) from None
     except (OSError, json.JSONDecodeError) as err:
         msg = f"results file must be a tour's results.json, got {str(path)!r}: {err}."
-        raise ValueError(msg) from None
+        raise UserValueError(msg) from None
     if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
-        raise ValueError(
+        raise UserValueError(
             f"results file {str(path)!r} must be an object with a list of findings, as a tour "
             f'writes it ({{"findings": [...]}}), got {json.dumps(data)[:40]}.'
         )

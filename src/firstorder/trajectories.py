@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from firstorder.errors import UserValueError
 from firstorder.files import write_atomic
 
 
@@ -111,14 +112,14 @@ class Trajectories:
                 buf.seek(0)
                 text = buf.read()
         else:
-            raise ValueError(f"path must end in .csv or .json, got {str(path)!r}.")
+            raise UserValueError(f"path must end in .csv or .json, got {str(path)!r}.")
         return write_atomic(path, text)
 
 
 def final_gap(result: Trajectories) -> Tensor:
     """f(x_T) − f* for every trajectory [C, B] (+inf where it diverged)."""
     if result.f_star is None:
-        raise ValueError(
+        raise UserValueError(
             f"landscape must list its minima to measure a gap, got {result.landscape}."
         )
     gap = result.final_f - result.f_star
