@@ -38,7 +38,7 @@ from rich.progress import (
 from firstorder import experiments, report
 from firstorder.errors import UserValueError
 from firstorder.experiments import Context, Experiment, Finding
-from firstorder.files import write_atomic
+from firstorder.files import from_json, to_json, write_atomic
 
 
 def select(only: Iterable[str] | None = None) -> list[Experiment]:
@@ -268,7 +268,7 @@ def save(findings: list[Finding], out: Path, *, quick: bool, seed: int, seconds:
         "seed": seed,
         "findings": [_relative(f.to_json(), out) for f in findings],
     }
-    write_atomic(out / "results.json", json.dumps(results, indent=1, ensure_ascii=False))
+    write_atomic(out / "results.json", to_json(results, indent=1, ensure_ascii=False))
     write_atomic(
         out / "report.html", report.html(findings, quick=quick, seed=seed, seconds=seconds)
     )
@@ -280,10 +280,11 @@ def _relative(finding: dict, out: Path) -> dict:
 
 
 def load(path: str | Path) -> list[dict]:
-    """The findings of a results.json written by a tour."""
+    """The findings of a results.json written by a tour (an earlier version's "inf" strings for
+    non-finite numbers are read as null, as a tour writes them now)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = from_json(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
         raise UserValueError(
             f"results file {str(path)!r} must be UTF-8 JSON, got other bytes."

@@ -36,7 +36,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from firstorder.data import Dataset
-from firstorder.files import atomic
+from firstorder.files import atomic, to_json
 from firstorder.netcurvature import effective_step, sharpness
 
 __all__ = ["History", "LOSSES", "Record", "compare", "train"]
@@ -111,7 +111,7 @@ class History:
 
     def to_json(self, indent: int | None = None) -> str:
         """Strict JSON: a non-finite number (a diverged risk) is written as null."""
-        return json.dumps(_finite_or_none(self.to_dict()), indent=indent)
+        return to_json(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> History:

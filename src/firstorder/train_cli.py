@@ -4,7 +4,6 @@ the same initialization, a final table, and optionally the loss curves."""
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 from rich.console import Console
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from firstorder import data as datasets
 from firstorder import plots
+from firstorder.files import to_json
 from firstorder.nn import MLP
 from firstorder.optim import OPTIMIZERS
 from firstorder.train import compare
@@ -83,7 +83,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
             )
         )
     if args.json:
-        print(json.dumps({n: json.loads(h.to_json()) for n, h in histories.items()}, indent=1))
+        print(to_json({n: h.to_dict() for n, h in histories.items()}, indent=1))
     else:
         table = Table(
             title=f"{args.data}, network {args.layers} ({args.activation}), {args.epochs} epochs"

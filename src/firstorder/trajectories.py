@@ -8,7 +8,6 @@ target, median final gap f(x_T) − f*), as the claims' experiments and ``firsto
 from __future__ import annotations
 
 import csv
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import torch
 from torch import Tensor
 
 from firstorder.errors import UserValueError
-from firstorder.files import write_atomic
+from firstorder.files import to_json, write_atomic
 
 
 @dataclass
@@ -99,11 +98,12 @@ class Trajectories:
         return rows
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the tidy table as CSV or JSON (by the file's suffix), atomically."""
+        """Write the tidy table as CSV or JSON (by the file's suffix), atomically; in JSON a
+        non-finite number is null (:func:`firstorder.files.to_json`), in CSV it is inf or nan."""
         path = Path(path)
         rows = self.records()
         if path.suffix == ".json":
-            text = json.dumps(rows, indent=1, allow_nan=True)
+            text = to_json(rows, indent=1)  # a diverged final_f is null
         elif path.suffix == ".csv":
             with tempfile.SpooledTemporaryFile(mode="w+", newline="") as buf:
                 writer = csv.DictWriter(buf, fieldnames=list(rows[0]))

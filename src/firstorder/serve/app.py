@@ -87,6 +87,7 @@ from fastapi.responses import FileResponse, Response
 
 from firstorder import landscapes, rules
 from firstorder.errors import UserError
+from firstorder.files import to_json
 from firstorder.observe import Observer, compiled_observer
 from firstorder.run import Trajectories, run_many, warm_up
 from firstorder.serve import guard, validate
@@ -106,8 +107,9 @@ STATIC_FILES = {
 
 
 def _dumps(payload: object) -> str:
-    # json.dumps directly: FastAPI's encoder is slow on long lists; NaN is not JSON
-    return json.dumps(payload, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    # not FastAPI's encoder, slow on long lists; a non-finite number is null, as in every
+    # JSON firstorder writes (the tensors are made plain by _plain, in NumPy, before)
+    return to_json(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def _json(payload: object, status: int = 200) -> Response:
