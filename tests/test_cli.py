@@ -345,3 +345,54 @@ def test_a_bug_is_not_taken_for_a_user_mistake_and_keeps_its_traceback(monkeypat
     monkeypatch.setattr(cli, "cmd_run", broken)
     with pytest.raises(bug, match="internal invariant"):
         main(RUN)
+
+
+# --- matplotlib: importing firstorder.plots leaves the backend alone; the command sets Agg --------
+
+
+def _backend_after(code: str, env_backend: str | None = None) -> str:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    if env_backend is not None:
+        env["MPLBACKEND"] = env_backend
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().lower()
+
+
+def test_importing_plots_does_not_switch_the_backend():
+    # without MPLBACKEND, as the brief's check: the backend is the one matplotlib picks alone
+    alone = _backend_after("import matplotlib; print(matplotlib.get_backend())")
+    code = "import matplotlib; import firstorder.plots; print(matplotlib.get_backend())"
+    assert _backend_after(code) == alone
+    # and one chosen before the import stays (it used to become agg): svg writes files headless
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import firstorder.plots; "
+        "print(matplotlib.get_backend())"
+    )
+    assert _backend_after(code) == "svg"
+
+
+def test_a_figure_of_plots_is_not_left_open_in_pyplot(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from firstorder import plots
+    from firstorder.run import run
+
+    result = run(landscapes.get("canyon"), "gd", lr=0.1, steps=5, record="full")
+    before = plt.get_fignums()
+    fig = plots.trajectories_figure(result, landscapes.get("canyon"))
+    assert plt.get_fignums() == before  # made without pyplot: nothing to close or leak
+    assert plots.save(fig, tmp_path / "paths.png").stat().st_size > 0
+
+
+def test_the_command_chooses_agg_unless_the_user_chose(tmp_path):
+    code = (
+        "import matplotlib; matplotlib.use('svg'); from firstorder.cli import main; "
+        "main(['landscapes', '--json']); print(matplotlib.get_backend())"
+    )
+    assert _backend_after(code).splitlines()[-1] == "agg"
+    assert _backend_after(code, env_backend="svg").splitlines()[-1] == "svg"

@@ -22,6 +22,7 @@ commands share, and the reading of ranges and lists, in ``cli_options``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -264,6 +265,18 @@ def _check_outputs(args: argparse.Namespace) -> None:
         check_writable(args.plot, "--plot", folder=False)
 
 
+def _figures_to_files() -> None:
+    """The commands write figures to files and never show them: matplotlib's Agg backend,
+    which needs no display, for this process and the tour's worker processes (they inherit
+    MPLBACKEND). Chosen here, not on importing :mod:`firstorder.plots`; a backend the user set
+    in MPLBACKEND is kept."""
+    if os.environ.get("MPLBACKEND"):
+        return
+    os.environ["MPLBACKEND"] = "agg"
+    if "matplotlib" in sys.modules:  # imported already: it read MPLBACKEND before it was set
+        sys.modules["matplotlib"].use("agg")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit status.
 
@@ -274,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     console = Console(stderr=bool(getattr(args, "json", False)))
+    _figures_to_files()
     try:
         _check_outputs(args)
         return args.func(args, console)

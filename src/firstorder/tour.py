@@ -179,7 +179,8 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent
 def _worker_init(parent: int) -> None:
     """A worker process lives only as long as its tour: on Linux the kernel kills it when the
     tour's process dies, however it dies (kill -9 too). Ctrl-C is the tour's to handle: it
-    stops the workers itself (a terminal sends SIGINT to every process of the group)."""
+    stops the workers itself (a terminal sends SIGINT to every process of the group).
+    Its figures go to files: matplotlib's Agg backend, which needs no display."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         # strictly: when the thread that started this worker ends; that is the thread running
@@ -187,6 +188,9 @@ def _worker_init(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the tour died before prctl took effect
         os._exit(1)
+    import matplotlib
+
+    matplotlib.use("agg")
 
 
 @contextmanager
