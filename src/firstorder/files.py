@@ -156,14 +156,16 @@ def from_json(text: str | bytes) -> Any:
     """Parse JSON that firstorder wrote, this version or an earlier one: the bare NaN and
     Infinity of old ``run --json`` output and saved trajectories, and the strings "inf",
     "-inf", "nan" of old results.json, are read as None, as :func:`to_json` writes them now."""
-    return _old_strings(json.loads(text, parse_constant=lambda word: None))
+    return old_non_finite_as_null(json.loads(text, parse_constant=lambda word: None))
 
 
-def _old_strings(obj: Any) -> Any:
+def old_non_finite_as_null(obj: Any) -> Any:
+    """``obj`` with the strings earlier versions wrote for non-finite numbers ("inf", "-inf",
+    "nan") as None, recursively through dicts and lists; other strings stay."""
     if isinstance(obj, str):
         return None if obj in _OLD_NON_FINITE else obj
     if isinstance(obj, dict):
-        return {k: _old_strings(v) for k, v in obj.items()}
+        return {k: old_non_finite_as_null(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_old_strings(v) for v in obj]
+        return [old_non_finite_as_null(v) for v in obj]
     return obj

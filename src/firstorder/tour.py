@@ -38,7 +38,7 @@ from rich.progress import (
 from firstorder import experiments, report
 from firstorder.errors import UserValueError
 from firstorder.experiments import Context, Experiment, Finding
-from firstorder.files import from_json, to_json, write_atomic
+from firstorder.files import from_json, old_non_finite_as_null, to_json, write_atomic
 
 
 def select(only: Iterable[str] | None = None) -> list[Experiment]:
@@ -270,7 +270,9 @@ def save(findings: list[Finding], out: Path, *, quick: bool, seed: int, seconds:
     results = {
         "mode": "quick" if quick else "full",
         "seed": seed,
-        "findings": [_relative(f.to_json(), out) for f in findings],
+        # an experiment's numbers may still hold the strings "inf" and "nan" of the old
+        # format (experiments.base made them so): null too, as every non-finite number
+        "findings": [old_non_finite_as_null(_relative(f.to_json(), out)) for f in findings],
     }
     write_atomic(out / "results.json", to_json(results, indent=1, ensure_ascii=False))
     write_atomic(
