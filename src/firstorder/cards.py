@@ -19,6 +19,7 @@ import re
 import shutil
 from pathlib import Path
 
+from firstorder.errors import UserValueError
 from firstorder.files import atomic, write_atomic
 
 DECK_ID = 1_769_622_930  # fixed: the same deck across exports (Anki ids are 31-bit or more)
@@ -73,7 +74,7 @@ def check(findings: object, source: str | Path) -> list[dict]:
             raise ValueError(f"{where} must be an object, got {type(f).__name__}.")
         for key in FIELDS:
             if not isinstance(f.get(key), str):
-                raise ValueError(
+                raise UserValueError(
                     f"{where} must have the text field {key!r}, got {f.get(key)!r:.40}."
                 )
         figures = f.get("figures", [])
@@ -92,7 +93,7 @@ def _first_figure(f: dict, results_dir: Path) -> Path | None:
     for p in f.get("figures", []):
         path = (results_dir / p).resolve()  # an absolute p replaces results_dir
         if not path.is_relative_to(root):
-            raise ValueError(
+            raise UserValueError(
                 f"figures of {f['id']} must be inside the results folder {str(results_dir)!r}, "
                 f"got {p!r}."
             )

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from firstorder.errors import UserValueError
+
 Hyper = float | Tensor
 
 
@@ -223,7 +225,7 @@ def check(name: str, value: object) -> None:
         shown = value if not isinstance(value, Tensor) or value.numel() == 1 else v.flatten()
         if isinstance(shown, Tensor) and shown.numel() == 1:
             shown = shown.item()
-        raise ValueError(f"{name} must be {allowed}, got {shown}.")
+        raise UserValueError(f"{name} must be {allowed}, got {shown}.")
 
 
 @dataclass(frozen=True)
@@ -413,7 +415,7 @@ def get(name: str) -> Rule:
         return RULES[name.lower()]
     except KeyError:
         allowed = ", ".join(RULES)
-        raise ValueError(f"optimizer must be one of {allowed}, got {name!r}.") from None
+        raise UserValueError(f"optimizer must be one of {allowed}, got {name!r}.") from None
 
 
 def names() -> list[str]:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from firstorder import data as datasets
 from firstorder import plots
+from firstorder.errors import UserValueError
 from firstorder.files import to_json
 from firstorder.nn import MLP
 from firstorder.optim import OPTIMIZERS
@@ -45,11 +46,12 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.plot:
         plots.check_suffix(args.plot, "--plot")  # before training, not after
     if args.data.lower() not in datasets.names():
-        raise ValueError(f"--data must be one of {', '.join(datasets.names())}, got {args.data!r}.")
+        allowed = ", ".join(datasets.names())
+        raise UserValueError(f"--data must be one of {allowed}, got {args.data!r}.")
     data = datasets.load(args.data, seed=args.seed)
     widths = _widths(args.layers)
     if widths[0] != data.n_features or widths[-1] != data.n_outputs:
-        raise ValueError(
+        raise UserValueError(
             f"--layers must start with {data.n_features} inputs and end with {data.n_outputs} "
             f"outputs for {args.data}, got {args.layers}."
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from firstorder.errors import UserValueError
 from firstorder.landscapes.canyons import (
     beale,
     booth,
@@ -70,7 +71,7 @@ def names() -> list[str]:
 def get(name: str, **params: object) -> Landscape:
     """Build the surface `name` with its parameters, e.g. ``get("quadratic", kappa=100)``."""
     if name not in _BUILDERS:
-        raise ValueError(f"landscape must be one of {', '.join(_BUILDERS)}; got {name!r}.")
+        raise UserValueError(f"landscape must be one of {', '.join(_BUILDERS)}; got {name!r}.")
     build = _BUILDERS[name]
     defaults = build.__kwdefaults__ or {}
     for key in params:
