@@ -303,3 +303,96 @@ def test_an_empty_out_or_an_unknown_id_is_refused_before_anything_runs(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("got ''" in err or "--only must list ids of C1" in err)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- what main catches: the user's mistakes and unwritable files, never a bug -------------------
+
+RUN = ["run", "canyon", "--optimizer", "gd", "--lr", "0.1"]
+
+
+def test_a_user_error_is_one_line_and_status_2(monkeypatch, capsys):
+    from firstorder import cli
+    from firstorder.errors import UserValueError
+
+    def mistake(args, console):
+        raise UserValueError("lr must be > 0, got -1.")
+
+    monkeypatch.setattr(cli, "cmd_run", mistake)
+    assert main(RUN) == 2
+    assert capsys.readouterr().err == "firstorder run: error: lr must be > 0, got -1.\n"
+
+
+def test_a_file_that_cannot_be_written_is_one_line_and_status_1(monkeypatch, capsys):
+    from firstorder import cli
+
+    def full_disk(args, console):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "cmd_run", full_disk)
+    assert main(RUN) == 1
+    assert "No space left on device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bug", [ValueError, TypeError, KeyError, ZeroDivisionError])
+def test_a_bug_is_not_taken_for_a_user_mistake_and_keeps_its_traceback(monkeypatch, bug):
+    # a plain ValueError from inside firstorder is a bug, not the user's mistake: main lets it
+    # through, so Python prints its traceback and exits with status 1
+    from firstorder import cli
+
+    def broken(args, console):
+        raise bug("an internal invariant failed")
+
+    monkeypatch.setattr(cli, "cmd_run", broken)
+    with pytest.raises(bug, match="internal invariant"):
+        main(RUN)
+
+
+# --- matplotlib: importing firstorder.plots leaves the backend alone; the command sets Agg --------
+
+
+def _backend_after(code: str, env_backend: str | None = None) -> str:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    if env_backend is not None:
+        env["MPLBACKEND"] = env_backend
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().lower()
+
+
+def test_importing_plots_does_not_switch_the_backend():
+    # without MPLBACKEND, as the brief's check: the backend is the one matplotlib picks alone
+    alone = _backend_after("import matplotlib; print(matplotlib.get_backend())")
+    code = "import matplotlib; import firstorder.plots; print(matplotlib.get_backend())"
+    assert _backend_after(code) == alone
+    # and one chosen before the import stays (it used to become agg): svg writes files headless
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import firstorder.plots; "
+        "print(matplotlib.get_backend())"
+    )
+    assert _backend_after(code) == "svg"
+
+
+def test_a_figure_of_plots_is_not_left_open_in_pyplot(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from firstorder import plots
+    from firstorder.run import run
+
+    result = run(landscapes.get("canyon"), "gd", lr=0.1, steps=5, record="full")
+    before = plt.get_fignums()
+    fig = plots.trajectories_figure(result, landscapes.get("canyon"))
+    assert plt.get_fignums() == before  # made without pyplot: nothing to close or leak
+    assert plots.save(fig, tmp_path / "paths.png").stat().st_size > 0
+
+
+def test_the_command_chooses_agg_unless_the_user_chose(tmp_path):
+    code = (
+        "import matplotlib; matplotlib.use('svg'); from firstorder.cli import main; "
+        "main(['landscapes', '--json']); print(matplotlib.get_backend())"
+    )
+    assert _backend_after(code).splitlines()[-1] == "agg"
+    assert _backend_after(code, env_backend="svg").splitlines()[-1] == "svg"

@@ -648,3 +648,36 @@ def test_runs_take_turns_slice_by_slice_in_the_order_they_came(monkeypatch):
     short.join(10)
     # the long run hands the CPU on after each step while the short one waits
     assert order == ["long", "long", "short", "long", "short", "long"]
+
+
+# --- a user's mistake found past the validation is a 422; a bug is a 500 without its traceback ---
+
+
+def test_a_user_error_raised_while_running_is_a_422_with_its_sentence(monkeypatch):
+    from firstorder.errors import UserValueError
+
+    def refuse(*args, **kwargs):
+        raise UserValueError("tol_f must be >= 0, got -1.")
+
+    monkeypatch.setattr(serve_app, "run_request", refuse)
+    quiet = TestClient(serve_app.create_app(compile=False), base_url=BASE)
+    r = post(quiet, {**CANYON, "steps": 9, "starts": [[0.5, 0.25]]})
+    assert r.status_code == 422
+    assert r.json() == {"error": "tol_f must be >= 0, got -1.", "field": "request"}
+
+
+@pytest.mark.parametrize("bug", [ValueError, TypeError, ZeroDivisionError])
+def test_a_bug_while_running_is_a_500_that_names_no_user_field(monkeypatch, bug):
+    def broken(*args, **kwargs):
+        raise bug("an internal invariant failed")
+
+    monkeypatch.setattr(serve_app, "run_request", broken)
+    # the server re-raises a bug after answering (uvicorn logs its traceback): not here
+    quiet = TestClient(
+        serve_app.create_app(compile=False), base_url=BASE, raise_server_exceptions=False
+    )
+    r = post(quiet, {**CANYON, "steps": 9, "starts": [[0.5, 0.25]]})
+    assert r.status_code == 500
+    body = strict_json(r.text)
+    assert body["field"] == "server" and bug.__name__ in body["error"]
+    assert "invariant" not in body["error"]  # the details go to the log, not to the page

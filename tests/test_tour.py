@@ -154,6 +154,36 @@ def test_an_experiment_that_raises_does_not_lose_the_tour(tmp_path, monkeypatch)
     assert "boom" in (tmp_path / "report.html").read_text()
 
 
+def test_a_failing_experiment_keeps_the_innermost_frames_of_its_traceback(tmp_path, monkeypatch):
+    # the raise sits 20 calls deep, through 20 distinct functions (traceback folds repeated
+    # frames of one function): the outermost frames (the tour's, the first calls) say
+    # nothing; the innermost ones name the line that raised
+    chain = {}
+    exec('def level0():\n    raise RuntimeError("boom at the bottom")\n', chain)
+    for i in range(1, 20):
+        exec(f"def level{i}():\n    return level{i - 1}()\n", chain)
+
+    def innermost_raise(ctx):
+        return chain["level19"]()
+
+    exp = experiments.get("C1")
+    bad = experiments.Experiment(
+        id="C1",
+        title=exp.title,
+        claim=exp.claim,
+        criterion=exp.criterion,
+        measure=innermost_raise,
+        judge=exp.judge,
+    )
+    monkeypatch.setitem(experiments.EXPERIMENTS, "C1", bad)
+    (finding,) = run_tour(tmp_path, quick=True, only=["C1"], progress=False)
+    shown = finding.explanation
+    assert "in level0" in shown and "in level7" in shown and "in level8" not in shown
+    assert "RuntimeError: boom at the bottom" in shown
+    assert shown.count('File "') == tour.TRACEBACK_FRAMES  # the innermost 8, not all 20+
+    assert "innermost_raise" not in shown and "_run_one" not in shown  # outer frames dropped
+
+
 def test_unknown_experiment_id_is_a_clear_error():
     with pytest.raises(ValueError, match="experiment must be one of C1"):
         experiments.get("C99")

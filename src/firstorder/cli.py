@@ -22,6 +22,7 @@ commands share, and the reading of ranges and lists, in ``cli_options``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from firstorder.cli_options import (
     parse_values,
     train_lr_help,
 )
+from firstorder.errors import UserError
 from firstorder.landscapes_cli import cmd_landscapes, cmd_run, cmd_sweep
 from firstorder.tour_cli import cmd_cards, cmd_claims, cmd_tour
 
@@ -309,13 +311,33 @@ def _check_outputs(args: argparse.Namespace) -> None:
         check_writable(args.plot, "--plot", folder=False)
 
 
+def _figures_to_files() -> None:
+    """The commands write figures to files and never show them: matplotlib's Agg backend,
+    which needs no display, for this process and the tour's worker processes (they inherit
+    MPLBACKEND). Chosen here, not on importing :mod:`firstorder.plots`; a backend the user set
+    in MPLBACKEND is kept."""
+    if os.environ.get("MPLBACKEND"):
+        return
+    os.environ["MPLBACKEND"] = "agg"
+    if "matplotlib" in sys.modules:  # imported already: it read MPLBACKEND before it was set
+        sys.modules["matplotlib"].use("agg")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status.
+
+    A user's mistake (:class:`firstorder.errors.UserError`, or a malformed option value) is one
+    line and status 2; a file that cannot be written or read (``OSError``, with
+    :class:`firstorder.files.WriteError` naming the file) one line and status 1. Any other
+    exception is a bug in firstorder and keeps its traceback, so that it can be reported.
+    """
     args = build_parser().parse_args(argv)
     console = Console(stderr=bool(getattr(args, "json", False)))
+    _figures_to_files()
     try:
         _check_outputs(args)
         return args.func(args, console)
-    except (UsageError, ValueError, TypeError) as err:
+    except (UserError, UsageError) as err:
         print(f"firstorder {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a read-only folder: files.WriteError names the file

@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from firstorder.errors import UserValueError
+from firstorder.files import from_json, to_json
 
 __all__ = ["History", "Record"]
 
@@ -78,7 +77,7 @@ class History:
 
     def to_json(self, indent: int | None = None) -> str:
         """Strict JSON: a non-finite number (a diverged risk) is written as null."""
-        return json.dumps(_finite_or_none(self.to_dict()), indent=indent)
+        return to_json(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> History:
@@ -86,14 +85,4 @@ class History:
 
     @classmethod
     def from_json(cls, text: str) -> History:
-        return cls.from_dict(json.loads(text))
-
-
-def _finite_or_none(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite_or_none(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite_or_none(v) for v in x]
-    return x
+        return cls.from_dict(from_json(text))

@@ -8,7 +8,6 @@ JSON with ``--json``) and, with ``--plot``, draws the paths or the sweep's heatm
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Sequence
 
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from firstorder.cli_options import HYPER, UsageError, hyper_values
+from firstorder.files import to_json
 
 # summarize()'s keys as the sweep table's column titles; the fractions print as percentages
 SWEEP_COLUMNS = {
@@ -69,7 +69,7 @@ def cmd_landscapes(args: argparse.Namespace, console: Console) -> int:
             }
         )
     if args.json:
-        print(json.dumps([{k: v for k, v in r.items() if k[0] != "_"} for r in rows], indent=1))
+        print(to_json([{k: v for k, v in r.items() if k[0] != "_"} for r in rows], indent=1))
         return 0
     console.print(
         _table(
@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     f, result = _run(args, log_lr=False, plot_needs_2d=True)
     rows = result.records()
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(to_json(rows, indent=1))
     else:
         console.print(
             _table(
@@ -172,7 +172,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     f, result = _run(args, log_lr=True)
     rows = summarize(result)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(to_json(rows, indent=1))
     else:
         swept_keys = [k for k in rows[0] if k in HYPER]
         shown = {**{k: k for k in swept_keys}, **SWEEP_COLUMNS}

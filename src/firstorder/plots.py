@@ -1,27 +1,33 @@
 """Figures shared by the command line and the experiments: contour maps with trajectories,
-and heatmaps of a sweep."""
+and heatmaps of a sweep.
+
+The figures are :class:`matplotlib.figure.Figure` objects made without pyplot: importing this
+module leaves matplotlib's backend as it was (a notebook keeps its own), and a figure made
+here is not kept in pyplot's list of open figures. The command line and the tour's worker
+processes choose the Agg backend themselves, as they only write files.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.backend_bases import FigureCanvasBase
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
-
-from firstorder import rules  # noqa: E402
-from firstorder.files import atomic  # noqa: E402
-from firstorder.trajectories import Trajectories  # noqa: E402
+from firstorder import rules
+from firstorder.errors import UserValueError
+from firstorder.files import atomic
+from firstorder.trajectories import Trajectories
 
 # the notes' symbols for the numeric hyperparameters' names, from their specs in rules.py
 SYMBOLS = {n: h.symbol for n, h in rules.HYPERPARAMETERS.items() if not h.switch}
 
 
-def contour(ax: plt.Axes, landscape, window=None, levels: int = 16) -> None:
+def contour(ax: Axes, landscape, window=None, levels: int = 16) -> None:
     """Contour lines of f over ``window`` (the landscape's own by default), shaded by band.
 
     Where f has a minimum the levels are log-spaced in f − min f, so a narrow canyon floor and a
@@ -57,7 +63,7 @@ def contour(ax: plt.Axes, landscape, window=None, levels: int = 16) -> None:
     lines.set_in_layout(False)  # bbox_inches="tight" need not measure every contour path
 
 
-def mark_critical_points(ax: plt.Axes, landscape) -> None:
+def mark_critical_points(ax: Axes, landscape) -> None:
     """The landscape's minima (★) and saddles (×) on a contour map."""
     for m in landscape.minima:
         ax.plot(*m.x[:2], "*", color="gold", ms=12, mec="black", zorder=5)
@@ -65,16 +71,17 @@ def mark_critical_points(ax: plt.Axes, landscape) -> None:
         ax.plot(*s.x[:2], "x", color="black", ms=8, zorder=5)
 
 
-def trajectories_figure(result: Trajectories, landscape, title: str = "") -> plt.Figure:
+def trajectories_figure(result: Trajectories, landscape, title: str = "") -> Figure:
     """One panel per configuration: the paths of every start on the contour map; a run that
     diverged ends in ✕, one that escaped (a surface unbounded below) in ▲, at the map's edge
     when it stopped outside it."""
     if result.x is None:
-        raise ValueError("result must be recorded with record='full' to draw its paths.")
+        raise UserValueError("result must be recorded with record='full' to draw its paths.")
     C = result.configs
     cols = min(C, 3)
     rows = (C + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.0 * rows), squeeze=False)
+    fig = Figure(figsize=(4.6 * cols, 4.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for c, ax in enumerate(axes.flat):
         if c >= C:
             ax.axis("off")
@@ -108,7 +115,7 @@ def trajectories_figure(result: Trajectories, landscape, title: str = "") -> plt
     return fig
 
 
-def sweep_heatmap(result: Trajectories, x: str, y: str | None, value: str) -> plt.Figure:
+def sweep_heatmap(result: Trajectories, x: str, y: str | None, value: str) -> Figure:
     """A heatmap over the grid of hyperparameters ``x`` (and ``y``): the median over starts of
     ``value`` ("steps" to target or final "loss"); diverged cells are marked ✕."""
     xs = sorted(set(result.hyper[x]))
@@ -125,7 +132,8 @@ def sweep_heatmap(result: Trajectories, x: str, y: str | None, value: str) -> pl
         else:
             grid[i, j] = float((result.final_f[c] - (result.f_star or 0.0)).abs().median())
         diverged[i, j] = bool((result.diverged_at[c] >= 0).float().mean() > 0.5)
-    fig, ax = plt.subplots(figsize=(7, 5 if y else 2.5))
+    fig = Figure(figsize=(7, 5 if y else 2.5))
+    ax = fig.subplots()
     shown = np.where(diverged, np.nan, grid)
     if value == "loss":
         shown = np.log10(np.maximum(shown, 1e-300))
@@ -145,24 +153,26 @@ def sweep_heatmap(result: Trajectories, x: str, y: str | None, value: str) -> pl
 
 
 def check_suffix(path: str | Path, name: str = "path") -> None:
-    """Raise a ValueError naming ``name`` unless ``path`` ends in a format matplotlib writes
+    """Raise a UserValueError naming ``name`` unless ``path`` ends in a format matplotlib writes
     (the command line checks ``--plot`` before it runs anything)."""
     kinds = FigureCanvasBase.get_supported_filetypes()
     if Path(path).suffix[1:].lower() not in kinds:
-        raise ValueError(
+        raise UserValueError(
             f"{name} must end in one of {', '.join('.' + k for k in sorted(kinds))}, "
             f"got {str(path)!r}."
         )
 
 
-def save(fig: plt.Figure, path: str | Path) -> Path:
+def save(fig: Figure, path: str | Path) -> Path:
     """Save in the format of the file's suffix, atomically (:func:`firstorder.files.atomic`),
-    and close the figure."""
+    and close the figure (in pyplot too, for a figure made through pyplot)."""
     path = Path(path)
     try:
         check_suffix(path)
         with atomic(path, "wb") as fh:
             fig.savefig(fh, format=path.suffix[1:].lower(), dpi=120, bbox_inches="tight")
     finally:
-        plt.close(fig)
+        pyplot = sys.modules.get("matplotlib.pyplot")  # imported by whoever made it that way
+        if pyplot is not None:
+            pyplot.close(fig)
     return path

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from firstorder import curvature, rules
+from firstorder.errors import UserValueError
 from firstorder.files import write_atomic
 from firstorder.kernels import engine as engine_kernels
 from firstorder.observe import Observer, compiled_observer, value_and_grad
@@ -133,7 +134,7 @@ def _block(
         )
     missing = [n for n, default in rule.hyper.items() if default is None and n not in hyper]
     if missing:
-        raise ValueError(f"{missing[0]} must be given for {rule.name}, got nothing.")
+        raise UserValueError(f"{missing[0]} must be given for {rule.name}, got nothing.")
     # the grid's axes in the rule's order, defaults where the user gave nothing
     values, C = grid(
         **{n: hyper.get(n, d) for n, d in rule.hyper.items() if n in hyper or d is not None}
@@ -362,7 +363,7 @@ def _check_memory(
     need = C * B * ((steps + 1) * RECORDED[record](d) * 2 + WORKING * d) * dtype.itemsize
     allowed = memory_available() // 2
     if need > allowed:
-        raise ValueError(
+        raise UserValueError(
             f"the grid must fit in memory: {C} configurations × {B} starts × {steps + 1} "
             f"steps recorded as {record!r} need about {need / 1e9:.3g} GB, and at most "
             f"{allowed / 1e9:.3g} GB (half the memory available) is allowed; use fewer "

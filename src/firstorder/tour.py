@@ -36,8 +36,9 @@ from rich.progress import (
 )
 
 from firstorder import experiments, report
+from firstorder.errors import UserValueError
 from firstorder.experiments import Context, Experiment, Finding
-from firstorder.files import write_atomic
+from firstorder.files import from_json, old_non_finite_as_null, to_json, write_atomic
 
 
 def select(only: Iterable[str] | None = None) -> list[Experiment]:
@@ -63,7 +64,7 @@ def run_tour(
     runs on one thread and seeds its own generators, so the numbers do not depend on ``jobs``).
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}.")
+        raise UserValueError(f"jobs must be a whole number >= 1, got {jobs!r}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     chosen = select(only)
@@ -178,7 +179,8 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent
 def _worker_init(parent: int) -> None:
     """A worker process lives only as long as its tour: on Linux the kernel kills it when the
     tour's process dies, however it dies (kill -9 too). Ctrl-C is the tour's to handle: it
-    stops the workers itself (a terminal sends SIGINT to every process of the group)."""
+    stops the workers itself (a terminal sends SIGINT to every process of the group).
+    Its figures go to files: matplotlib's Agg backend, which needs no display."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         # strictly: when the thread that started this worker ends; that is the thread running
@@ -186,6 +188,9 @@ def _worker_init(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the tour died before prctl took effect
         os._exit(1)
+    import matplotlib
+
+    matplotlib.use("agg")
 
 
 @contextmanager
@@ -245,9 +250,19 @@ def _run_one(exp: Experiment, ctx: Context) -> Finding:
         return _error_finding(
             exp,
             f"the experiment raised {type(err).__name__}: {err}",
-            traceback.format_exc(limit=3),
+            _innermost(err),
             time.perf_counter() - t0,
         )
+
+
+TRACEBACK_FRAMES = 8  # the innermost frames: where it failed, not the tour's own calls into it
+
+
+def _innermost(err: BaseException) -> str:
+    """The traceback of ``err`` cut to its innermost TRACEBACK_FRAMES frames: the line that
+    raised and the experiment's code that led to it (the outermost frames are the tour's and
+    are the same for every experiment)."""
+    return "".join(traceback.format_exception(err, limit=-TRACEBACK_FRAMES))
 
 
 def save(findings: list[Finding], out: Path, *, quick: bool, seed: int, seconds: float) -> None:
@@ -255,9 +270,11 @@ def save(findings: list[Finding], out: Path, *, quick: bool, seed: int, seconds:
     results = {
         "mode": "quick" if quick else "full",
         "seed": seed,
-        "findings": [_relative(f.to_json(), out) for f in findings],
+        # an experiment's numbers may still hold the strings "inf" and "nan" of the old
+        # format (experiments.base made them so): null too, as every non-finite number
+        "findings": [old_non_finite_as_null(_relative(f.to_json(), out)) for f in findings],
     }
-    write_atomic(out / "results.json", json.dumps(results, indent=1, ensure_ascii=False))
+    write_atomic(out / "results.json", to_json(results, indent=1, ensure_ascii=False))
     write_atomic(
         out / "report.html", report.html(findings, quick=quick, seed=seed, seconds=seconds)
     )
@@ -269,19 +286,20 @@ def _relative(finding: dict, out: Path) -> dict:
 
 
 def load(path: str | Path) -> list[dict]:
-    """The findings of a results.json written by a tour."""
+    """The findings of a results.json written by a tour (an earlier version's "inf" strings for
+    non-finite numbers are read as null, as a tour writes them now)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = from_json(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
-        raise ValueError(
+        raise UserValueError(
             f"results file {str(path)!r} must be UTF-8 JSON, got other bytes."
         ) from None
     except (OSError, json.JSONDecodeError) as err:
         msg = f"results file must be a tour's results.json, got {str(path)!r}: {err}."
-        raise ValueError(msg) from None
+        raise UserValueError(msg) from None
     if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
-        raise ValueError(
+        raise UserValueError(
             f"results file {str(path)!r} must be an object with a list of findings, as a tour "
             f'writes it ({{"findings": [...]}}), got {json.dumps(data)[:40]}.'
         )

@@ -7,7 +7,6 @@ measured now or read from a tour's results.json; ``cards`` writes a study card p
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from firstorder.cli_options import UsageError
+from firstorder.files import to_json
 
 
 def cmd_tour(args: argparse.Namespace, console: Console) -> int:
@@ -63,7 +63,7 @@ def cmd_claims(args: argparse.Namespace, console: Console) -> int:
             {"id": f.id, "claim": f.claim, "verdict": f.verdict, "evidence": f.evidence}
             for f in findings
         ]
-        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        print(to_json(rows, indent=1, ensure_ascii=False))
     else:
         _print_verdicts(findings, console)
     return 0

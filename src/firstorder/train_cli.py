@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 
 import torch
 from rich.console import Console
@@ -14,6 +13,7 @@ from rich.table import Table
 from firstorder import data as datasets
 from firstorder import plots, rules
 from firstorder.errors import UserValueError
+from firstorder.files import to_json
 from firstorder.nn import MLP
 from firstorder.optim import OPTIMIZERS
 from firstorder.train import compare
@@ -112,7 +112,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
         )
     histories = _train(args, console, names, data, widths)
     if args.json:
-        print(json.dumps({n: json.loads(h.to_json()) for n, h in histories.items()}, indent=1))
+        print(to_json({n: h.to_dict() for n, h in histories.items()}, indent=1))
     else:
         console.print(_table(args, histories))
     if args.plot:

@@ -8,7 +8,6 @@ target, median final gap f(x_T) − f*), as the claims' experiments and ``firsto
 from __future__ import annotations
 
 import csv
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -17,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from firstorder.files import write_atomic
+from firstorder.errors import UserValueError
+from firstorder.files import to_json, write_atomic
 
 
 @dataclass
@@ -98,11 +98,12 @@ class Trajectories:
         return rows
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the tidy table as CSV or JSON (by the file's suffix), atomically."""
+        """Write the tidy table as CSV or JSON (by the file's suffix), atomically; in JSON a
+        non-finite number is null (:func:`firstorder.files.to_json`), in CSV it is inf or nan."""
         path = Path(path)
         rows = self.records()
         if path.suffix == ".json":
-            text = json.dumps(rows, indent=1, allow_nan=True)
+            text = to_json(rows, indent=1)  # a diverged final_f is null
         elif path.suffix == ".csv":
             with tempfile.SpooledTemporaryFile(mode="w+", newline="") as buf:
                 writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -111,14 +112,14 @@ class Trajectories:
                 buf.seek(0)
                 text = buf.read()
         else:
-            raise ValueError(f"path must end in .csv or .json, got {str(path)!r}.")
+            raise UserValueError(f"path must end in .csv or .json, got {str(path)!r}.")
         return write_atomic(path, text)
 
 
 def final_gap(result: Trajectories) -> Tensor:
     """f(x_T) − f* for every trajectory [C, B] (+inf where it diverged)."""
     if result.f_star is None:
-        raise ValueError(
+        raise UserValueError(
             f"landscape must list its minima to measure a gap, got {result.landscape}."
         )
     gap = result.final_f - result.f_star

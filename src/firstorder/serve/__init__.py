@@ -11,11 +11,13 @@ import socket
 import threading
 import webbrowser
 
+from firstorder.errors import UserValueError
+
 
 def serve(port: int = 8765, open_browser: bool = False, host: str = "127.0.0.1") -> None:
     """Serve the playground at http://host:port/ until interrupted."""
     if not (isinstance(port, int) and 1 <= port <= 65535):
-        raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}.")
+        raise UserValueError(f"port must be an integer from 1 to 65535, got {port!r}.")
 
     import torch
     import uvicorn
@@ -26,7 +28,7 @@ def serve(port: int = 8765, open_browser: bool = False, host: str = "127.0.0.1")
         try:
             probe.bind((host, port))
         except OSError:
-            raise ValueError(
+            raise UserValueError(
                 f"port {port} is in use on {host}; choose another with --port."
             ) from None
 

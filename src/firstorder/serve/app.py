@@ -75,6 +75,7 @@ import json
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,6 +86,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from firstorder import landscapes, rules
+from firstorder.errors import UserError
+from firstorder.files import to_json
 from firstorder.observe import Observer, compiled_observer
 from firstorder.run import Trajectories, run_many, warm_up
 from firstorder.serve import catalog, guard, validate
@@ -104,8 +107,9 @@ STATIC_FILES = {
 
 
 def _dumps(payload: object) -> str:
-    # json.dumps directly: FastAPI's encoder is slow on long lists; NaN is not JSON
-    return json.dumps(payload, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    # not FastAPI's encoder, slow on long lists; a non-finite number is null, as in every
+    # JSON firstorder writes (the tensors are made plain by _plain, in NumPy, before)
+    return to_json(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def _json(payload: object, status: int = 200) -> Response:
@@ -238,7 +242,6 @@ def run_request(
     α in about the time of one) and are kept for the next requests, not sent.
     """
     t0 = time.perf_counter()
-    cancel = cancel or threading.Event()
     common = (req["landscape"], json.dumps(req["starts"]), req["steps"], req["tol_f"], compile)
 
     def key_of(name: str, hyper: dict) -> tuple:
@@ -248,56 +251,108 @@ def run_request(
     with _lock:
         found = {key: _cache[key] for key in keys if key in _cache}
     missing = [i for i, key in enumerate(keys) if key not in found]
-    seconds: dict[tuple, float] = {}
     f = validate.landscape(req["landscape"])
     if compile:  # returns at once: what is not compiled yet starts compiling, and runs eagerly
         warm_up(f, [req["optimizers"][i] for i in missing])
     compiled = compile and compiled_observer(f).ready(f.dim)
+    seconds: dict[tuple, float] = {}
     if missing:
-        specs, grids = [], []  # per run: its spec, and the cache key of each configuration
-        for i in missing:
-            name, hyper = req["optimizers"][i]
-            axis, values = req["prefetch"].get(i, (None, []))
-            with _lock:
-                ahead = [
-                    v
-                    for v in dict.fromkeys(values)
-                    if v != hyper.get(axis) and key_of(name, {**hyper, axis: v}) not in _cache
-                ]
-            grids.append([keys[i]] + [key_of(name, {**hyper, axis: v}) for v in ahead])
-            if ahead:  # the asked-for value first, then the values ahead: one grid axis
-                first = hyper.get(axis, rules.RULES[name].hyper[axis])
-                specs.append((name, {**hyper, axis: [first, *ahead]}))
-            else:
-                specs.append((name, hyper))
-        observer = compiled_observer(f) if compile else Observer(f)
-        try:  # in turns with other runs, a slice at a time; stopped if the client goes
-            with Paced(observer, _turns, cancel) as paced:
-                results = run_many(
-                    f,
-                    specs,
-                    starts=req["starts"],
-                    steps=req["steps"],
-                    tol_f=req["tol_f"],
-                    record="full",
-                    compile=compile,
-                    observer=paced,
-                )
-        except Cancelled:
-            with _lock:
-                stats["cancelled"] += 1
-            raise
+        specs, grids = _specs(req, missing, keys, key_of)
+        results, share = _run_missing(f, req, specs, compile, cancel or threading.Event())
+        _keep(specs, grids, results, found, seconds, share)
+    head = {
+        "landscape": req["landscape"],
+        "steps": req["steps"],
+        "starts": req["starts"],
+        "f_star": f.f_star if f.minima else None,
+        "seconds": time.perf_counter() - t0,
+        "observation": "compiled" if compiled else "eager",
+    }
+    return _response(head, keys, found, seconds)
+
+
+def _specs(
+    req: dict[str, Any], missing: list[int], keys: list[tuple], key_of: Callable
+) -> tuple[list[tuple[str, dict]], list[list[tuple]]]:
+    """The run of each optimizer not in the cache, its prefetched values (those not cached
+    yet) as one grid axis after the value asked for; and per run, the cache key of each of
+    its configurations."""
+    specs, grids = [], []
+    for i in missing:
+        name, hyper = req["optimizers"][i]
+        axis, values = req["prefetch"].get(i, (None, []))
         with _lock:
-            stats["runs"] += 1
-        share = paced.seconds / len(missing)
+            ahead = [
+                v
+                for v in dict.fromkeys(values)
+                if v != hyper.get(axis) and key_of(name, {**hyper, axis: v}) not in _cache
+            ]
+        grids.append([keys[i]] + [key_of(name, {**hyper, axis: v}) for v in ahead])
+        if ahead:  # the asked-for value first, then the values ahead: one grid axis
+            first = hyper.get(axis, rules.RULES[name].hyper[axis])
+            specs.append((name, {**hyper, axis: [first, *ahead]}))
+        else:
+            specs.append((name, hyper))
+    return specs, grids
+
+
+def _run_missing(
+    f: landscapes.Landscape,
+    req: dict[str, Any],
+    specs: list[tuple[str, dict]],
+    compile: bool,
+    cancel: threading.Event,
+) -> tuple[list[Trajectories], float]:
+    """Run ``specs`` together, in turns with other runs, a slice at a time, stopped if the
+    client goes; the results and each run's share of the time."""
+    observer = compiled_observer(f) if compile else Observer(f)
+    try:
+        with Paced(observer, _turns, cancel) as paced:
+            results = run_many(
+                f,
+                specs,
+                starts=req["starts"],
+                steps=req["steps"],
+                tol_f=req["tol_f"],
+                record="full",
+                compile=compile,
+                observer=paced,
+            )
+    except Cancelled:
         with _lock:
-            for (name, _), grid, r in zip(specs, grids, results):
-                found[grid[0]] = (name, r, 0)
-                seconds[grid[0]] = share
-                for c, key in enumerate(grid):
-                    _cache[key] = (name, r, c)  # the JSON text is made when first asked for
-                    _cache.move_to_end(key)
-            _trim_cache()
+            stats["cancelled"] += 1
+        raise
+    with _lock:
+        stats["runs"] += 1
+    return results, paced.seconds / len(specs)
+
+
+def _keep(
+    specs: list[tuple[str, dict]],
+    grids: list[list[tuple]],
+    results: list[Trajectories],
+    found: dict[tuple, str | tuple],
+    seconds: dict[tuple, float],
+    share: float,
+) -> None:
+    """Cache every configuration of the new runs; the ones asked for go into ``found``."""
+    with _lock:
+        for (name, _), grid, r in zip(specs, grids, results):
+            found[grid[0]] = (name, r, 0)
+            seconds[grid[0]] = share
+            for c, key in enumerate(grid):
+                _cache[key] = (name, r, c)  # the JSON text is made when first asked for
+                _cache.move_to_end(key)
+        _trim_cache()
+
+
+def _response(
+    head: dict[str, object],
+    keys: list[tuple],
+    found: dict[tuple, str | tuple],
+    seconds: dict[tuple, float],
+) -> str:
+    """The response's JSON text: ``head``, then the runs of ``keys`` in order."""
     # a run's JSON takes about 20 ms to make: only the runs asked for are encoded, each once
     texts = {key: e if isinstance(e, str) else _encode(*e) for key, e in found.items()}
     with _lock:
@@ -306,17 +361,7 @@ def run_request(
                 _cache[key] = text
         _trim_cache()
     runs = [f'{{"seconds":{seconds.get(key, 0.0):.6f},' + texts[key][1:] for key in keys]
-    head = _dumps(
-        {
-            "landscape": req["landscape"],
-            "steps": req["steps"],
-            "starts": req["starts"],
-            "f_star": f.f_star if f.minima else None,
-            "seconds": time.perf_counter() - t0,
-            "observation": "compiled" if compiled else "eager",
-        }
-    )
-    return head[:-1] + ',"runs":[' + ",".join(runs) + "]}"
+    return _dumps(head)[:-1] + ',"runs":[' + ",".join(runs) + "]}"
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -341,10 +386,17 @@ def create_app(compile: bool = True, host: str = "127.0.0.1") -> FastAPI:
         redoc_url=None,  # in this module's docstring and the README instead
         openapi_url=None,
     )
-
     hosts = tuple(dict.fromkeys((*guard.LOCAL_HOSTS, urlsplit(f"//{host}").hostname or host)))
-
     app.add_middleware(guard.SameOrigin, hosts=hosts)
+    _add_error_handlers(app)
+    _add_routes(app, compile)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"error": one sentence, "field"}``: 4xx for the request's mistakes
+    (422 for a value a checker below the validation refused, as a UserError), 500 for a bug,
+    whose traceback goes to the server's log, not to the page."""
 
     @app.exception_handler(guard.Gone)
     async def gone(request: Request, err: guard.Gone) -> Response:
@@ -356,6 +408,20 @@ def create_app(compile: bool = True, host: str = "127.0.0.1") -> FastAPI:
         if err.status in (408, 413):  # the rest of the body is not read: close the connection
             response.headers["connection"] = "close"
         return response
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, err: UserError) -> Response:
+        return _error(422, "request", str(err))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, err: Exception) -> Response:
+        # Starlette raises it again after this answer: the server logs its traceback
+        return _error(
+            500,
+            "server",
+            f"the server failed ({type(err).__name__}); this is a bug in firstorder, and "
+            "its traceback is in the server's log.",
+        )
 
     @app.exception_handler(404)
     async def not_found(request: Request, err: Exception) -> Response:
@@ -369,6 +435,10 @@ def create_app(compile: bool = True, host: str = "127.0.0.1") -> FastAPI:
     @app.exception_handler(405)
     async def bad_method(request: Request, err: Exception) -> Response:
         return _error(405, "method", f"method {request.method} is not allowed on this path.")
+
+
+def _add_routes(app: FastAPI, compile: bool) -> None:
+    """The page, its static files, and the three endpoints of the JSON API."""
 
     @app.get("/")
     def index() -> Response:
@@ -384,26 +454,7 @@ def create_app(compile: bool = True, host: str = "127.0.0.1") -> FastAPI:
 
     @app.get("/api/landscapes")
     def list_landscapes() -> Response:
-        items = []
-        for name in validate.names():
-            f = validate.landscape(name)
-            items.append(
-                {
-                    "name": name,
-                    "description": f.description,
-                    "obstacles": list(f.obstacles),
-                    "dim": f.dim,
-                    "try": prompts(name),  # "try this": a sentence and the page state it sets
-                }
-            )
-        optimizers = catalog.optimizers()
-        limits = {
-            "starts": validate.MAX_STARTS,
-            "steps": validate.MAX_STEPS,
-            "optimizers": validate.MAX_OPTIMIZERS,
-            "grid": list(validate.GRID),
-        }
-        return _json({"landscapes": items, "optimizers": optimizers, "limits": limits})
+        return _json(_catalog())
 
     @app.get("/api/landscape/{name}")
     def get_landscape(name: str, n: str = "120") -> Response:
@@ -418,4 +469,26 @@ def create_app(compile: bool = True, host: str = "127.0.0.1") -> FastAPI:
         text = await guard.run_watched(request, run_request, req, compile)
         return Response(text, media_type="application/json")
 
-    return app
+
+def _catalog() -> dict[str, object]:
+    """What GET /api/landscapes answers: the landscapes, the optimizers, the limits."""
+    items = []
+    for name in validate.names():
+        f = validate.landscape(name)
+        items.append(
+            {
+                "name": name,
+                "description": f.description,
+                "obstacles": list(f.obstacles),
+                "dim": f.dim,
+                "try": prompts(name),  # "try this": a sentence and the page state it sets
+            }
+        )
+    optimizers = catalog.optimizers()
+    limits = {
+        "starts": validate.MAX_STARTS,
+        "steps": validate.MAX_STEPS,
+        "optimizers": validate.MAX_OPTIMIZERS,
+        "grid": list(validate.GRID),
+    }
+    return {"landscapes": items, "optimizers": optimizers, "limits": limits}

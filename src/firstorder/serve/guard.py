@@ -13,7 +13,6 @@ its connection behave.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from firstorder.files import to_json
 from firstorder.serve import validate
 from firstorder.serve.turns import Cancelled
 from firstorder.serve.validate import RequestError, show
@@ -94,7 +94,7 @@ class SameOrigin:
         if scope["type"] == "http":
             err = origin_error(Request(scope), self.hosts)
             if err is not None:
-                body = json.dumps({"error": str(err), "field": err.field}, ensure_ascii=False)
+                body = to_json({"error": str(err), "field": err.field}, ensure_ascii=False)
                 response = Response(body, status_code=err.status, media_type="application/json")
                 await response(scope, receive, send)
                 return
