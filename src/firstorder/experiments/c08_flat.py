@@ -16,7 +16,7 @@ from firstorder.experiments.base import (
     register,
 )
 from firstorder.experiments.c08_canyons import HELPS, ring
-from firstorder.run import value_and_grad
+from firstorder.observe import value_and_grad
 
 ESCAPED = 0.5  # left the plateau: f < 0.5, halfway down the well (radius < 1.18σ)
 R_LO, R_HI = 3.5, 5.0  # starts on the plain: ‖g‖ from 7.6e-3 down to 1.9e-5

@@ -15,8 +15,8 @@ from firstorder.experiments.c08_canyons import ring
 from firstorder.experiments.c08_flat import R_HI, R_LO
 from firstorder.experiments.c08_saddles import SADDLES, near_manifold
 from firstorder.nn import MLP
+from firstorder.observe import value_and_grad
 from firstorder.optim import Adam
-from firstorder.run import value_and_grad
 from firstorder.train import train
 
 TOL = 1e-3  # reached: f − f* < 1e-3 (or below the escape level on surfaces without a minimum)
