@@ -207,8 +207,9 @@ def run_many(
     # a compiled rule, if ready now, for the whole run (one still compiling: the eager rule)
     updates = [blk.compiled.get() if blk.compiled is not None else None for blk in blocks]
     stops, rec = Stops(C, B, escapes), Record(record)
-    k = stepping.loop(landscape, x, blocks, updates, observer, targets, stops, rec, steps)
-    return _results(landscape, x0, x, k, blocks, updates, stops, rec, f_star)
+    with stepping.threads_for(x.numel()):
+        k = stepping.loop(landscape, x, blocks, updates, observer, targets, stops, rec, steps)
+        return _results(landscape, x0, x, k, blocks, updates, stops, rec, f_star)
 
 
 def _check_options(steps: object, record: object, tol_f: float | None, tol_x: float | None) -> None:

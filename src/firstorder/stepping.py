@@ -9,7 +9,9 @@ a stopped trajectory is put back where it stopped, so it stays frozen while the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -18,6 +20,34 @@ from torch import Tensor
 from firstorder import curvature, rules
 from firstorder.kernels import engine as engine_kernels
 from firstorder.observe import Observer
+
+# Below this many numbers in x [C, B, d], the engine's torch operations run on one thread. An
+# operation on a few hundred values opens a multi-threaded region whose start costs more than
+# the work (torch.sqrt on a hundred values: 15–21 ms a call on a busy 2-core machine, issue 23).
+# Measured once (Adam on Rosenbrock, eager, 50 steps, the 2-core VM loaded by other jobs), ms a
+# step with 1 / 2 threads: 256 numbers 0.56 / 9.8, 4,096 1.3 / 4.0, 65,536 7.2 / 89, 262,144
+# 11 / 69: one thread won at every size there; 2¹⁶ keeps the threads for the large sweeps,
+# where an idle machine gains from them.
+SINGLE_THREAD_BELOW = 65_536
+
+
+@contextmanager
+def threads_for(numbers: int) -> Iterator[None]:
+    """Run the body on one torch thread if ``numbers`` < :data:`SINGLE_THREAD_BELOW`, and put
+    the thread count back after, whatever happens. Only on the main thread: the count is the
+    process's, and another thread (a server's) must not change it under the main one."""
+    before = torch.get_num_threads()
+    if numbers >= SINGLE_THREAD_BELOW or before == 1:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
