@@ -26,7 +26,7 @@ CASES = {
             "--sample",
             "2",
         ],  # fmt: skip
-        ["| playground: 55 configurations × 50 steps |", "ratio (playground): eager takes"],
+        ["| playground: 55 configurations × 50 steps |", "ratio (playground): the loop takes"],
     ),
     "train_speed.py": (
         ["--epochs", "1", "--repeats", "1", "--layers", "64,16,10", "--zero-grad", "zeros"],
