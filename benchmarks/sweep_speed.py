@@ -208,5 +208,6 @@ def main() -> None:
                 ratio = best[size, "loop"] / best[size, a]
                 print(f"ratio ({size}): the loop takes {ratio:,.0f}x the time of {a}")
 
+
 if __name__ == "__main__":
     main()
