@@ -30,7 +30,7 @@ from torch import Tensor
 from firstorder import memory, rules, stepping
 from firstorder.errors import UserValueError
 from firstorder.kernels import engine as engine_kernels
-from firstorder.observe import Observer, compiled_observer, value_and_grad
+from firstorder.observe import Observer, compiled_observer, landscape_key, value_and_grad
 from firstorder.stepping import Block, Record, Stops, Targets
 from firstorder.trajectories import Trajectories, summarize
 
@@ -202,14 +202,41 @@ def run_many(
     escapes = bool(getattr(landscape, "unbounded_below", False))  # leaving bound: an escape
     f_star = _f_star(landscape)
     targets = Targets(bound, escapes, f_star, tol_f, _global_minima(landscape, dtype), tol_x)
+    chunked = compile and observer is None and record == "final" and tol_x is None
     if observer is None:
         observer = compiled_observer(landscape) if compile else Observer(landscape)
     # a compiled rule, if ready now, for the whole run (one still compiling: the eager rule)
     updates = [blk.compiled.get() if blk.compiled is not None else None for blk in blocks]
+    kernels = _chunk_kernels(landscape, blocks, dtype) if chunked and not escapes else None
     stops, rec = Stops(C, B, escapes), Record(record)
     with stepping.threads_for(x.numel()):
-        k = stepping.loop(landscape, x, blocks, updates, observer, targets, stops, rec, steps)
+        k, done = stepping.chunks(x, blocks, kernels, targets, stops, steps) if kernels else (0, 0)
+        if not done:
+            k = stepping.loop(
+                landscape, x, blocks, updates, observer, targets, stops, rec, steps, start=k
+            )
         return _results(landscape, x0, x, k, blocks, updates, stops, rec, f_star)
+
+
+def _chunk_kernels(
+    landscape: Callable[[Tensor], Tensor], blocks: list[Block], dtype: torch.dtype
+) -> list | None:
+    """Each block's kernel of many steps (:func:`~firstorder.kernels.engine.engine_steps`),
+    or None unless every block has one ready (a landscape without ``dim``, Newton's rule, a
+    kernel still compiling in the background or impossible: the run steps one by one)."""
+    if getattr(landscape, "dim", None) is None:
+        return None
+    kernels = []
+    for blk in blocks:
+        if blk.compiled is None:
+            return None
+        switches = {n: blk.hyper[n] for n in blk.rule.switches if n in blk.hyper}
+        key = landscape_key(landscape)
+        kernel = engine_kernels.engine_steps(landscape, key, blk.rule, dtype, switches).get()
+        if kernel is None:
+            return None
+        kernels.append(kernel)
+    return kernels
 
 
 def _check_options(steps: object, record: object, tol_f: float | None, tol_x: float | None) -> None:
@@ -315,9 +342,13 @@ def warm_up(
     ready, such runs use the eager form, the same numbers to float64 rounding."""
     compiled_observer(landscape).warm_up(landscape.dim, dtype, wait=wait)
     for name, hyper in optimizers:
-        engine = _engine_kernel(rules.get(name), hyper, dtype)
+        rule = rules.get(name)
+        engine = _engine_kernel(rule, hyper, dtype)
         if engine is not None:
             engine.warm_up(wait=wait)
+            switches = {n: hyper[n] for n in rule.switches if n in hyper}
+            key = landscape_key(landscape)
+            engine_kernels.engine_steps(landscape, key, rule, dtype, switches).warm_up(wait=wait)
 
 
 def _effective_steps(blk: Block, B: int, d: int, dtype: torch.dtype) -> Tensor:

@@ -9,6 +9,7 @@ a stopped trajectory is put back where it stopped, so it stays frozen while the 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -189,6 +190,41 @@ def step_blocks(
             blk.history.append(blk.rule.effective_step(blk.state, blk.hyper, k + 1))
 
 
+def chunks(
+    x: Tensor, blocks: list[Block], kernels: list, targets: Targets, stops: Stops, steps: int
+) -> tuple[int, bool]:
+    """Run whole chunks of :data:`~firstorder.kernels.engine.CHUNK` steps, each block by its
+    chunk kernel (``kernels``), while one fits before ``steps``; the host checks who is still
+    running once per chunk. The step k to go on from, and whether every trajectory stopped
+    (then k is the step at which the last one did, as :func:`loop` would have ended)."""
+    K = engine_kernels.CHUNK
+    numbers = (
+        math.inf if targets.bound is None else targets.bound,
+        0.0 if targets.tol_f is None or targets.f_star is None else targets.f_star,
+        -math.inf if targets.tol_f is None or targets.f_star is None else targets.tol_f,
+    )
+    bound, f_star, tol_f = (torch.full((1, 1), v, dtype=x.dtype) for v in numbers)
+    k0 = 0
+    while k0 + K <= steps:
+        k_t = torch.full((1, 1, 1), float(k0), dtype=x.dtype)
+        for blk, kernel in zip(blocks, kernels):
+            s = slice(blk.c0, blk.c1)
+            active, to_target, diverged = kernel(
+                x[s], *blk.state.values(), k_t, *blk.tensors.values(), bound, f_star, tol_f,
+                stops.active[s], stops.steps_to_target[s], stops.diverged_at[s],
+            )  # fmt: skip
+            stops.active[s], stops.steps_to_target[s], stops.diverged_at[s] = (
+                active, to_target, diverged
+            )  # fmt: skip
+        k0 += K
+        running = int(stops.active.sum())
+        stops.all_active = running == stops.active.numel()
+        if running == 0:
+            last = torch.maximum(stops.steps_to_target, stops.diverged_at).max()
+            return int(last), True
+    return k0, False
+
+
 def loop(
     landscape: Callable[[Tensor], Tensor],
     x: Tensor,
@@ -199,10 +235,11 @@ def loop(
     stops: Stops,
     record: Record,
     steps: int,
+    start: int = 0,
 ) -> int:
-    """Run up to ``steps`` steps on x in place; the number of steps taken (fewer where every
-    trajectory stopped before)."""
-    for k in range(steps + 1):
+    """Run up to ``steps`` steps on x in place, from step ``start``; the number of steps taken
+    (fewer where every trajectory stopped before)."""
+    for k in range(start, steps + 1):
         # stopping criteria, checked at every recorded point, the start included
         fx, g, g_norm, out, reached = targets.observe(observer, x)
         stops.mark(k, fx, g, out, reached)
