@@ -57,7 +57,7 @@ def torch_engine(compile: bool) -> Callable:
 
     def timed(starts, lrs, rho1s, steps: int) -> float:
         if compile:
-            warm_up(f, [("adam", {})], wait=True)
+            warm_up(f, [("adam", {})], wait=True, record="final")
         t0 = time.perf_counter()
         r = run(f, "adam", starts=starts, steps=steps, lr=lrs, rho1=rho1s, record="final",
                 compile=compile)  # fmt: skip

@@ -13,7 +13,7 @@ from firstorder import landscapes, rules
 from firstorder.kernels import engine as engine_kernels
 from firstorder.kernels.trace import Deferred
 from firstorder.observe import compiled_observer
-from firstorder.run import run, run_many
+from firstorder.run import run, run_many, warm_up
 
 
 def numpy_step(name, theta, g, state, k, h):
@@ -186,3 +186,13 @@ def test_the_chunked_run_is_used_and_its_outcomes_are_all_there():
     assert (r.diverged_at >= 0).all() and r.steps == int(r.diverged_at.max()) < 300
     assert engine_kernels.CHUNK > 1
     assert any(key[1] == "gd" for key in engine_kernels._STEPS)
+
+
+def test_warm_up_builds_the_chunk_kernel_for_final_runs_only():
+    f = landscapes.get("canyon")
+    before = set(engine_kernels._STEPS)
+    warm_up(f, [("momentum", {})], wait=True)
+    assert set(engine_kernels._STEPS) == before  # a recording run steps one by one
+    warm_up(f, [("momentum", {})], wait=True, record="final")
+    built = [d for key, d in engine_kernels._STEPS.items() if key[0][0] == "canyon"]
+    assert built and all(d.ready for d in built)

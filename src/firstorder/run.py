@@ -207,7 +207,8 @@ def run_many(
         observer = compiled_observer(landscape) if compile else Observer(landscape)
     # a compiled rule, if ready now, for the whole run (one still compiling: the eager rule)
     updates = [blk.compiled.get() if blk.compiled is not None else None for blk in blocks]
-    kernels = _chunk_kernels(landscape, blocks, dtype) if chunked and not escapes else None
+    chunked &= not escapes and x.numel() < engine_kernels.CHUNK_BELOW
+    kernels = _chunk_kernels(landscape, blocks, dtype) if chunked else None
     stops, rec = Stops(C, B, escapes), Record(record)
     with stepping.threads_for(x.numel()):
         k, done = stepping.chunks(x, blocks, kernels, targets, stops, steps) if kernels else (0, 0)
@@ -335,17 +336,21 @@ def warm_up(
     *,
     dtype: torch.dtype = torch.float64,
     wait: bool = False,
+    record: str = "full",
 ) -> None:
-    """Compile what ``run_many(landscape, optimizers, compile=True)`` uses, in the background
-    unless ``wait``: the observation of ``landscape`` and each optimizer's rule (the playground
-    starts this when a page shows a landscape or asks for an optimizer). Until a kernel is
-    ready, such runs use the eager form, the same numbers to float64 rounding."""
+    """Compile what ``run_many(landscape, optimizers, compile=True, record=record)`` uses, in
+    the background unless ``wait``: the observation of ``landscape``, each optimizer's rule and,
+    for ``record="final"``, its kernel of many steps (the playground starts this when a page
+    shows a landscape or asks for an optimizer). Until a kernel is ready, such runs use the
+    eager form, the same numbers to float64 rounding."""
     compiled_observer(landscape).warm_up(landscape.dim, dtype, wait=wait)
     for name, hyper in optimizers:
         rule = rules.get(name)
         engine = _engine_kernel(rule, hyper, dtype)
-        if engine is not None:
-            engine.warm_up(wait=wait)
+        if engine is None:
+            continue
+        engine.warm_up(wait=wait)
+        if record == "final":  # only such runs go in chunks: seconds not spent for the others
             switches = {n: hyper[n] for n in rule.switches if n in hyper}
             key = landscape_key(landscape)
             engine_kernels.engine_steps(landscape, key, rule, dtype, switches).warm_up(wait=wait)

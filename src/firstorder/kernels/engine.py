@@ -77,6 +77,12 @@ def engine_rule(
 # instead of every step. Each step unrolled is more to compile (seconds); 8 cuts the fixed cost
 # of a step, its Python calls and the host's stop test, by 8.
 CHUNK = 8
+# Only batches under this many numbers run in chunks. Inductor fuses a chunk into one loop that
+# recomputes the observation for each coordinate it writes: about 10× the work per number of
+# the two kernels a step (Adam on Rosenbrock, 1 thread, 200 steps: 0.30 s against 0.033 s for
+# 17,600 numbers), which the saved fixed cost pays for only on the smallest batches (6.1 ms
+# against 7.6 ms for 220 numbers, 17 ms against 8.4 ms for 880).
+CHUNK_BELOW = 512
 
 
 def _build_engine_steps(f: Callable, rule: Rule, dtype: torch.dtype, switches: tuple) -> Callable:
@@ -85,7 +91,8 @@ def _build_engine_steps(f: Callable, rule: Rule, dtype: torch.dtype, switches: t
 
     names, n_state, fixed = engine_hyper(rule), len(rule.state), dict(switches)
 
-    def steps(x, *rest):  # no annotations: traced, they would be globals of the graph
+    def steps(x_in, *rest):  # no annotations: traced, they would be globals of the graph
+        x = x_in
         state = dict(zip(rule.state, rest[:n_state]))
         k0, *rest = rest[n_state:]
         hyper = {**dict(zip(names, rest[: len(names)])), **fixed}
@@ -97,9 +104,10 @@ def _build_engine_steps(f: Callable, rule: Rule, dtype: torch.dtype, switches: t
             to_target = torch.where(stopped & reached, k, to_target)
             diverged = torch.where(stopped & ~reached, k, diverged)
             active = active & ~out
-            x_before = x.clone()
-            rule.apply(x, g, state, hyper, k=k0 + (j + 1))
-            x.copy_(torch.where(active.unsqueeze(-1), x, x_before))  # the stopped stay put
+            x_next = x.clone()  # x itself written once, at the end: one pass, not one a step
+            rule.apply(x_next, g, state, hyper, k=k0 + (j + 1))
+            x = torch.where(active.unsqueeze(-1), x_next, x)  # the stopped stay put
+        x_in.copy_(x)
         return active, to_target, diverged
 
     d = f.dim  # the landscape's dimension, fixed; C and B unlike each other, d, 0 and 1
