@@ -77,12 +77,12 @@ def engine_rule(
 # instead of every step. Each step unrolled is more to compile (seconds); 8 cuts the fixed cost
 # of a step, its Python calls and the host's stop test, by 8.
 CHUNK = 8
-# Only batches under this many numbers run in chunks. Inductor fuses a chunk into one loop that
-# recomputes the observation for each coordinate it writes: about 10× the work per number of
-# the two kernels a step (Adam on Rosenbrock, 1 thread, 200 steps: 0.30 s against 0.033 s for
-# 17,600 numbers), which the saved fixed cost pays for only on the smallest batches (6.1 ms
-# against 7.6 ms for 220 numbers, 17 ms against 8.4 ms for 880).
-CHUNK_BELOW = 512
+# Only batches under this many numbers run in chunks: a chunk is one fused loop, which does
+# about twice the work per number of the two kernels a step (its ∇f kept in buffers, see
+# REALIZE), so the fixed cost it saves pays only on small batches. Adam on Rosenbrock, 1 thread,
+# 200 steps, chunks against step by step: 220 numbers 4.9 / 7.6 ms, 880 6.7 / 8.4 ms, 2,200
+# 10.8 / 10.6 ms, 4,400 18.6 / 13.6 ms.
+CHUNK_BELOW = 2048
 
 
 def _build_engine_steps(f: Callable, rule: Rule, dtype: torch.dtype, switches: tuple) -> Callable:
@@ -118,7 +118,18 @@ def _build_engine_steps(f: Callable, rule: Rule, dtype: torch.dtype, switches: t
     example += [torch.full((1, 1), v, dtype=dtype) for v in (float("inf"), 0.0, float("-inf"))]
     example += [torch.ones(C, B, dtype=torch.bool)]
     example += [torch.full((C, B), -1, dtype=torch.long) for _ in range(2)]
-    return traced(steps, *example)
+    # by default inductor inlines ∇f into every consumer and recomputes it per coordinate
+    # written (10× slower per number); keeping each intermediate in its own buffer avoids that
+    with torch._inductor.config.patch(REALIZE):
+        return traced(steps, *example)
+
+
+# inductor's thresholds for keeping an intermediate in a buffer rather than recomputing it
+REALIZE = {
+    "realize_reads_threshold": 1,
+    "realize_cpu_opcount_threshold": 5,
+    "realize_cpu_acc_reads_threshold": 2,
+}
 
 
 _STEPS: dict[tuple, Deferred] = {}
