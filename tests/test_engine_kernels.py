@@ -13,7 +13,7 @@ from firstorder import landscapes, rules
 from firstorder.kernels import engine as engine_kernels
 from firstorder.kernels.trace import Deferred
 from firstorder.observe import compiled_observer
-from firstorder.run import run, run_many
+from firstorder.run import run, run_many, warm_up
 
 
 def numpy_step(name, theta, g, state, k, h):
@@ -149,3 +149,50 @@ def test_a_kernel_that_cannot_be_built_warns_once_and_is_none():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert deferred.get() is None and not deferred.ready
+
+
+EPS64 = torch.finfo(torch.float64).eps
+
+
+@pytest.mark.parametrize(
+    "optimizer,hyper,steps",
+    [
+        ("adam", {"lr": [1e-3, 0.01, 0.05], "rho1": [0.0, 0.9]}, 203),  # runs to the budget
+        ("gd", {"lr": [1e-3, 2e-3, 0.5]}, 85),  # α = 0.5 diverges, the others run on
+        ("gd", {"lr": [0.4, 0.5]}, 300),  # every trajectory diverges: the run ends early
+        ("momentum", {"lr": 2e-3, "rho": [0.5, 0.9]}, 400),  # some reach f − f* < 1e-3
+    ],
+)
+def test_a_run_in_chunks_of_steps_is_the_eager_run(optimizer, hyper, steps):
+    f = landscapes.get("rosenbrock")
+    kw = dict(starts=[[-1.2, 1.0], [0.5, 2.0], [1.1, 1.2]], steps=steps, tol_f=1e-3)
+    eager = run(f, optimizer, **kw, **hyper, record="final")
+    fast = run(f, optimizer, **kw, **hyper, record="final", compile=True)
+    assert fast.meta["rule"] == "compiled"
+    assert fast.steps == eager.steps
+    assert torch.equal(fast.steps_to_target, eager.steps_to_target)
+    assert torch.equal(fast.diverged_at, eager.diverged_at)
+    # each step, compiled and eager differ by a few roundings (inductor orders the sums of ∇f
+    # and fuses 1 − ρᵏ differently): at most ~16 eps relative a step, added over the steps of
+    # these runs, which do not amplify them (no trajectory here is near a chaotic edge)
+    tol = eager.steps * 16 * EPS64
+    torch.testing.assert_close(fast.final_x, eager.final_x, rtol=tol, atol=tol, equal_nan=True)
+
+
+def test_the_chunked_run_is_used_and_its_outcomes_are_all_there():
+    f = landscapes.get("rosenbrock")
+    r = run(f, "gd", starts=[[-1.2, 1.0], [1.1, 1.2]], steps=300, lr=[0.4, 0.5], record="final",
+            tol_f=1e-3, compile=True)  # fmt: skip
+    assert (r.diverged_at >= 0).all() and r.steps == int(r.diverged_at.max()) < 300
+    assert engine_kernels.CHUNK > 1
+    assert any(key[1] == "gd" for key in engine_kernels._STEPS)
+
+
+def test_warm_up_builds_the_chunk_kernel_for_final_runs_only():
+    f = landscapes.get("canyon")
+    before = set(engine_kernels._STEPS)
+    warm_up(f, [("momentum", {})], wait=True)
+    assert set(engine_kernels._STEPS) == before  # a recording run steps one by one
+    warm_up(f, [("momentum", {})], wait=True, record="final")
+    built = [d for key, d in engine_kernels._STEPS.items() if key[0][0] == "canyon"]
+    assert built and all(d.ready for d in built)

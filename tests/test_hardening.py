@@ -15,8 +15,9 @@ import torch
 
 from firstorder import files, landscapes
 from firstorder.cli import main
+from firstorder.memory import memory_available
 from firstorder.optim import GD, Adam
-from firstorder.run import memory_available, run, run_many
+from firstorder.run import run, run_many
 
 
 def error_line(capsys) -> str:
@@ -232,7 +233,7 @@ def test_a_grid_too_large_for_memory_is_refused_up_front_with_its_size():
 def test_the_memory_check_counts_every_kind_of_axis_as_the_grid_does(axis, monkeypatch):
     # the grid reads a NumPy array or a generator of 1000 values as 1000 configurations; so
     # must the check (it once counted them as one, 1000× too little memory)
-    monkeypatch.setattr("firstorder.run.memory_available", lambda: 2 * 10**6)
+    monkeypatch.setattr("firstorder.memory.memory_available", lambda: 2 * 10**6)
     with pytest.raises(ValueError, match="the grid must fit in memory: 1000 configurations"):
         run_many(F, [("gd", {"lr": axis})], steps=2000, record="curves")
 

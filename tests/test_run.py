@@ -1,6 +1,7 @@
 """The batched engine: known thresholds from theory, and agreement with firstorder.optim."""
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 from firstorder import landscapes, optim
 from firstorder.run import grid, run, run_many, summarize
+from firstorder.stepping import SINGLE_THREAD_BELOW, threads_for
 
 
 def test_gd_threshold_on_d2l_canyon():
@@ -272,3 +274,53 @@ def test_a_run_that_reaches_nothing_ends_at_the_budget():
     f = landscapes.get("canyon")
     r = run(f, "gd", starts=[[-5.0, -2.0]], steps=3, lr=0.1)
     assert r.outcome(0, 0) == ("budget", None) and r.escaped_at is None
+
+
+def test_a_small_batch_runs_on_one_thread_and_the_count_comes_back():
+    seen = []
+    f = landscapes.get("canyon")
+
+    def spy(x):  # the landscape, noting the thread count it runs under
+        seen.append(torch.get_num_threads())
+        return f(x)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run(spy, "gd", starts=[[-5.0, -2.0]], steps=3, lr=0.1)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_thread_count_comes_back_after_an_exception_and_big_batches_keep_theirs():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="inside"), threads_for(10):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+        with threads_for(SINGLE_THREAD_BELOW):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_another_thread_does_not_change_the_process_thread_count():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    inside = []
+
+    def work():
+        with threads_for(10):
+            inside.append(torch.get_num_threads())
+
+    try:
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+        assert inside == [2]
+    finally:
+        torch.set_num_threads(before)

@@ -62,7 +62,7 @@ def observe(
     return fx, g, g.norm(dim=-1), out | reached, reached
 
 
-def _observe_traceable(
+def observe_traceable(
     f: Callable[[Tensor], Tensor], x: Tensor, bound: Tensor, f_star: Tensor, tol_f: Tensor
 ) -> Observation:
     """:func:`observe` in the form a tracer follows: torch.func.grad, not autograd.grad, and
@@ -78,14 +78,14 @@ def _observe_traceable(
 
 
 def _kernel(f: Callable[[Tensor], Tensor], dim: int, dtype: torch.dtype) -> Callable:
-    """:func:`_observe_traceable` of ``f`` as one kernel (:func:`~.kernels.trace.traced`) for
+    """:func:`observe_traceable` of ``f`` as one kernel (:func:`~.kernels.trace.traced`) for
     points [C, B, dim] (the engine's trajectory tensor, C and B any sizes) and ``bound``,
     ``f_star`` and ``tol_f`` as [1, 1] tensors (+inf, 0 and −inf for none), so that one kernel
     serves every batch, bound and target. (With f* and tol_f as 0-d tensors, the tracer of
     torch 2.13 gives up: TensorifyScalarRestartAnalysis.)"""
 
     def observation(x, bound, f_star, tol_f):  # no annotations: traced, they would be globals
-        return _observe_traceable(f, x, bound, f_star, tol_f)
+        return observe_traceable(f, x, bound, f_star, tol_f)
 
     example = torch.zeros(dim + 2, dim + 1, dim, dtype=dtype)  # sizes unlike each other, 0, 1
     numbers = [torch.full((1, 1), v, dtype=dtype) for v in (math.inf, 0.0, -math.inf)]
@@ -159,11 +159,17 @@ class Observer:
 _COMPILED: dict[object, Observer] = {}
 
 
+def landscape_key(f: Callable[[Tensor], Tensor]) -> object:
+    """What names landscape ``f`` among compiled kernels: its name and parameters (the same
+    landscape made twice is one), or ``f`` itself where it has no name."""
+    name = getattr(f, "name", None)
+    return (name, repr(sorted(getattr(f, "params", {}).items()))) if name else f
+
+
 def compiled_observer(f: Callable[[Tensor], Tensor]) -> Observer:
     """The compiled :class:`Observer` of landscape ``f``, one per landscape (its name and
     parameters) in the process, so that each compiles once."""
-    name = getattr(f, "name", None)
-    key = (name, repr(sorted(getattr(f, "params", {}).items()))) if name else f
+    key = landscape_key(f)
     if key not in _COMPILED:  # setdefault: two threads asking at once get the same one
         _COMPILED.setdefault(key, Observer(f, compile=True))
     return _COMPILED[key]

@@ -13,7 +13,8 @@ saddle x² − y²), a finite trajectory past ``bound`` has escaped, not diverge
 surface's way down. A stopped trajectory is frozen where it stopped while the others go on.
 
 The result, :class:`~firstorder.trajectories.Trajectories`, and :func:`summarize` are in
-:mod:`firstorder.trajectories` (importable from here as well).
+:mod:`firstorder.trajectories` (``summarize`` importable from here as well); the loop of steps
+is :mod:`firstorder.stepping`, the memory check :mod:`firstorder.memory`.
 """
 
 from __future__ import annotations
@@ -21,19 +22,17 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from firstorder import curvature, rules
+from firstorder import memory, rules, stepping
 from firstorder.errors import UserValueError
-from firstorder.files import write_atomic
 from firstorder.kernels import engine as engine_kernels
-from firstorder.observe import Observer, compiled_observer, value_and_grad
-from firstorder.trajectories import Trajectories, final_gap, summarize
+from firstorder.observe import Observer, compiled_observer, landscape_key, value_and_grad
+from firstorder.stepping import Block, Record, Stops, Targets
+from firstorder.trajectories import Trajectories, summarize
 
 
 def grid(**hyper: float | bool | Sequence[float] | Tensor) -> tuple[dict[str, Tensor], int]:
@@ -46,7 +45,7 @@ def grid(**hyper: float | bool | Sequence[float] | Tensor) -> tuple[dict[str, Te
     for name, value in hyper.items():
         axes[name] = _axis(value)
         if not axes[name]:
-            raise ValueError(f"{name} must have at least one value, got an empty list.")
+            raise UserValueError(f"{name} must have at least one value, got an empty list.")
     for name, values in axes.items():  # each axis value once, not once per configuration
         for v in values:
             rules.check(name, v)
@@ -107,28 +106,16 @@ def run(
     return result
 
 
-@dataclass
-class _Block:
-    """One rule's slice x[c0:c1] of the shared trajectory tensor, with its state."""
-
-    rule: rules.Rule
-    values: dict[str, list]
-    c0: int
-    c1: int
-    hyper: dict[str, object]
-    state: dict[str, Tensor]
-    history: list[Tensor] = field(default_factory=list)  # α/(√r̂ + ε) after each step
-    compiled: engine_kernels.Deferred | None = None  # the rule's kernel, with compile=True
-    tensors: dict[str, Tensor] = field(default_factory=dict)  # hyper as [C, 1, 1], for it
-
-
 def _block(
     optimizer: str, hyper: dict, c0: int, B: int, d: int, dtype: torch.dtype, compile: bool
-) -> _Block:
+) -> Block:
+    """Rule ``optimizer``'s block of configurations from ``c0`` on: its grid of ``hyper``
+    (defaults where the user gave none), the hyperparameters that vary as [C, 1, 1] tensors
+    (the same rule line then updates the whole block) and its state."""
     rule = rules.get(optimizer)
     unknown = set(hyper) - set(rule.hyper)
     if unknown:
-        raise ValueError(
+        raise UserValueError(
             f"{sorted(unknown)[0]} is not a hyperparameter of {rule.name}; "
             f"allowed: {', '.join(rule.hyper)}."
         )
@@ -139,19 +126,18 @@ def _block(
     values, C = grid(
         **{n: hyper.get(n, d) for n, d in rule.hyper.items() if n in hyper or d is not None}
     )
-    # hyperparameters that vary as [C, 1, 1] tensors: the same rule line updates the block
     hyper_t: dict[str, object] = {}
     for name, column in values.items():
         if name in rule.switches:
             if len(set(column)) > 1:
-                raise ValueError(f"{name} must be one value per run, got both.")
+                raise UserValueError(f"{name} must be one value per run, got both.")
             hyper_t[name] = bool(column[0])
         elif len(set(column)) == 1:
             hyper_t[name] = float(column[0])  # shared by every configuration: a plain number
         else:
             hyper_t[name] = torch.tensor(column, dtype=dtype).view(C, 1, 1)
     state = rule.initial_state(torch.empty(C, B, d, dtype=dtype))
-    blk = _Block(rule, values, c0, c0 + C, hyper_t, state)
+    blk = Block(rule, values, c0, c0 + C, hyper_t, state)
     blk.compiled = _engine_kernel(rule, hyper_t, dtype) if compile else None
     if blk.compiled is not None:
         # the kernel takes every hyperparameter as a [C, 1, 1] tensor: one kernel, any values
@@ -195,36 +181,17 @@ def run_many(
     ``compile`` as for :func:`run`; each result's ``meta["rule"]`` says whether its rule ran
     compiled or (its kernel still compiling in the background, or impossible) eagerly.
     """
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}.")
-    if record not in ("full", "curves", "final"):
-        raise ValueError(f"record must be 'full', 'curves' or 'final', got {record!r}.")
-    # tol_f = 0 is a target too: "f < f*", for a landscape shifted so that f* = 0 marks a level
-    for name, tol, least in (("tol_f", tol_f, ">= 0"), ("tol_x", tol_x, "> 0")):
-        ok = _is_number(tol) and math.isfinite(tol) and (tol >= 0 if name == "tol_f" else tol > 0)
-        if tol is not None and not ok:
-            raise ValueError(f"{name} must be a finite number {least} or None, got {tol!r}.")
-    if starts is None:
-        starts = getattr(landscape, "starts", None)
-        if starts is None:
-            raise ValueError("starts must be given: this landscape lists no start points.")
-    try:
-        x0 = torch.as_tensor(starts, dtype=dtype)
-    except (OverflowError, RuntimeError, TypeError, ValueError):
-        raise ValueError(f"starts must be rows of numbers, got {str(starts)[:40]}.") from None
-    if x0.dim() == 1:
-        x0 = x0.unsqueeze(0)
-    if not x0.isfinite().all():
-        b = int((~x0.isfinite()).any(-1).nonzero()[0, 0])
-        raise ValueError(f"starts must be finite numbers, got {x0[b].tolist()} as start {b}.")
+    _check_options(steps, record, tol_f, tol_x)
+    x0 = _starts(landscape, starts, dtype)
     B, d = x0.shape
     # an iterator (a generator of α) can be read only once: as a list, it is counted, then used
     optimizers = [
         (name, {n: list(v) if isinstance(v, Iterator) else v for n, v in dict(hyper).items()})
         for name, hyper in optimizers
     ]
-    _check_memory(optimizers, B, d, steps, record, dtype)
-    blocks: list[_Block] = []
+    C = sum(math.prod(len(_axis(v)) for v in hyper.values()) for _, hyper in optimizers)
+    memory.check(C, B, d, steps, record, dtype)
+    blocks: list[Block] = []
     for optimizer, hyper in optimizers:
         c0 = blocks[-1].c1 if blocks else 0
         blocks.append(_block(optimizer, dict(hyper), c0, B, d, dtype, compile))
@@ -233,84 +200,108 @@ def run_many(
     if bound is None:
         bound = getattr(landscape, "bound", None)  # every Landscape carries one
     escapes = bool(getattr(landscape, "unbounded_below", False))  # leaving bound: an escape
-
     f_star = _f_star(landscape)
-    x_star = _global_minima(landscape, dtype)
-    check_f = tol_f is not None and f_star is not None
-    check_x = tol_x is not None and x_star is not None
-    keep_x, keep_curves = record == "full", record in ("full", "curves")
-    fs, gnorms, lengths, xs = [], [], [], []
-    steps_to_target = torch.full((C, B), -1, dtype=torch.long)
-    diverged_at = torch.full((C, B), -1, dtype=torch.long)
-    escaped_at = torch.full((C, B), -1, dtype=torch.long)
-    active = torch.ones(C, B, dtype=torch.bool)
-    all_active = True
-
+    targets = Targets(bound, escapes, f_star, tol_f, _global_minima(landscape, dtype), tol_x)
+    chunked = compile and observer is None and record == "final" and tol_x is None
     if observer is None:
         observer = compiled_observer(landscape) if compile else Observer(landscape)
-    views = [x[blk.c0 : blk.c1] for blk in blocks]  # each rule updates its slice of x in place
-    # a compiled rule, if ready now, for the whole run (one that is still compiling: the eager
-    # rule), and its step counters k as [1, 1, 1] tensors
+    # a compiled rule, if ready now, for the whole run (one still compiling: the eager rule)
     updates = [blk.compiled.get() if blk.compiled is not None else None for blk in blocks]
-    ks = torch.arange(1, steps + 1, dtype=dtype).view(-1, 1, 1, 1) if any(updates) else None
-    for k in range(steps + 1):
-        # stopping criteria, checked at every recorded point, the start included
-        fx, g, g_norm, out, reached = observer(x, bound, *((f_star, tol_f) if check_f else ()))
-        if check_x:
-            near = torch.cdist(x, x_star.expand(C, *x_star.shape)).min(-1).values < tol_x
-            reached, out = reached | near, out | near
-        stopped = out if all_active else active & out
-        if stopped.any():
-            gone = stopped & ~reached
-            if escapes:  # finite but past bound: escaped down the unbounded surface
-                escaped = gone & torch.isfinite(fx) & torch.isfinite(g).all(-1)
-                escaped_at[escaped] = k
-                gone &= ~escaped
-            diverged_at[gone] = k
-            steps_to_target[stopped & reached] = k
-            active &= ~out
-            all_active = False
-        if keep_curves:
-            fs.append(fx)
-            gnorms.append(g_norm)
-        if keep_x:
-            xs.append(x.clone())
-        if k == steps or (not all_active and not active.any()):
-            break
+    chunked &= not escapes and x.numel() < engine_kernels.CHUNK_BELOW
+    kernels = _chunk_kernels(landscape, blocks, dtype) if chunked else None
+    stops, rec = Stops(C, B, escapes), Record(record)
+    with stepping.threads_for(x.numel()):
+        k, done = stepping.chunks(x, blocks, kernels, targets, stops, steps) if kernels else (0, 0)
+        if not done:
+            k = stepping.loop(
+                landscape, x, blocks, updates, observer, targets, stops, rec, steps, start=k
+            )
+        return _results(landscape, x0, x, k, blocks, updates, stops, rec, f_star)
 
-        # x before this step: the copy just recorded, or a new one where it is needed
-        if keep_x:
-            x_before = xs[-1]
-        else:
-            x_before = x.clone() if keep_curves or not all_active else None
-        for blk, xb, update in zip(blocks, views, updates):
-            gb = g[blk.c0 : blk.c1]
-            if update is not None:
-                k_t = {"k": ks[k]} if blk.rule.counts_steps else {}
-                update(xb, gb, *blk.state.values(), **k_t, **blk.tensors)
-            else:
-                H = curvature.batch_hessian(landscape, xb) if blk.rule.needs_hessian else None
-                blk.rule.apply(xb, gb, blk.state, blk.hyper, k=k + 1, H=H)
-            if keep_x and blk.rule.adaptive:
-                blk.history.append(blk.rule.effective_step(blk.state, blk.hyper, k + 1))
-        if not all_active:  # a stopped trajectory stays where it stopped
-            x.copy_(torch.where(active.unsqueeze(-1), x, x_before))
-        if keep_curves and not keep_x:
-            lengths.append((x - x_before).norm(dim=-1))
 
+def _chunk_kernels(
+    landscape: Callable[[Tensor], Tensor], blocks: list[Block], dtype: torch.dtype
+) -> list | None:
+    """Each block's kernel of many steps (:func:`~firstorder.kernels.engine.engine_steps`),
+    or None unless every block has one ready (a landscape without ``dim``, Newton's rule, a
+    kernel still compiling in the background or impossible: the run steps one by one)."""
+    if getattr(landscape, "dim", None) is None:
+        return None
+    kernels = []
+    for blk in blocks:
+        if blk.compiled is None:
+            return None
+        switches = {n: blk.hyper[n] for n in blk.rule.switches if n in blk.hyper}
+        key = landscape_key(landscape)
+        kernel = engine_kernels.engine_steps(landscape, key, blk.rule, dtype, switches).get()
+        if kernel is None:
+            return None
+        kernels.append(kernel)
+    return kernels
+
+
+def _check_options(steps: object, record: object, tol_f: float | None, tol_x: float | None) -> None:
+    """Refuse a bad ``steps``, ``record``, ``tol_f`` or ``tol_x`` with one sentence."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise UserValueError(f"steps must be an integer >= 0, got {steps!r}.")
+    if record not in ("full", "curves", "final"):
+        raise UserValueError(f"record must be 'full', 'curves' or 'final', got {record!r}.")
+    # tol_f = 0 is a target too: "f < f*", for a landscape shifted so that f* = 0 marks a level
+    for name, tol, least in (("tol_f", tol_f, ">= 0"), ("tol_x", tol_x, "> 0")):
+        ok = _is_number(tol) and math.isfinite(tol) and (tol >= 0 if name == "tol_f" else tol > 0)
+        if tol is not None and not ok:
+            raise UserValueError(f"{name} must be a finite number {least} or None, got {tol!r}.")
+
+
+def _starts(
+    landscape: object, starts: Tensor | Sequence[Sequence[float]] | None, dtype: torch.dtype
+) -> Tensor:
+    """The start points as [B, d]: those given, else the landscape's own."""
+    if starts is None:
+        starts = getattr(landscape, "starts", None)
+        if starts is None:
+            raise UserValueError("starts must be given: this landscape lists no start points.")
+    try:
+        x0 = torch.as_tensor(starts, dtype=dtype)
+    except (OverflowError, RuntimeError, TypeError, ValueError):
+        raise UserValueError(f"starts must be rows of numbers, got {str(starts)[:40]}.") from None
+    if x0.dim() == 1:
+        x0 = x0.unsqueeze(0)
+    if not x0.isfinite().all():
+        b = int((~x0.isfinite()).any(-1).nonzero()[0, 0])
+        raise UserValueError(f"starts must be finite numbers, got {x0[b].tolist()} as start {b}.")
+    return x0
+
+
+def _results(
+    landscape: Callable[[Tensor], Tensor],
+    x0: Tensor,
+    x: Tensor,
+    k: int,
+    blocks: list[Block],
+    updates: list,
+    stops: Stops,
+    rec: Record,
+    f_star: float | None,
+) -> list[Trajectories]:
+    """One :class:`Trajectories` per rule, from the run's recording after k steps."""
+    C, B, d = x.shape
+    dtype = x.dtype
     fx, _ = value_and_grad(landscape, x)
-    f = _stack(fs, (0, C, B), dtype)
-    grad_norm = _stack(gnorms, (0, C, B), dtype)
-    x_all = _stack(xs, (0, C, B, d), dtype) if keep_x else None
+    f = _stack(rec.fs, (0, C, B), dtype)
+    grad_norm = _stack(rec.gnorms, (0, C, B), dtype)
+    x_all = _stack(rec.xs, (0, C, B, d), dtype) if rec.keep_x else None
     # with every x recorded, the step lengths ‖x_{k+1} − x_k‖ come out of them at once
     step_length = (
-        (x_all[1:] - x_all[:-1]).norm(dim=-1) if keep_x else _stack(lengths, (0, C, B), dtype)
+        (x_all[1:] - x_all[:-1]).norm(dim=-1)
+        if rec.keep_x
+        else _stack(rec.lengths, (0, C, B), dtype)
     )
     name = getattr(landscape, "name", type(landscape).__name__)
     results = []
     for blk, update in zip(blocks, updates):
         s = slice(blk.c0, blk.c1)
-        adaptive = keep_x and blk.rule.adaptive
+        adaptive = rec.keep_x and blk.rule.adaptive
         results.append(
             Trajectories(
                 optimizer=blk.rule.name,
@@ -321,11 +312,11 @@ def run_many(
                 f=f[:, s],
                 grad_norm=grad_norm[:, s],
                 step_length=step_length[:, s],
-                x=x_all[:, s] if keep_x else None,
+                x=x_all[:, s] if rec.keep_x else None,
                 effective_step=_effective_steps(blk, B, d, dtype) if adaptive else None,
-                steps_to_target=steps_to_target[s],
-                diverged_at=diverged_at[s],
-                escaped_at=escaped_at[s] if escapes else None,
+                steps_to_target=stops.steps_to_target[s],
+                diverged_at=stops.diverged_at[s],
+                escaped_at=stops.escaped_at[s] if stops.escapes else None,
                 final_x=x[s],
                 final_f=fx[s],
                 f_star=f_star,
@@ -339,73 +330,33 @@ def _is_number(v: object) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-# numbers kept per configuration, start and step: f, ‖∇f‖, the step length ‖x_{k+1} − x_k‖ and
-# a spare for the temporaries of the stacking (record="full" keeps x and, for adaptive rules, r:
-# 2d more, and the effective steps α/(√r̂ + ε) made from them: d more). Doubled, they bound the
-# peak measured for 400 configurations × 100 starts × 1000 steps of Adam on a 2-D surface:
-# 7.8 numbers a step with "curves" (bound 8), 18.2 with "full" (bound 20).
-RECORDED = {"final": lambda d: 0, "curves": lambda d: 4, "full": lambda d: 4 + 3 * d}
-WORKING = 16  # d-vectors per configuration and start while stepping: x, ∇f, state, temporaries
-
-
-def _check_memory(
-    optimizers: Sequence[tuple[str, dict]],
-    B: int,
-    d: int,
-    steps: int,
-    record: str,
-    dtype: torch.dtype,
-) -> None:
-    """Refuse up front a run whose recording cannot fit in memory (rather than run for minutes
-    and then be killed): about C·B·((T+1)·n·2 + 16·d) numbers, n numbers recorded per step,
-    twice (the list of steps, then the stacked tensor), against half the memory available."""
-    C = sum(math.prod(len(_axis(v)) for v in hyper.values()) for _, hyper in optimizers)
-    need = C * B * ((steps + 1) * RECORDED[record](d) * 2 + WORKING * d) * dtype.itemsize
-    allowed = memory_available() // 2
-    if need > allowed:
-        raise UserValueError(
-            f"the grid must fit in memory: {C} configurations × {B} starts × {steps + 1} "
-            f"steps recorded as {record!r} need about {need / 1e9:.3g} GB, and at most "
-            f"{allowed / 1e9:.3g} GB (half the memory available) is allowed; use fewer "
-            f"configurations, starts or steps (or, from Python, record='final')."
-        )
-
-
-def memory_available() -> int:
-    """Bytes of memory available to a new allocation: Linux's MemAvailable (free memory plus
-    caches it can drop), else the free pages as ``os.sysconf`` counts them."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not POSIX: no bound known
-        return 2**63
-
-
 def warm_up(
     landscape: Callable[[Tensor], Tensor],
     optimizers: Sequence[tuple[str, dict]],
     *,
     dtype: torch.dtype = torch.float64,
     wait: bool = False,
+    record: str = "full",
 ) -> None:
-    """Compile what ``run_many(landscape, optimizers, compile=True)`` uses, in the background
-    unless ``wait``: the observation of ``landscape`` and each optimizer's rule (the playground
-    starts this when a page shows a landscape or asks for an optimizer). Until a kernel is
-    ready, such runs use the eager form, the same numbers to float64 rounding."""
+    """Compile what ``run_many(landscape, optimizers, compile=True, record=record)`` uses, in
+    the background unless ``wait``: the observation of ``landscape``, each optimizer's rule and,
+    for ``record="final"``, its kernel of many steps (the playground starts this when a page
+    shows a landscape or asks for an optimizer). Until a kernel is ready, such runs use the
+    eager form, the same numbers to float64 rounding."""
     compiled_observer(landscape).warm_up(landscape.dim, dtype, wait=wait)
     for name, hyper in optimizers:
-        engine = _engine_kernel(rules.get(name), hyper, dtype)
-        if engine is not None:
-            engine.warm_up(wait=wait)
+        rule = rules.get(name)
+        engine = _engine_kernel(rule, hyper, dtype)
+        if engine is None:
+            continue
+        engine.warm_up(wait=wait)
+        if record == "final":  # only such runs go in chunks: seconds not spent for the others
+            switches = {n: hyper[n] for n in rule.switches if n in hyper}
+            key = landscape_key(landscape)
+            engine_kernels.engine_steps(landscape, key, rule, dtype, switches).warm_up(wait=wait)
 
 
-def _effective_steps(blk: _Block, B: int, d: int, dtype: torch.dtype) -> Tensor:
+def _effective_steps(blk: Block, B: int, d: int, dtype: torch.dtype) -> Tensor:
     """α/(√r̂ + ε) after each step k = 1 … T, as recorded, as [T, C, B, d]."""
     C = blk.c1 - blk.c0
     if not blk.history:
@@ -433,14 +384,6 @@ def _global_minima(landscape: object, dtype: torch.dtype) -> Tensor | None:
     return torch.tensor(best, dtype=dtype)
 
 
-__all__ = [
-    "Trajectories",
-    "final_gap",
-    "grid",
-    "run",
-    "run_many",
-    "summarize",
-    "value_and_grad",
-    "warm_up",
-    "write_atomic",
-]
+# summarize is defined in firstorder.trajectories; it stays importable from here because the
+# README's first example imports it with run
+__all__ = ["grid", "run", "run_many", "summarize", "warm_up"]

@@ -17,8 +17,9 @@ from firstorder.experiments.base import (
     register,
     updates,
 )
+from firstorder.observe import value_and_grad
 from firstorder.optim import AdaGrad
-from firstorder.run import run, value_and_grad
+from firstorder.run import run
 
 EPS = 1e-7  # AdaGrad's default ε
 SIGN_LIKE = 0.95  # cos(Δθ, −sign g) at least this: "similar to sign(∇R)"

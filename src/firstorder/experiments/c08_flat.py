@@ -16,7 +16,7 @@ from firstorder.experiments.base import (
     ratio_words,
     register,
 )
-from firstorder.run import value_and_grad
+from firstorder.observe import value_and_grad
 
 ESCAPED = 0.5  # left the plateau: f < 0.5, halfway down the well (radius < 1.18σ)
 RHOS = [0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999]  # momentum's ρ, tuned with α; ρ = 0 is GD

@@ -13,8 +13,8 @@ from firstorder.experiments import _tuning as tu
 from firstorder.experiments._obstacles import R_HI, R_LO, SADDLES, near_manifold, ring
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
 from firstorder.nn import MLP
+from firstorder.observe import value_and_grad
 from firstorder.optim import Adam
-from firstorder.run import value_and_grad
 from firstorder.train import train
 
 TOL = 1e-3  # reached: f − f* < 1e-3 (or below the escape level on surfaces without a minimum)

@@ -8,8 +8,8 @@ import torch
 
 from firstorder import landscapes, rules
 from firstorder.experiments.base import Context, Experiment, Judgement, Measurement, register
+from firstorder.observe import value_and_grad
 from firstorder.optim import Adam
-from firstorder.run import value_and_grad
 
 ALPHA = 1e-3
 RHO2 = 0.999

@@ -19,7 +19,8 @@ from firstorder.experiments.base import (
     parts_verdict,
     register,
 )
-from firstorder.run import run, value_and_grad
+from firstorder.observe import value_and_grad
+from firstorder.run import run
 
 AGREE = 0.999  # the condition predicts the sign of one step's change on ≥ 99.9 % of the cases
 SLOPE_TOL = 1e-3  # log α_max against log λ_max: slope −1 (α_max each within 1e-4 relative)

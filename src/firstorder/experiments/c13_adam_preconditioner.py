@@ -19,8 +19,9 @@ from firstorder.experiments.base import (
     register,
 )
 from firstorder.nn import MLP
+from firstorder.observe import value_and_grad
 from firstorder.optim import Adam
-from firstorder.run import run, value_and_grad
+from firstorder.run import run
 from firstorder.train import train
 
 DIM, KAPPA = 20, 1e3  # eigenvalues spaced geometrically from 1e-3 to 1

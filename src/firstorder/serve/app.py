@@ -89,11 +89,12 @@ from firstorder import landscapes, rules
 from firstorder.errors import UserError
 from firstorder.files import to_json
 from firstorder.observe import Observer, compiled_observer
-from firstorder.run import Trajectories, run_many, warm_up
+from firstorder.run import run_many, warm_up
 from firstorder.serve import catalog, guard, validate
 from firstorder.serve.prompts import FIRST, prompts
 from firstorder.serve.turns import Cancelled, Paced, Turns
 from firstorder.serve.validate import RequestError, show
+from firstorder.trajectories import Trajectories
 
 # finished runs kept, so that moving one optimizer's slider reruns only that one: bounded in
 # bytes (tensors and JSON text), not in runs, as a run's size varies 10,000-fold
