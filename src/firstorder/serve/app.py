@@ -8,7 +8,9 @@ Endpoints (every body is JSON; every non-finite number in a result is ``null``):
     GET  /                         the page (static/index.html, playground.js, playground.css)
     GET  /api/landscapes           {"landscapes": [{"name", "description", "obstacles", "dim",
                                                     "try": [{"text", "query"}]}],
-                                    "optimizers": [{"name", "hyper": {name: default or null}}],
+                                    "optimizers": [{"name", "label", "equation", "formula",
+                                                    "color", "adaptive", "hyper", "start",
+                                                    "hyperparameters"}]  (serve/catalog.py),
                                     "limits": {"starts", "steps", "optimizers", "grid"}}
     GET  /api/landscape/{name}?n=120
                                    {"name", "description", "obstacles", "dim", "bound",
