@@ -169,13 +169,32 @@ def test_compile_disabled_runs_the_plain_rule(monkeypatch):
 
 
 def test_the_interpreter_exits_cleanly_while_a_kernel_builds():
-    """The build thread is not a daemon: exiting right after making the optimizer waits for
+    """The build thread is not a daemon: exiting right after the step that starts it waits for
     it instead of tearing inductor down under it (a crash or a hang at exit)."""
     code = (
-        "import torch; from firstorder import optim; "
+        "import torch; from firstorder import optim; optim.build_after = 0.0; "
         "m = torch.nn.Linear(512, 256); opt = optim.Adam(m.parameters()); "
+        "m(torch.ones(512)).sum().backward(); opt.step(); opt.step(); "
         "assert opt._auto[0]"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert b"Warning" not in done.stderr, done.stderr.decode()[-2000:]
+
+
+def test_the_build_starts_only_once_the_plain_steps_have_cost_build_after(monkeypatch):
+    """Ski rental: no build while the plain steps have cost less than ``build_after`` seconds
+    (a short script never shares its CPU with inductor), a build once they have."""
+    params, _ = problem()
+    opt = MAKERS["adam"]([{"params": params}], None)
+    monkeypatch.setattr(optim, "build_after", float("inf"))
+    for _ in range(3):
+        for p in params:
+            p.grad = torch.ones_like(p)
+        opt.step()
+    assert opt._flat and not any(c.deferred._started for c in step._COMPILED.values())
+    monkeypatch.setattr(optim, "build_after", 0.0)
+    opt.step()  # the rent paid now exceeds the price: this step starts the build
+    assert any(c.deferred._started for c in step._COMPILED.values())
+    opt._wait_for_kernels()
+    assert_fast_path_taken(opt)

@@ -13,6 +13,7 @@ momentum ρ = 0.9, AdaGrad ε = 1e-7, RMSProp ρ = 0.9 and ε = 1e-6, Adam α = 
 from __future__ import annotations
 
 import operator
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,6 +49,14 @@ Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 # at 65,536; the threshold leaves a margin for machines where the call costs more.
 min_numel = 65_536
 
+# compile=None starts building the kernel once the optimizer has spent this many seconds in
+# plain flat steps, not when it is made: the build (about 10 s of inductor on a 2-core VM, 2 s
+# with its disk cache warm) shares the CPU and the GIL with the steps taken meanwhile, which ran
+# 10-35x slower there, so a short script would pay more than it gains. This is the ski-rental
+# rule: rent (plain steps) until the rent paid is about the price of buying (the build), then
+# buy; a run never pays more than about twice what the better choice in hindsight would cost.
+build_after = 5.0
+
 
 class RuleOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` that applies one rule of :mod:`firstorder.rules` to each
@@ -57,10 +66,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     flat buffer per dtype and device (:mod:`firstorder.flat`), and the rule, compiled once by
     :mod:`firstorder.kernels.step`, updates each buffer in one pass over memory.
     ``compile=None`` (the default) takes it for param groups of at least :data:`min_numel`
-    values: the kernel is built in a background thread from the moment the optimizer is made,
-    the plain rule runs on the flat buffers (one call of each torch operation for all tensors)
-    until it is ready, then the kernel, from the next step on; no step waits. Smaller groups,
-    and groups whose kernel cannot be compiled here, run the per-tensor plain rule.
+    values: the plain rule runs on the flat buffers (one call of each torch operation for all
+    tensors); once those steps have taken :data:`build_after` seconds, the kernel is built in a
+    background thread, and runs from the first step after it is ready; no step waits. Smaller
+    groups, and groups whose kernel cannot be compiled here, run the per-tensor plain rule.
     ``compile=False`` always runs the per-tensor plain rule (for teaching and debugging);
     ``compile=True`` always takes the fast path and compiles at the first step (seconds).
     On the fast path hyperparameters must be numbers (or one-element tensors).
@@ -77,6 +86,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         # param group index -> its flat buffers and the parameters left out of them
         self._flat: dict[int, tuple[list[flat.FlatGroup], list[Tensor]]] = {}
         self._auto: dict[int, bool] = {}  # param group index -> compile=None chose the fast path
+        self._plain_seconds = 0.0  # time spent in plain flat steps, against build_after
         super().__init__(params, hyper)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -118,8 +128,9 @@ class RuleOptimizer(torch.optim.Optimizer):
             self._choose(len(self.param_groups) - 1, self.param_groups[-1])
 
     def _choose(self, index: int, group: dict[str, Any]) -> bool:
-        """compile=None: whether param group ``index`` takes the fast path; if so, start
-        building its kernels in the background. Remembered for the group."""
+        """compile=None: whether param group ``index`` takes the fast path (its kernels are
+        built in the background once the plain steps have cost :data:`build_after` seconds).
+        Remembered for the group."""
         params = group["params"]
         fast = (
             not self.rule.needs_hessian
@@ -128,9 +139,6 @@ class RuleOptimizer(torch.optim.Optimizer):
             and all(impossible(p.dtype, p.device) is None for p in params)
         )
         self._auto[index] = fast
-        if fast:
-            for p in {(p.dtype, p.device): p for p in params}.values():
-                self._kernel(group, p.dtype, p.device).deferred.warm_up()
         return fast
 
     def _kernel(self, group: dict[str, Any], dtype: torch.dtype, device: torch.device):
@@ -175,6 +183,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self._flat: dict[int, tuple[list[flat.FlatGroup], list[Tensor]]] = {}
         self._auto = getattr(self, "_auto", {})
+        self._plain_seconds = getattr(self, "_plain_seconds", 0.0)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
@@ -242,14 +251,16 @@ class RuleOptimizer(torch.optim.Optimizer):
         dtype, device = buffers.theta.dtype, buffers.theta.device
         update = self._kernel(group, dtype, device)
         compiled = update.deferred.ready
-        if self.compile is None and not compiled and impossible(dtype, device) is None:
-            update.deferred.warm_up()  # a new device or switch since _choose: build it too
+        renting = self.compile is None and not compiled and impossible(dtype, device) is None
+        if renting and self._plain_seconds >= build_after:
+            update.deferred.warm_up()  # once; in the background, the plain rule meanwhile
         if self.compile is True and not compiled:
             reason = impossible(dtype, device)
             compiled = reason is None
             if reason is not None:  # the plain rule on the flat buffers, said once
                 warn_not_compiled(f"the {self.rule.name} rule", reason, "running the plain rule")
         run = update if compiled else self._plain
+        start = time.perf_counter()
         has_grad = buffers.gather_gradients()
         k = list(map(_K, buffers.states)) if self.rule.counts_steps else None
         for i, j in buffers.runs(has_grad, k):
@@ -261,6 +272,8 @@ class RuleOptimizer(torch.optim.Optimizer):
                 for st in buffers.states[i:j]:
                     st["k"] = step
             run(buffers.theta[a:b], buffers.grad[a:b], state, hyper, k=step)
+        if renting:
+            self._plain_seconds += time.perf_counter() - start
 
     def _plain(
         self, theta: Tensor, g: Tensor, state: dict[str, Tensor], hyper: dict[str, Any], k: Any
