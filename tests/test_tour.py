@@ -135,20 +135,25 @@ def test_an_experiment_whose_process_dies_does_not_lose_the_others(tmp_path, mon
     assert [f["verdict"] for f in data["findings"]][1] == "error"
 
 
-def test_an_experiment_that_raises_does_not_lose_the_tour(tmp_path, monkeypatch):
-    def broken(ctx):
-        raise RuntimeError("boom")
-
+def _replace_c1_measure(monkeypatch, measure) -> None:
+    """C1 as registered, but measured by ``measure`` (for the duration of the test)."""
     exp = experiments.get("C1")
     bad = experiments.Experiment(
         id="C1",
         title=exp.title,
         claim=exp.claim,
         criterion=exp.criterion,
-        measure=broken,
+        measure=measure,
         judge=exp.judge,
     )
     monkeypatch.setitem(experiments.EXPERIMENTS, "C1", bad)
+
+
+def test_an_experiment_that_raises_does_not_lose_the_tour(tmp_path, monkeypatch):
+    def broken(ctx):
+        raise RuntimeError("boom")
+
+    _replace_c1_measure(monkeypatch, broken)
     findings = run_tour(tmp_path, quick=True, only=["C1"], progress=False)
     assert findings[0].verdict == "error" and "boom" in findings[0].evidence
     assert "boom" in (tmp_path / "report.html").read_text()
@@ -166,16 +171,7 @@ def test_a_failing_experiment_keeps_the_innermost_frames_of_its_traceback(tmp_pa
     def innermost_raise(ctx):
         return chain["level19"]()
 
-    exp = experiments.get("C1")
-    bad = experiments.Experiment(
-        id="C1",
-        title=exp.title,
-        claim=exp.claim,
-        criterion=exp.criterion,
-        measure=innermost_raise,
-        judge=exp.judge,
-    )
-    monkeypatch.setitem(experiments.EXPERIMENTS, "C1", bad)
+    _replace_c1_measure(monkeypatch, innermost_raise)
     (finding,) = run_tour(tmp_path, quick=True, only=["C1"], progress=False)
     shown = finding.explanation
     assert "in level0" in shown and "in level7" in shown and "in level8" not in shown
