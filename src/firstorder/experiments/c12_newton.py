@@ -194,20 +194,24 @@ def draw_quadratics(ax: plt.Axes, kappas, steps: int, quad: dict) -> None:
     ax.legend(fontsize=7)
 
 
+def _paths(ax: plt.Axes, xy: np.ndarray, o: str, label: str, ms: float) -> None:
+    """One optimizer's paths xy [T, B, 2] in its colour, labelled once."""
+    for b in range(xy.shape[1]):
+        ax.plot(
+            xy[:, b, 0],
+            xy[:, b, 1],
+            ".-",
+            ms=ms,
+            lw=1,
+            color=tu.COLORS[o],
+            label=label if b == 0 else None,
+        )
+
+
 def draw_rosenbrock(ax: plt.Axes, r_res: dict) -> None:
     plots.contour(ax, landscapes.get("rosenbrock"))
     for o in ("gd", "adam", "newton"):
-        xy = r_res[o].shown.numpy()
-        for b in range(xy.shape[1]):
-            ax.plot(
-                xy[:, b, 0],
-                xy[:, b, 1],
-                ".-",
-                ms=3,
-                lw=1,
-                color=tu.COLORS[o],
-                label=f"{tu.LABELS[o]} (α = {r_res[o].lr:.2g})" if b == 0 else None,
-            )
+        _paths(ax, r_res[o].shown.numpy(), o, f"{tu.LABELS[o]} (α = {r_res[o].lr:.2g})", ms=3)
     ax.set_title("Rosenbrock: Newton, GD and Adam from two starts", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
 
@@ -241,16 +245,7 @@ def draw_saddle_runs(ax: plt.Axes, name: str) -> None:
     shown = torch.tensor([[1.5, 0.4], [-1.0, -0.3], [0.5, 1.5]], dtype=torch.float64)
     for o, lr, n in (("gd", 0.1, 40), ("newton", 1.0, 10)):
         xy = run(land, o, starts=shown, steps=n, lr=lr, bound=1e3).x[:, 0].numpy()
-        for b in range(xy.shape[1]):
-            ax.plot(
-                xy[:, b, 0],
-                xy[:, b, 1],
-                ".-",
-                ms=4,
-                lw=1,
-                color=tu.COLORS[o],
-                label=f"{tu.LABELS[o]} (α = {lr:g})" if b == 0 else None,
-            )
+        _paths(ax, xy, o, f"{tu.LABELS[o]} (α = {lr:g})", ms=4)
         ax.plot(*shown.numpy().T, "o", color="w", mec="k")
     ax.set_title(f"{name}: Newton runs to the saddle, GD away", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
