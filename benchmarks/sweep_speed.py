@@ -9,7 +9,8 @@ workloads of issue 23: ``sweep`` (9,680 configurations × 1,000 steps), ``large`
 the large workload's starts by 10. The engines:
 
 - ``eager``: ``firstorder.run(..., record="final")``;
-- ``compiled``: the same with ``compile=True`` (compiled before timing, by ``warm_up``);
+- ``compiled``: the same with ``compile=True`` (compiled before timing, by ``warm_up``): each
+  trajectory's steps as one C++ loop (``firstorder.kernels.lanes``);
 - ``jax``: JAX + Optax, ``optax.adam`` vmapped over (start, α, ρ₁), ``jax.jit`` over a
   ``lax.scan`` of the steps (compiled before timing; JAX compiles again for each workload's
   shape, which is not timed either). Needs the ``[bench]`` extra; skipped with a note without;
@@ -63,8 +64,6 @@ def torch_engine(compile: bool) -> Callable:
                 compile=compile)  # fmt: skip
         t = time.perf_counter() - t0
         return t, r.final_x.transpose(0, 1).reshape(-1, 2)  # in (start, α, ρ₁) order
-
-    return timed
 
     return timed
 

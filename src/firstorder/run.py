@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from firstorder import memory, rules, stepping
-from firstorder.errors import UserValueError
+from firstorder.errors import UserError, UserValueError
 from firstorder.kernels import engine as engine_kernels
 from firstorder.observe import Observer, compiled_observer, landscape_key, value_and_grad
 from firstorder.stepping import Block, Record, Stops, Targets
@@ -47,11 +47,23 @@ def grid(**hyper: float | bool | Sequence[float] | Tensor) -> tuple[dict[str, Te
         if not axes[name]:
             raise UserValueError(f"{name} must have at least one value, got an empty list.")
     for name, values in axes.items():  # each axis value once, not once per configuration
-        for v in values:
-            rules.check(name, v)
+        _check_axis(name, values)
     combos = list(itertools.product(*axes.values()))
     columns = {name: [c[i] for c in combos] for i, name in enumerate(axes)}
     return {n: v for n, v in columns.items()}, len(combos)  # type: ignore[return-value]
+
+
+def _check_axis(name: str, values: list) -> None:
+    """Check every value of an axis: all at once where they are numbers (one tensor test, not
+    one per value), and one by one where that fails, so that the error names the bad one."""
+    if len(values) > 1 and all(_is_number(v) for v in values):
+        try:
+            rules.check(name, torch.tensor(values, dtype=torch.float64))
+            return
+        except (UserError, OverflowError, RuntimeError):
+            pass  # found below, by value
+    for v in values:
+        rules.check(name, v)
 
 
 def _axis(value: object) -> list:
@@ -86,9 +98,11 @@ def run(
     them may be a list, which becomes an axis of the grid. ``record`` is ``"full"`` (x and the
     effective steps at every step), ``"curves"`` (f, ‖g‖ and step length only) or ``"final"``.
     ``observer`` evaluates f and ∇f (default: eagerly). ``compile=True`` runs the observation
-    and the rule as compiled kernels, for many steps of small batches: seconds to compile, once
-    per process for each landscape and rule, then a fraction of each step's fixed cost; the
-    same trajectories to float64 rounding.
+    and the rule as compiled kernels: seconds to compile, once per process for each landscape
+    and rule, then a fraction of each step's cost; the same trajectories to float64 rounding.
+    With ``record="final"`` (float64, no ``tol_x``, a surface with minima) the whole run is one
+    C++ loop per trajectory (:mod:`firstorder.kernels.lanes`), faster than JAX + Optax on the
+    sweeps of ``benchmarks/sweep_speed.py``; otherwise the kernels run a step at a time.
     """
     (result,) = run_many(
         landscape,
@@ -207,7 +221,7 @@ def run_many(
         observer = compiled_observer(landscape) if compile else Observer(landscape)
     # a compiled rule, if ready now, for the whole run (one still compiling: the eager rule)
     updates = [blk.compiled.get() if blk.compiled is not None else None for blk in blocks]
-    chunked &= not escapes and x.numel() < engine_kernels.CHUNK_BELOW
+    chunked &= not escapes and dtype == torch.float64
     kernels = _chunk_kernels(landscape, blocks, dtype) if chunked else None
     stops, rec = Stops(C, B, escapes), Record(record)
     with stepping.threads_for(x.numel()):
@@ -287,7 +301,9 @@ def _results(
     """One :class:`Trajectories` per rule, from the run's recording after k steps."""
     C, B, d = x.shape
     dtype = x.dtype
-    fx, _ = value_and_grad(landscape, x)
+    # f at the final x: the loop's last observation, unless every trajectory stopped inside
+    # the kernel of many steps
+    fx = rec.last_f if rec.last_f is not None else value_and_grad(landscape, x)[0]
     f = _stack(rec.fs, (0, C, B), dtype)
     grad_norm = _stack(rec.gnorms, (0, C, B), dtype)
     x_all = _stack(rec.xs, (0, C, B, d), dtype) if rec.keep_x else None

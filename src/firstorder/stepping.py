@@ -141,9 +141,11 @@ class Record:
         self.gnorms: list[Tensor] = []
         self.lengths: list[Tensor] = []
         self.xs: list[Tensor] = []
+        self.last_f: Tensor | None = None  # f at the last point observed: the run's final f
 
     def point(self, x: Tensor, fx: Tensor, g_norm: Tensor) -> None:
         """Keep the recorded point k: f and ‖∇f‖, and x itself with ``"full"``."""
+        self.last_f = fx
         if self.keep_curves:
             self.fs.append(fx)
             self.gnorms.append(g_norm)
@@ -193,36 +195,29 @@ def step_blocks(
 def chunks(
     x: Tensor, blocks: list[Block], kernels: list, targets: Targets, stops: Stops, steps: int
 ) -> tuple[int, bool]:
-    """Run whole chunks of :data:`~firstorder.kernels.engine.CHUNK` steps, each block by its
-    chunk kernel (``kernels``), while one fits before ``steps``; the host checks who is still
-    running once per chunk. The step k to go on from, and whether every trajectory stopped
-    (then k is the step at which the last one did, as :func:`loop` would have ended)."""
-    K = engine_kernels.CHUNK
+    """Run steps 0 … steps − 1 of each block by its kernel of many steps (``kernels``, see
+    :mod:`firstorder.kernels.lanes`): every trajectory's own loop, stop test and freezing
+    inside. The step k to go on from (the last observation is :func:`loop`'s), and whether
+    every trajectory stopped (then k is the step at which the last one did, as :func:`loop`
+    would have ended)."""
     numbers = (
         math.inf if targets.bound is None else targets.bound,
         0.0 if targets.tol_f is None or targets.f_star is None else targets.f_star,
         -math.inf if targets.tol_f is None or targets.f_star is None else targets.tol_f,
     )
-    bound, f_star, tol_f = (torch.full((1, 1), v, dtype=x.dtype) for v in numbers)
-    k0 = 0
-    while k0 + K <= steps:
-        k_t = torch.full((1, 1, 1), float(k0), dtype=x.dtype)
-        for blk, kernel in zip(blocks, kernels):
-            s = slice(blk.c0, blk.c1)
-            active, to_target, diverged = kernel(
-                x[s], *blk.state.values(), k_t, *blk.tensors.values(), bound, f_star, tol_f,
-                stops.active[s], stops.steps_to_target[s], stops.diverged_at[s],
-            )  # fmt: skip
-            stops.active[s], stops.steps_to_target[s], stops.diverged_at[s] = (
-                active, to_target, diverged
-            )  # fmt: skip
-        k0 += K
-        running = int(stops.active.sum())
-        stops.all_active = running == stops.active.numel()
-        if running == 0:
-            last = torch.maximum(stops.steps_to_target, stops.diverged_at).max()
-            return int(last), True
-    return k0, False
+    bounds = [torch.full((1, 1), v, dtype=x.dtype) for v in numbers]
+    for blk, kernel in zip(blocks, kernels):
+        s = slice(blk.c0, blk.c1)
+        # in the kernel's order, engine_hyper(rule); a value shared by every configuration as
+        # one number (blk.hyper), so that the prelude computes its ρᵏ once, not C times
+        hyper = [torch.as_tensor(blk.hyper[n], dtype=x.dtype).view(-1, 1, 1) for n in blk.tensors]
+        kernel(x[s], list(blk.state.values()), 0, steps, hyper + bounds,
+               stops.active[s], stops.steps_to_target[s], stops.diverged_at[s])  # fmt: skip
+    running = int(stops.active.sum())
+    stops.all_active = running == stops.active.numel()
+    if running == 0:
+        return int(torch.maximum(stops.steps_to_target, stops.diverged_at).max()), True
+    return steps, False
 
 
 def loop(

@@ -27,4 +27,7 @@ with one ``RuntimeWarning`` at most. A built kernel that fails when called raise
 - :mod:`~firstorder.kernels.engine`: the batched engine's rule kernels, on [C, B, d] blocks
   with [C, 1, 1] hyperparameters (:mod:`firstorder.run`); the landscape observations of
   :mod:`firstorder.observe` are traced the same way.
+- :mod:`~firstorder.kernels.lanes`: the engine's runs with ``record="final"``: one step of one
+  trajectory traced into scalar operations and written as a C++ loop, every trajectory's steps
+  in registers (the one kernel here that inductor does not generate; why in its docstring).
 """

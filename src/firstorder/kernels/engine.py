@@ -4,7 +4,8 @@ The engine's steps are the opposite case of an optimizer step over a network's w
 hundred values, hundreds of steps, each step's cost the fixed overhead of its small operations.
 :func:`engine_rule` gives each rule of :mod:`firstorder.rules` compiled by
 :func:`~firstorder.kernels.trace.traced`, once per process, in the background if asked
-(:class:`~firstorder.kernels.trace.Deferred`).
+(:class:`~firstorder.kernels.trace.Deferred`); :func:`engine_steps` the kernel of a whole
+run's steps, each trajectory's in a C++ loop of its own (:mod:`~firstorder.kernels.lanes`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from firstorder.kernels.lanes import LaneKernel, NotScalar
 from firstorder.kernels.trace import Deferred, traced
 from firstorder.rules import Rule
 
@@ -73,63 +75,11 @@ def engine_rule(
     return _ENGINE[key]
 
 
-# Steps per call of a chunk kernel: the host checks who is still running once per CHUNK steps
-# instead of every step. Each step unrolled is more to compile (seconds); 8 cuts the fixed cost
-# of a step, its Python calls and the host's stop test, by 8.
-CHUNK = 8
-# Only batches under this many numbers run in chunks: a chunk is one fused loop, which does
-# about twice the work per number of the two kernels a step (its ∇f kept in buffers, see
-# REALIZE), so the fixed cost it saves pays only on small batches. Adam on Rosenbrock, 1 thread,
-# 200 steps, chunks against step by step: 220 numbers 4.9 / 7.6 ms, 880 6.7 / 8.4 ms, 2,200
-# 10.8 / 10.6 ms, 4,400 18.6 / 13.6 ms.
-CHUNK_BELOW = 2048
-
-
 def _build_engine_steps(f: Callable, rule: Rule, dtype: torch.dtype, switches: tuple) -> Callable:
-    """CHUNK steps of ``rule`` on ``f`` in one kernel: observe, mark who stops, step, freeze."""
-    from firstorder.observe import observe_traceable  # observe imports this package
-
-    names, n_state, fixed = engine_hyper(rule), len(rule.state), dict(switches)
-
-    def steps(x_in, *rest):  # no annotations: traced, they would be globals of the graph
-        x = x_in
-        state = dict(zip(rule.state, rest[:n_state]))
-        k0, *rest = rest[n_state:]
-        hyper = {**dict(zip(names, rest[: len(names)])), **fixed}
-        bound, f_star, tol_f, active, to_target, diverged = rest[len(names) :]
-        for j in range(CHUNK):
-            _, g, _, out, reached = observe_traceable(f, x, bound, f_star, tol_f)
-            k = (k0 + j).view(1, 1).to(torch.long)
-            stopped = active & out
-            to_target = torch.where(stopped & reached, k, to_target)
-            diverged = torch.where(stopped & ~reached, k, diverged)
-            active = active & ~out
-            x_next = x.clone()  # x itself written once, at the end: one pass, not one a step
-            rule.apply(x_next, g, state, hyper, k=k0 + (j + 1))
-            x = torch.where(active.unsqueeze(-1), x_next, x)  # the stopped stay put
-        x_in.copy_(x)
-        return active, to_target, diverged
-
-    d = f.dim  # the landscape's dimension, fixed; C and B unlike each other, d, 0 and 1
-    C, B = d + 2, d + 1
-    example = [torch.ones(C, B, d, dtype=dtype) for _ in range(1 + n_state)]
-    example += [torch.zeros(1, 1, 1, dtype=dtype)]
-    example += [torch.full((C, 1, 1), 0.5, dtype=dtype) for _ in names]
-    example += [torch.full((1, 1), v, dtype=dtype) for v in (float("inf"), 0.0, float("-inf"))]
-    example += [torch.ones(C, B, dtype=torch.bool)]
-    example += [torch.full((C, B), -1, dtype=torch.long) for _ in range(2)]
-    # by default inductor inlines ∇f into every consumer and recomputes it per coordinate
-    # written (10× slower per number); keeping each intermediate in its own buffer avoids that
-    with torch._inductor.config.patch(REALIZE):
-        return traced(steps, *example)
-
-
-# inductor's thresholds for keeping an intermediate in a buffer rather than recomputing it
-REALIZE = {
-    "realize_reads_threshold": 1,
-    "realize_cpu_opcount_threshold": 5,
-    "realize_cpu_acc_reads_threshold": 2,
-}
+    """Many steps of ``rule`` on ``f`` as one C++ loop per trajectory (:mod:`.lanes`)."""
+    if dtype != torch.float64:
+        raise NotScalar(f"the lanes kernel computes in float64, not {dtype}")
+    return LaneKernel(f, rule, dict(switches), f.dim)
 
 
 _STEPS: dict[tuple, Deferred] = {}
@@ -138,17 +88,13 @@ _STEPS: dict[tuple, Deferred] = {}
 def engine_steps(
     f: Callable, key: object, rule: Rule, dtype: torch.dtype, switches: dict | None = None
 ) -> Deferred:
-    """The kernel of CHUNK steps of ``rule`` on landscape ``f`` (``key`` names it), one per
-    landscape, rule, dtype and switch values in the process.
-
-    It is called as ``kernel(x, *state, k0, *hyper, bound, f_star, tol_f, active, to_target,
-    diverged)`` on a block x [C, B, d] and its state, in place, for the steps k0 … k0 + CHUNK − 1
-    (k0 a [1, 1, 1] tensor, hyperparameters [C, 1, 1], bound, f* and tol_f [1, 1] as for the
-    compiled observation), and returns ``active``, ``to_target`` and ``diverged`` [C, B] after
-    them, the step at which each trajectory reached the target or diverged (−1: not so)."""
+    """The kernel of many steps of ``rule`` on landscape ``f`` (``key`` names it), a
+    :class:`~firstorder.kernels.lanes.LaneKernel`, one per landscape, rule, dtype and switch
+    values in the process (float64 only: another dtype fails to build, and the engine steps
+    one by one)."""
     fixed = tuple((n, bool((switches or {}).get(n, rule.hyper[n]))) for n in rule.switches)
     whole = (key, rule.name, dtype, fixed)
     if whole not in _STEPS:  # setdefault: two threads asking at once get the same one
         build = functools.partial(_build_engine_steps, f, rule, dtype, fixed)
-        _STEPS.setdefault(whole, Deferred(build, f"{CHUNK} steps of the {rule.name} rule"))
+        _STEPS.setdefault(whole, Deferred(build, f"the steps of the {rule.name} rule"))
     return _STEPS[whole]
