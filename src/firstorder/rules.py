@@ -20,6 +20,7 @@ Only torch is imported here; everything else in the package calls these function
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -276,6 +277,19 @@ def check(name: str, value: object) -> None:
         if not isinstance(value, bool):
             raise UserTypeError(f"{name} must be True or False, got {value!r}.")
         return
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        _check_number(name, value)  # a number met before is not tested again
+        return
+    _check_value(name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_number(name: str, value: float) -> None:
+    _check_value(name, value)
+
+
+def _check_value(name: str, value: object) -> None:
+    spec = HYPERPARAMETERS[name]
     test, allowed = spec.test, spec.allowed
     if isinstance(value, bool) or not isinstance(value, int | float | Tensor):
         raise UserTypeError(

@@ -229,6 +229,7 @@ class Lanes:
         self.gm, self.lines, self.prelude = gm, [], []
         self.varies = {n for n in gm.graph.nodes if n.op == "placeholder" and n.name == table[0]}
         self.env: dict[fx.Node, np.ndarray] = {}
+        self.reciprocals: dict[fx.Node, np.ndarray] = {}
         for node in gm.graph.nodes:
             if node.op == "placeholder":
                 if node.name in lane:  # read once into temporaries, before anything is stored
@@ -304,10 +305,24 @@ class Lanes:
             # the write would have to reach the tensor it views, which this module does not track
             raise NotScalar(f"{node.target} writes into a view ({written.target})")
         args, kwargs = fx.node.map_arg((node.args, node.kwargs), lambda n: self.env[n])
-        value = _as_array(self._value(node, target, args, kwargs))
+        if target is aten.div.Tensor and node.args[1] in self.prelude:
+            value = self._map("({0} * {1})", args[0], self._reciprocal(node.args[1]))
+        else:
+            value = _as_array(self._value(node, target, args, kwargs))
         if written is not None:  # in place: the input now holds the value
             self.env[written] = value
         self.env[node] = value
+
+    def _reciprocal(self, b: fx.Node) -> np.ndarray:
+        """1/b as a prelude column, for b of the prelude (1 − ρᵏ): a / b is then a · (1/b), a
+        multiplication a lane, not a division (the strength reduction of
+        :mod:`~firstorder.kernels.hoist`: at most one rounding of difference)."""
+        if b not in self.reciprocals:
+            with self.gm.graph.inserting_after(b):
+                r = self.gm.graph.call_function(aten.reciprocal.default, (b,))
+            r.meta["val"] = b.meta["val"]
+            self.reciprocals[b] = self._column(r)
+        return self.reciprocals[b]
 
     def _value(self, node: fx.Node, target: object, args: tuple, kwargs: dict) -> np.ndarray:
         if target in UNARY:
@@ -492,6 +507,17 @@ def source(lanes: Lanes, d: int, n_state: int) -> str:
     )  # fmt: skip
 
 
+def _prelude_module(gm: fx.GraphModule, lanes: Lanes) -> fx.GraphModule:
+    """The prelude as a function of its inputs (k, then the hyperparameters and targets) that
+    returns the columns the statements read: generated Python calling the aten operations,
+    not an interpreter walking the graph at each call."""
+    graph, env = fx.Graph(), {}
+    for node in lanes.prelude:
+        env[node] = graph.node_copy(node, env.__getitem__)
+    graph.output(tuple(env[n] for n in lanes.columns[0] + lanes.columns[1]))
+    return fx.GraphModule(gm, graph)
+
+
 # the most numbers the prelude's table holds for one call: the steps of a call are cut to fit
 TABLE_NUMBERS = 1 << 20
 
@@ -510,7 +536,7 @@ class LaneKernel:
         for i, name in enumerate(inputs[1 : 1 + n_state]):
             lane[name] = np.array([f"S[{i}][{e}][j]" for e in range(d)], dtype=object)
         self.lanes = Lanes(gm, lane, inputs[1 + n_state :])
-        self.inputs = {n: i for i, n in enumerate(inputs[1 + n_state :])}  # k, hyper, targets
+        self.prelude = _prelude_module(gm, self.lanes)
         self.source = source(self.lanes, d, n_state)
         argtypes = ["double*"] * (1 + n_state) + ["const double*"] * 2 + ["bool*"]
         argtypes += ["int64_t*", "int64_t*"]
@@ -526,17 +552,10 @@ class LaneKernel:
         [1, 1]), run through the graph's own operations with k as [K, 1] and each
         hyperparameter as [1, C] or [1, 1]."""
         k = torch.arange(k0 + 1, k0 + K + 1, dtype=torch.float64).view(K, 1)
-        values = [k, *(t.reshape(1, -1) for t in numbers)]
-        env: dict[fx.Node, Tensor] = {}
-        for node in self.lanes.prelude:
-            if node.op == "placeholder":
-                env[node] = values[self.inputs[node.name]]
-            else:
-                args, kwargs = fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
-                env[node] = node.target(*args, **kwargs)
-        fixed, varying = self.lanes.columns
-        const = [env[n].to(torch.float64).expand(1, C) for n in fixed]
-        steps = [env[n].to(torch.float64).expand(K, C) for n in varying]
+        columns = self.prelude(k, *(t.reshape(1, -1) for t in numbers))
+        P0 = len(self.lanes.columns[0])
+        const = [c.to(torch.float64).expand(1, C) for c in columns[:P0]]
+        steps = [c.to(torch.float64).expand(K, C) for c in columns[P0:]]
         return (
             torch.cat(const).T.contiguous() if const else torch.zeros(C, 1, dtype=torch.float64),
             torch.stack(steps, -1) if steps else torch.zeros(K, C, 1, dtype=torch.float64),
@@ -547,7 +566,7 @@ class LaneKernel:
                  diverged: Tensor) -> None:  # fmt: skip
         """Steps k0 … k0 + steps − 1 of the block x [C, B, d] and its state, in place, with its
         ``active``, ``to_target`` and ``diverged`` [C, B] (contiguous, as the engine keeps
-        them); ``numbers`` as for :meth:`table`."""
+        them); ``numbers`` as for :meth:`tables`."""
         C, B, _ = x.shape
         K = max(1, min(steps, TABLE_NUMBERS // (C * max(1, len(self.lanes.columns[1])))))
         threads = torch.get_num_threads() if x.numel() >= 1 << 16 else 1
