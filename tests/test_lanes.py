@@ -75,9 +75,9 @@ def test_stops_diverging_and_reaching_the_target_are_marked_as_eagerly():
 
 def test_a_table_cut_into_many_calls_gives_the_same_numbers(monkeypatch):
     f = landscapes.get("beale")
-    kw = dict(steps=60, lr=[1e-3, 1e-2, 3e-2], rho1=[0.5, 0.9])
+    kw = dict(steps=300, lr=[1e-3, 1e-2, 3e-2], rho1=[0.5, 0.9])
     _, whole = both(f, "adam", **kw)
-    monkeypatch.setattr(lanes, "TABLE_NUMBERS", 7)  # a step or two per call
+    monkeypatch.setattr(lanes, "TABLE_NUMBERS", 7)  # one block of lanes.ROWS steps per call
     _, cut = both(f, "adam", **kw)
     assert torch.equal(cut.final_x, whole.final_x)  # the same operations, chunk or not
 

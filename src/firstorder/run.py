@@ -225,11 +225,10 @@ def run_many(
     kernels = _chunk_kernels(landscape, blocks, dtype) if chunked else None
     stops, rec = Stops(C, B, escapes), Record(record)
     with stepping.threads_for(x.numel()):
-        k, done = stepping.chunks(x, blocks, kernels, targets, stops, steps) if kernels else (0, 0)
-        if not done:
-            k = stepping.loop(
-                landscape, x, blocks, updates, observer, targets, stops, rec, steps, start=k
-            )
+        if kernels:
+            k = stepping.chunks(x, blocks, kernels, targets, stops, rec, steps)
+        else:
+            k = stepping.loop(landscape, x, blocks, updates, observer, targets, stops, rec, steps)
         return _results(landscape, x0, x, k, blocks, updates, stops, rec, f_star)
 
 
@@ -301,8 +300,7 @@ def _results(
     """One :class:`Trajectories` per rule, from the run's recording after k steps."""
     C, B, d = x.shape
     dtype = x.dtype
-    # f at the final x: the loop's last observation, unless every trajectory stopped inside
-    # the kernel of many steps
+    # f at the final x: the loop's last observation (the kernel's, for a run in one kernel)
     fx = rec.last_f if rec.last_f is not None else value_and_grad(landscape, x)[0]
     f = _stack(rec.fs, (0, C, B), dtype)
     grad_norm = _stack(rec.gnorms, (0, C, B), dtype)

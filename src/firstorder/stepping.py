@@ -193,31 +193,45 @@ def step_blocks(
 
 
 def chunks(
-    x: Tensor, blocks: list[Block], kernels: list, targets: Targets, stops: Stops, steps: int
-) -> tuple[int, bool]:
-    """Run steps 0 … steps − 1 of each block by its kernel of many steps (``kernels``, see
-    :mod:`firstorder.kernels.lanes`): every trajectory's own loop, stop test and freezing
-    inside. The step k to go on from (the last observation is :func:`loop`'s), and whether
-    every trajectory stopped (then k is the step at which the last one did, as :func:`loop`
-    would have ended)."""
+    x: Tensor,
+    blocks: list[Block],
+    kernels: list,
+    targets: Targets,
+    stops: Stops,
+    record: Record,
+    steps: int,
+) -> int:
+    """Run the whole loop, steps 0 … steps − 1 and the observation at ``steps``, of each block
+    by its kernel of many steps (``kernels``, see :mod:`firstorder.kernels.lanes`): every
+    trajectory's own loop, stop test and freezing inside. The number of steps taken, as
+    :func:`loop` counts them (fewer where every trajectory stopped before); f at the final x
+    is the record's ``last_f``."""
     numbers = (
         math.inf if targets.bound is None else targets.bound,
         0.0 if targets.tol_f is None or targets.f_star is None else targets.f_star,
         -math.inf if targets.tol_f is None or targets.f_star is None else targets.tol_f,
     )
     bounds = [torch.full((1, 1), v, dtype=x.dtype) for v in numbers]
-    for blk, kernel in zip(blocks, kernels):
-        s = slice(blk.c0, blk.c1)
-        # in the kernel's order, engine_hyper(rule); a value shared by every configuration as
-        # one number (blk.hyper), so that the prelude computes its ρᵏ once, not C times
-        hyper = [torch.as_tensor(blk.hyper[n], dtype=x.dtype).view(-1, 1, 1) for n in blk.tensors]
-        kernel(x[s], list(blk.state.values()), 0, steps, hyper + bounds,
-               stops.active[s], stops.steps_to_target[s], stops.diverged_at[s])  # fmt: skip
+    fs = []
+    # the kernel on every thread for a large block; the prelude's tables on one, so that they
+    # do not depend on where torch cuts a tensor between threads (see lanes.ROWS)
+    threads = torch.get_num_threads() if x.numel() >= SINGLE_THREAD_BELOW else 1
+    with threads_for(0):
+        for blk, kernel in zip(blocks, kernels):
+            s = slice(blk.c0, blk.c1)
+            # in the kernel's order, engine_hyper(rule); a value shared by every configuration
+            # as one number (blk.hyper), so that the prelude computes its ρᵏ once, not C times
+            hyper = [torch.as_tensor(blk.hyper[n], dtype=x.dtype) for n in blk.tensors]
+            hyper = [h.view(-1, 1, 1) for h in hyper]
+            marks = stops.active[s], stops.steps_to_target[s], stops.diverged_at[s]
+            state = list(blk.state.values())
+            fs.append(kernel(x[s], state, 0, steps, hyper + bounds, *marks, threads))
+    record.last_f = torch.cat(fs)
     running = int(stops.active.sum())
     stops.all_active = running == stops.active.numel()
     if running == 0:
-        return int(torch.maximum(stops.steps_to_target, stops.diverged_at).max()), True
-    return steps, False
+        return int(torch.maximum(stops.steps_to_target, stops.diverged_at).max())
+    return steps
 
 
 def loop(
@@ -230,11 +244,10 @@ def loop(
     stops: Stops,
     record: Record,
     steps: int,
-    start: int = 0,
 ) -> int:
-    """Run up to ``steps`` steps on x in place, from step ``start``; the number of steps taken
-    (fewer where every trajectory stopped before)."""
-    for k in range(start, steps + 1):
+    """Run up to ``steps`` steps on x in place; the number of steps taken (fewer where every
+    trajectory stopped before)."""
+    for k in range(steps + 1):
         # stopping criteria, checked at every recorded point, the start included
         fx, g, g_norm, out, reached = targets.observe(observer, x)
         stops.mark(k, fx, g, out, reached)

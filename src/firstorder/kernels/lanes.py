@@ -408,8 +408,8 @@ class Lanes:
 def trace_step(f: Callable, rule: Rule, switches: dict[str, bool], d: int) -> fx.GraphModule:
     """One step of one trajectory as an aten graph: inputs x [d], the state [d] each, then the
     0-d k, hyperparameters (``rule.numbers``), bound, f* and tol_f; outputs whether it must
-    stop (:func:`~firstorder.observe.observe_traceable`), whether at the target, x and the
-    state after ``rule.apply``."""
+    stop (:func:`~firstorder.observe.observe_traceable`), whether at the target, f(x), and x
+    and the state after ``rule.apply``."""
     from firstorder.observe import observe_traceable  # observe imports this package
 
     names, n_state = rule.numbers, len(rule.state)
@@ -419,10 +419,10 @@ def trace_step(f: Callable, rule: Rule, switches: dict[str, bool], d: int) -> fx
         k, *rest = rest[n_state:]
         hyper = {**dict(zip(names, rest)), **switches}
         bound, f_star, tol_f = rest[len(names) :]
-        _, g, _, out, reached = observe_traceable(f, x, bound, f_star, tol_f)
+        fx, g, _, out, reached = observe_traceable(f, x, bound, f_star, tol_f)
         x_next = x.clone()
         rule.apply(x_next, g, state, hyper, k=k)
-        return (out, reached, x_next, *state.values())
+        return (out, reached, fx, x_next, *state.values())
 
     example = [torch.ones(d, dtype=torch.float64) for _ in range(1 + n_state)]
     example += [torch.full((), 0.5, dtype=torch.float64) for _ in range(4 + len(names))]
@@ -441,9 +441,9 @@ SOURCE = """
 #include <cstdint>
 #include <limits>
 extern "C" void kernel(double* x, {state_args}const double* fixed, const double* varying,
-                       bool* active, int64_t* to_target, int64_t* diverged, const int64_t N,
-                       const int64_t B, const int64_t C, const int64_t K, const int64_t k0,
-                       const int64_t threads) {{
+                       bool* active, int64_t* to_target, int64_t* diverged, double* f,
+                       const int64_t N, const int64_t B, const int64_t C, const int64_t K,
+                       const int64_t k0, const int64_t k_end, const int64_t threads) {{
   constexpr int64_t W = {W}, D = {D}, NS = {NS}, P0 = {P0}, P1 = {P1};
   double* s[NS + 1] = {{{state_names}nullptr}};
   #pragma omp parallel for num_threads(threads) if(threads > 1) schedule(static)
@@ -451,11 +451,12 @@ extern "C" void kernel(double* x, {state_args}const double* fixed, const double*
     const int64_t w = std::min(W, N - n0);
     // the block's lanes in local arrays, all double (steps as exact whole numbers), so that
     // the compiler runs the W lanes of a step as vectors
-    double X[D][W], S[NS + 1][D][W], A[W], TT[W], DV[W], F[P0][W], V[P1][W];
+    double X[D][W], S[NS + 1][D][W], A[W], TT[W], DV[W], FX[W], F[P0][W], V[P1][W];
     int64_t c[W];
     for (int64_t j = 0; j < W; ++j) {{
       const int64_t n = n0 + (j < w ? j : 0);
       c[j] = n / B; A[j] = j < w && active[n]; TT[j] = to_target[n]; DV[j] = diverged[n];
+      FX[j] = f[n];
       for (int64_t p = 0; p < P0; ++p) F[p][j] = fixed[c[j] * P0 + p];
       for (int64_t e = 0; e < D; ++e) {{
         X[e][j] = x[n * D + e];
@@ -464,6 +465,7 @@ extern "C" void kernel(double* x, {state_args}const double* fixed, const double*
     }}
     for (int64_t kk = 0; kk < K; ++kk) {{
       const double k = double(k0 + kk);
+      const bool step = k0 + kk < k_end;  // at k_end the last observation only, no step
       for (int64_t j = 0; j < W; ++j)
         for (int64_t p = 0; p < P1; ++p) V[p][j] = varying[(kk * C + c[j]) * P1 + p];
       double any = 0.0;
@@ -474,6 +476,7 @@ extern "C" void kernel(double* x, {state_args}const double* fixed, const double*
         TT[j] = (on && out && reached) ? k : TT[j];
         DV[j] = (on && out && !reached) ? k : DV[j];
         A[j] = (on && !out) ? 1.0 : 0.0;
+        FX[j] = {fx};
 {store}
         any += A[j];
       }}
@@ -482,6 +485,7 @@ extern "C" void kernel(double* x, {state_args}const double* fixed, const double*
     for (int64_t j = 0; j < w; ++j) {{
       const int64_t n = n0 + j;
       active[n] = A[j] != 0.0; to_target[n] = int64_t(TT[j]); diverged[n] = int64_t(DV[j]);
+      f[n] = FX[j];
       for (int64_t e = 0; e < D; ++e) {{
         x[n * D + e] = X[e][j];
         for (int64_t i = 0; i < NS; ++i) s[i][n * D + e] = S[i][e][j];
@@ -494,15 +498,19 @@ extern "C" void kernel(double* x, {state_args}const double* fixed, const double*
 
 def source(lanes: Lanes, d: int, n_state: int) -> str:
     """The C++ of the chunk kernel around the step's statements."""
-    out, reached, x_next, *state_next = lanes.outputs
-    store = [f"X[{e}][j] = A[j] != 0.0 ? {x_next[e]} : X[{e}][j];" for e in range(d)]
-    store += [f"S[{i}][{e}][j] = {s[e]};" for i, s in enumerate(state_next) for e in range(d)]
+    out, reached, fx, x_next, *state_next = lanes.outputs
+    store = [f"X[{e}][j] = step && A[j] != 0.0 ? {x_next[e]} : X[{e}][j];" for e in range(d)]
+    store += [
+        f"S[{i}][{e}][j] = step ? {s[e]} : S[{i}][{e}][j];"
+        for i, s in enumerate(state_next)
+        for e in range(d)
+    ]
     return SOURCE.format(
         W=W, D=d, NS=n_state, P0=max(1, len(lanes.columns[0])), P1=max(1, len(lanes.columns[1])),
         state_args="".join(f"double* s{i}, " for i in range(n_state)),
         state_names="".join(f"s{i}, " for i in range(n_state)),
         body="\n".join(" " * 8 + line for line in lanes.lines),
-        out=out.item(), reached=reached.item(),
+        out=out.item(), reached=reached.item(), fx=fx.item(),
         store="\n".join(" " * 8 + line for line in store),
     )  # fmt: skip
 
@@ -520,6 +528,11 @@ def _prelude_module(gm: fx.GraphModule, lanes: Lanes) -> fx.GraphModule:
 
 # the most numbers the prelude's table holds for one call: the steps of a call are cut to fit
 TABLE_NUMBERS = 1 << 20
+# the table's rows come in blocks of ROWS steps from a multiple of ROWS (run on one thread, see
+# stepping.chunks): then each row is computed at the same place of a tensor of the same shape
+# however a run is cut into calls, and rounds the same way (torch's vector and scalar loops of
+# pow round differently, and which one a number takes depends on its place in the tensor)
+ROWS = 64
 
 
 class LaneKernel:
@@ -539,9 +552,9 @@ class LaneKernel:
         self.prelude = _prelude_module(gm, self.lanes)
         self.source = source(self.lanes, d, n_state)
         argtypes = ["double*"] * (1 + n_state) + ["const double*"] * 2 + ["bool*"]
-        argtypes += ["int64_t*", "int64_t*"]
+        argtypes += ["int64_t*", "int64_t*", "double*"]
         self.kernel = CppPythonBindingsCodeCache.load_pybinding(
-            argtypes + ["const int64_t"] * 6, self.source, extra_flags=("-fno-math-errno",)
+            argtypes + ["const int64_t"] * 7, self.source, extra_flags=("-fno-math-errno",)
         )
 
     def tables(self, k0: int, K: int, C: int, numbers: list[Tensor]) -> tuple[Tensor, Tensor]:
@@ -551,11 +564,18 @@ class LaneKernel:
         shares the value: its ρᵏ is then computed once a step, not C times; bound, f*, tol_f
         [1, 1]), run through the graph's own operations with k as [K, 1] and each
         hyperparameter as [1, C] or [1, 1]."""
-        k = torch.arange(k0 + 1, k0 + K + 1, dtype=torch.float64).view(K, 1)
-        columns = self.prelude(k, *(t.reshape(1, -1) for t in numbers))
+        a, b = k0 // ROWS * ROWS, -(-(k0 + K) // ROWS) * ROWS  # whole blocks of ROWS
+        ks = [torch.arange(r + 1, r + ROWS + 1, dtype=torch.float64).view(ROWS, 1)
+              for r in range(a, b, ROWS)]  # fmt: skip
+        hyper = [t.reshape(1, -1) for t in numbers]
+        blocks = [self.prelude(k, *hyper) for k in ks]
         P0 = len(self.lanes.columns[0])
-        const = [c.to(torch.float64).expand(1, C) for c in columns[:P0]]
-        steps = [c.to(torch.float64).expand(K, C) for c in columns[P0:]]
+        const = [c.to(torch.float64).expand(1, C) for c in blocks[0][:P0]]
+        rows = slice(k0 - a, k0 - a + K)
+        steps = [
+            torch.cat([blk[p].to(torch.float64).expand(ROWS, C) for blk in blocks])[rows]
+            for p in range(P0, len(blocks[0]))
+        ]
         return (
             torch.cat(const).T.contiguous() if const else torch.zeros(C, 1, dtype=torch.float64),
             torch.stack(steps, -1) if steps else torch.zeros(K, C, 1, dtype=torch.float64),
@@ -563,17 +583,20 @@ class LaneKernel:
 
     def __call__(self, x: Tensor, state: list[Tensor], k0: int, steps: int,
                  numbers: list[Tensor], active: Tensor, to_target: Tensor,
-                 diverged: Tensor) -> None:  # fmt: skip
-        """Steps k0 … k0 + steps − 1 of the block x [C, B, d] and its state, in place, with its
-        ``active``, ``to_target`` and ``diverged`` [C, B] (contiguous, as the engine keeps
-        them); ``numbers`` as for :meth:`tables`."""
+                 diverged: Tensor, threads: int) -> Tensor:  # fmt: skip
+        """Observe and step k0 … k0 + steps − 1, then observe at k0 + steps, the block x
+        [C, B, d] and its state in place, with its ``active``, ``to_target`` and ``diverged``
+        [C, B] (contiguous, as the engine keeps them), on ``threads`` threads; ``numbers`` as
+        for :meth:`tables`. f at the final x, [C, B]."""
         C, B, _ = x.shape
-        K = max(1, min(steps, TABLE_NUMBERS // (C * max(1, len(self.lanes.columns[1])))))
-        threads = torch.get_num_threads() if x.numel() >= 1 << 16 else 1
-        for k in range(k0, k0 + steps, K):
-            n = min(K, k0 + steps - k)
+        f = torch.full((C, B), math.nan, dtype=torch.float64)
+        K = max(1, TABLE_NUMBERS // (C * max(1, len(self.lanes.columns[1])) * ROWS)) * ROWS
+        end = k0 + steps
+        for k in range(k0, end + 1, K):  # end + 1 observations, the last without a step
+            n = min(K, end + 1 - k)
             fixed, varying = self.tables(k, n, C, numbers)
-            self.kernel(x, *state, fixed, varying, active, to_target, diverged,
-                        C * B, B, C, n, k, threads)  # fmt: skip
+            self.kernel(x, *state, fixed, varying, active, to_target, diverged, f,
+                        C * B, B, C, n, k, end, threads)  # fmt: skip
             if not bool(active.any()):
-                return
+                break
+        return f
