@@ -37,7 +37,7 @@ def assert_same_run(eager, fast):
     assert torch.equal(fast.steps_to_target, eager.steps_to_target)
     assert torch.equal(fast.diverged_at, eager.diverged_at)
     # Each step the two differ by a few roundings: the C++ sums ∇f's terms in the traced order
-    # and computes ρᵏ with std::pow where torch uses its vectorized pow (≤ 1 ulp each); 16 eps
+    # and reads ρᵏ from a table that torch's vector pow may round otherwise (≤ 1 ulp each); 16 eps
     # relative a step, added over the steps, on runs that do not amplify them (short, from the
     # landscapes' own starts, at the rules' default α)
     tol = max(eager.steps, 1) * 16 * EPS64

@@ -526,12 +526,20 @@ def _prelude_module(gm: fx.GraphModule, lanes: Lanes) -> fx.GraphModule:
     return fx.GraphModule(gm, graph)
 
 
+# gcc flags after inductor's, none of which changes a number: sqrt as an instruction, not a call
+# that may set errno; no floating-point traps (inductor's -fno-unsafe-math-optimizations turns
+# them back on), so that a select may compute both sides; and the loop vectorizer, which
+# inductor turns off for its own kernels (vectorized by hand), to run the W lanes as vectors
+FLAGS = ("-fno-math-errno", "-fno-trapping-math", "-ftree-loop-vectorize")
+
 # the most numbers the prelude's table holds for one call: the steps of a call are cut to fit
 TABLE_NUMBERS = 1 << 20
-# the table's rows come in blocks of ROWS steps from a multiple of ROWS (run on one thread, see
-# stepping.chunks): then each row is computed at the same place of a tensor of the same shape
-# however a run is cut into calls, and rounds the same way (torch's vector and scalar loops of
-# pow round differently, and which one a number takes depends on its place in the tensor)
+# the table is computed for whole blocks of ROWS steps, from a multiple of ROWS, on one thread
+# (see stepping.chunks), so that its numbers do not depend on how a run is cut into calls:
+# torch's loops run a tensor's numbers in vectors and the last few (the length modulo twice the
+# vector's) one by one, and its vector and scalar pow round differently. With a whole number of
+# blocks no number of a step's row is left for the scalar loop; in a row of C configurations,
+# the ones that are depend on their column alone.
 ROWS = 64
 
 
@@ -554,7 +562,7 @@ class LaneKernel:
         argtypes = ["double*"] * (1 + n_state) + ["const double*"] * 2 + ["bool*"]
         argtypes += ["int64_t*", "int64_t*", "double*"]
         self.kernel = CppPythonBindingsCodeCache.load_pybinding(
-            argtypes + ["const int64_t"] * 7, self.source, extra_flags=("-fno-math-errno",)
+            argtypes + ["const int64_t"] * 7, self.source, extra_flags=FLAGS
         )
 
     def tables(self, k0: int, K: int, C: int, numbers: list[Tensor]) -> tuple[Tensor, Tensor]:
@@ -565,17 +573,11 @@ class LaneKernel:
         [1, 1]), run through the graph's own operations with k as [K, 1] and each
         hyperparameter as [1, C] or [1, 1]."""
         a, b = k0 // ROWS * ROWS, -(-(k0 + K) // ROWS) * ROWS  # whole blocks of ROWS
-        ks = [torch.arange(r + 1, r + ROWS + 1, dtype=torch.float64).view(ROWS, 1)
-              for r in range(a, b, ROWS)]  # fmt: skip
-        hyper = [t.reshape(1, -1) for t in numbers]
-        blocks = [self.prelude(k, *hyper) for k in ks]
-        P0 = len(self.lanes.columns[0])
-        const = [c.to(torch.float64).expand(1, C) for c in blocks[0][:P0]]
-        rows = slice(k0 - a, k0 - a + K)
-        steps = [
-            torch.cat([blk[p].to(torch.float64).expand(ROWS, C) for blk in blocks])[rows]
-            for p in range(P0, len(blocks[0]))
-        ]
+        k = torch.arange(a + 1, b + 1, dtype=torch.float64).view(-1, 1)
+        columns = self.prelude(k, *(t.reshape(1, -1) for t in numbers))
+        P0, rows = len(self.lanes.columns[0]), slice(k0 - a, k0 - a + K)
+        const = [c.to(torch.float64).expand(1, C) for c in columns[:P0]]
+        steps = [c.to(torch.float64).expand(b - a, C)[rows] for c in columns[P0:]]
         return (
             torch.cat(const).T.contiguous() if const else torch.zeros(C, 1, dtype=torch.float64),
             torch.stack(steps, -1) if steps else torch.zeros(K, C, 1, dtype=torch.float64),
