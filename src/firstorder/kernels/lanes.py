@@ -442,7 +442,7 @@ SOURCE = """
 #include <limits>
 extern "C" void kernel(double* x, {state_args}const double* fixed, const double* varying,
                        bool* active, int64_t* to_target, int64_t* diverged, double* f,
-                       const int64_t N, const int64_t B, const int64_t C, const int64_t K,
+                       const int64_t N, const int64_t B, const int64_t CV, const int64_t K,
                        const int64_t k0, const int64_t k_end, const int64_t threads) {{
   constexpr int64_t W = {W}, D = {D}, NS = {NS}, P0 = {P0}, P1 = {P1};
   double* s[NS + 1] = {{{state_names}nullptr}};
@@ -452,10 +452,11 @@ extern "C" void kernel(double* x, {state_args}const double* fixed, const double*
     // the block's lanes in local arrays, all double (steps as exact whole numbers), so that
     // the compiler runs the W lanes of a step as vectors
     double X[D][W], S[NS + 1][D][W], A[W], TT[W], DV[W], FX[W], F[P0][W], V[P1][W];
-    int64_t c[W];
+    int64_t c[W], cv[W];  // the lane's configuration, its row in varying (CV = 1: shared)
     for (int64_t j = 0; j < W; ++j) {{
       const int64_t n = n0 + (j < w ? j : 0);
-      c[j] = n / B; A[j] = j < w && active[n]; TT[j] = to_target[n]; DV[j] = diverged[n];
+      c[j] = n / B; cv[j] = CV == 1 ? 0 : c[j];
+      A[j] = j < w && active[n]; TT[j] = to_target[n]; DV[j] = diverged[n];
       FX[j] = f[n];
       for (int64_t p = 0; p < P0; ++p) F[p][j] = fixed[c[j] * P0 + p];
       for (int64_t e = 0; e < D; ++e) {{
@@ -467,7 +468,7 @@ extern "C" void kernel(double* x, {state_args}const double* fixed, const double*
       const double k = double(k0 + kk);
       const bool step = k0 + kk < k_end;  // at k_end the last observation only, no step
       for (int64_t j = 0; j < W; ++j)
-        for (int64_t p = 0; p < P1; ++p) V[p][j] = varying[(kk * C + c[j]) * P1 + p];
+        for (int64_t p = 0; p < P1; ++p) V[p][j] = varying[(kk * CV + cv[j]) * P1 + p];
       double any = 0.0;
       #pragma GCC ivdep
       for (int64_t j = 0; j < W; ++j) {{
@@ -567,20 +568,24 @@ class LaneKernel:
 
     def tables(self, k0: int, K: int, C: int, numbers: list[Tensor]) -> tuple[Tensor, Tensor]:
         """The prelude for steps k0 … k0 + K − 1 of C configurations: the columns that do not
-        depend on k as [C, P₀] and those that do as [K, C, P₁]. ``numbers`` are the table's
-        inputs after k (hyperparameters [C, 1, 1], or [1, 1, 1] where every configuration
-        shares the value: its ρᵏ is then computed once a step, not C times; bound, f*, tol_f
-        [1, 1]), run through the graph's own operations with k as [K, 1] and each
-        hyperparameter as [1, C] or [1, 1]."""
+        depend on k as [C, P₀] and those that do as [K, C, P₁], or [K, 1, P₁] where every
+        configuration shares them. ``numbers`` are the table's inputs after k (hyperparameters
+        [C, 1, 1], or [1, 1, 1] where every configuration shares the value: its ρᵏ is then
+        computed once a step, not C times; bound, f*, tol_f [1, 1]), run through the graph's
+        own operations with k as [K, 1] and each hyperparameter as [1, C] or [1, 1]."""
         a, b = k0 // ROWS * ROWS, -(-(k0 + K) // ROWS) * ROWS  # whole blocks of ROWS
         k = torch.arange(a + 1, b + 1, dtype=torch.float64).view(-1, 1)
         columns = self.prelude(k, *(t.reshape(1, -1) for t in numbers))
-        P0, rows = len(self.lanes.columns[0]), slice(k0 - a, k0 - a + K)
-        const = [c.to(torch.float64).expand(1, C) for c in columns[:P0]]
-        steps = [c.to(torch.float64).expand(b - a, C)[rows] for c in columns[P0:]]
+        P0 = len(self.lanes.columns[0])
+        const = torch.broadcast_tensors(*columns[:P0], torch.empty(1, C)) if P0 else ()
+        steps = torch.broadcast_tensors(*columns[P0:]) if len(columns) > P0 else ()
         return (
-            torch.cat(const).T.contiguous() if const else torch.zeros(C, 1, dtype=torch.float64),
-            torch.stack(steps, -1) if steps else torch.zeros(K, C, 1, dtype=torch.float64),
+            torch.stack(const[:-1], -1).to(torch.float64).view(C, P0)
+            if const
+            else torch.zeros(C, 1, dtype=torch.float64),
+            torch.stack(steps, -1).to(torch.float64)[k0 - a : k0 - a + K]
+            if steps
+            else torch.zeros(K, 1, 1, dtype=torch.float64),
         )
 
     def __call__(self, x: Tensor, state: list[Tensor], k0: int, steps: int,
@@ -597,8 +602,8 @@ class LaneKernel:
         for k in range(k0, end + 1, K):  # end + 1 observations, the last without a step
             n = min(K, end + 1 - k)
             fixed, varying = self.tables(k, n, C, numbers)
-            self.kernel(x, *state, fixed, varying, active, to_target, diverged, f,
-                        C * B, B, C, n, k, end, threads)  # fmt: skip
+            self.kernel(x, *state, fixed, varying.contiguous(), active, to_target, diverged, f,
+                        C * B, B, varying.shape[1], n, k, end, threads)  # fmt: skip
             if not bool(active.any()):
                 break
         return f
