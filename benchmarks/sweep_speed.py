@@ -24,6 +24,7 @@ machine loaded by other jobs slows them alike. One thread for torch and for XLA 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import time
@@ -41,6 +42,11 @@ WORKLOADS = {
     "large": (2074, 22, 22, 200),
     "playground": (5, 11, 1, 500),
 }
+
+
+def ms(seconds: float) -> str:
+    """Milliseconds to three significant digits at least (0.873, 85.7, 1,426.3)."""
+    return f"{seconds * 1e3:,.{max(1, 2 - math.floor(math.log10(seconds * 1e3)))}f}"
 
 
 def grid(n_starts: int, n_lr: int, n_rho1: int) -> tuple[torch.Tensor, list, list]:
@@ -142,7 +148,7 @@ def measure(engines: dict, sizes: list[str], quick: bool, rounds: int) -> dict:
                 t, finals[name] = timed(*work, steps)
                 best[size, name] = min(best.get((size, name), float("inf")), t)
         n = n_starts * n_lr * n_rho1
-        cells = " | ".join(f"{best[size, e] * 1e3:,.1f} ms" for e in engines)
+        cells = " | ".join(f"{ms(best[size, e])} ms" for e in engines)
         print(f"| {size}: {n:,} configurations × {steps} steps | {cells} |", flush=True)
         agreement(size, finals)
     return best

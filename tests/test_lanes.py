@@ -37,7 +37,7 @@ def assert_same_run(eager, fast):
     assert torch.equal(fast.steps_to_target, eager.steps_to_target)
     assert torch.equal(fast.diverged_at, eager.diverged_at)
     # Each step the two differ by a few roundings: the C++ sums ∇f's terms in the traced order
-    # and reads ρᵏ from a table that torch's vector pow may round otherwise (≤ 1 ulp each); 16 eps
+    # and computes ρᵏ with std::pow where torch may use its vector pow (≤ 1 ulp each); 16 eps
     # relative a step, added over the steps, on runs that do not amplify them (short, from the
     # landscapes' own starts, at the rules' default α)
     tol = max(eager.steps, 1) * 16 * EPS64
@@ -77,7 +77,7 @@ def test_a_table_cut_into_many_calls_gives_the_same_numbers(monkeypatch):
     f = landscapes.get("beale")
     kw = dict(steps=300, lr=[1e-3, 1e-2, 3e-2], rho1=[0.5, 0.9])
     _, whole = both(f, "adam", **kw)
-    monkeypatch.setattr(lanes, "TABLE_NUMBERS", 7)  # one block of lanes.ROWS steps per call
+    monkeypatch.setattr(lanes, "TABLE_NUMBERS", 7)  # three steps a chunk, with its own table
     _, cut = both(f, "adam", **kw)
     assert torch.equal(cut.final_x, whole.final_x)  # the same operations, chunk or not
 

@@ -213,19 +213,15 @@ def chunks(
     )
     bounds = [torch.full((1, 1), v, dtype=x.dtype) for v in numbers]
     fs = []
-    # the kernel on every thread for a large block; the prelude's tables on one, so that they
-    # do not depend on where torch cuts a tensor between threads (see lanes.ROWS)
     threads = torch.get_num_threads() if x.numel() >= SINGLE_THREAD_BELOW else 1
-    with threads_for(0):
-        for blk, kernel in zip(blocks, kernels):
-            s = slice(blk.c0, blk.c1)
-            # in the kernel's order, engine_hyper(rule); a value shared by every configuration
-            # as one number (blk.hyper), so that the prelude computes its ρᵏ once, not C times
-            hyper = [torch.as_tensor(blk.hyper[n], dtype=x.dtype) for n in blk.tensors]
-            hyper = [h.view(-1, 1, 1) for h in hyper]
-            marks = stops.active[s], stops.steps_to_target[s], stops.diverged_at[s]
-            state = list(blk.state.values())
-            fs.append(kernel(x[s], state, 0, steps, hyper + bounds, *marks, threads))
+    for blk, kernel in zip(blocks, kernels):
+        s = slice(blk.c0, blk.c1)
+        # in the kernel's order, engine_hyper(rule); a value shared by every configuration as
+        # one number (blk.hyper), so that the prelude computes its ρᵏ once, not C times
+        hyper = [torch.as_tensor(blk.hyper[n], dtype=x.dtype) for n in blk.tensors]
+        marks = stops.active[s], stops.steps_to_target[s], stops.diverged_at[s]
+        state = list(blk.state.values())
+        fs.append(kernel(x[s], state, 0, steps, hyper + bounds, *marks, threads))
     record.last_f = torch.cat(fs)
     running = int(stops.active.sum())
     stops.all_active = running == stops.active.numel()

@@ -14,11 +14,14 @@ compiles that with inductor's own C++ toolchain (``CppPythonBindingsCodeCache``:
 flags, its disk cache), :data:`W` trajectories a loop iteration.
 
 Arithmetic that depends on the step counter and the hyperparameters alone (Adam's 1 − ρᵏ) is
-the *prelude*: it runs on the host with the same torch operations as the eager rule, for a
-chunk of steps and every configuration at once, and the loop reads it from a table, so that no
-``pow`` runs per trajectory. Every other operation is written as the C++ of the IEEE operation
-torch does (no fused multiply-add, no reordering: inductor's flags), so a trajectory agrees with
-the eager engine to a few roundings a step; the tests check it on every rule and landscape.
+the *prelude*: written as C++ the same way, it fills a table for a chunk of steps, a row per
+step and configuration (one per step where every configuration shares its inputs), before the
+trajectories run them, so that no ``pow`` runs per trajectory. The whole run is one call: no
+Python between chunks, and no torch operation whose rounding depends on where a number sits in
+a tensor (torch's vector and scalar ``pow`` differ in the last bit). Every other operation is
+written as the C++ of the IEEE operation torch does (no fused multiply-add, no reordering:
+inductor's flags and :data:`FLAGS`), so a trajectory agrees with the eager engine to a few
+roundings a step; the tests check it on every rule and landscape.
 An operation missing from :data:`UNARY`, :data:`BINARY` or the shape operations raises
 :class:`NotScalar`, and the engine steps one by one instead.
 """
@@ -227,7 +230,7 @@ class Lanes:
 
     def __init__(self, gm: fx.GraphModule, lane: dict[str, np.ndarray], table: list[str]) -> None:
         self.gm, self.lines, self.prelude = gm, [], []
-        self.varies = {n for n in gm.graph.nodes if n.op == "placeholder" and n.name == table[0]}
+        self.varies = {n for n in gm.graph.nodes if n.op == "placeholder" and n.name in table[:1]}
         self.env: dict[fx.Node, np.ndarray] = {}
         self.reciprocals: dict[fx.Node, np.ndarray] = {}
         for node in gm.graph.nodes:
@@ -430,9 +433,9 @@ def trace_step(f: Callable, rule: Rule, switches: dict[str, bool], d: int) -> fx
     return make_fx(step, decomposition_table=decompositions)(*example)
 
 
-# trajectories a loop iteration advances together: independent lanes hide the latency of one
-# trajectory's chain of operations (measured on Adam, Rosenbrock: 8 lanes 9.0 ns a
-# trajectory·step, 4 lanes 9.5, 16 lanes 9.4)
+# trajectories a loop iteration advances together, as vectors: independent lanes hide the
+# latency of one trajectory's chain of operations (Adam on Rosenbrock, AVX2, one thread: 4 lanes
+# 12.1 ns a trajectory·step, 8 lanes 8.9, 16 lanes 8.7 but slower on the playground's 55)
 W = 8
 
 SOURCE = """
@@ -440,65 +443,86 @@ SOURCE = """
 #include <cmath>
 #include <cstdint>
 #include <limits>
-extern "C" void kernel(double* x, {state_args}const double* fixed, const double* varying,
+extern "C" void kernel(double* x, {state_args}{number_args}double* fixed, double* varying,
                        bool* active, int64_t* to_target, int64_t* diverged, double* f,
-                       const int64_t N, const int64_t B, const int64_t CV, const int64_t K,
-                       const int64_t k0, const int64_t k_end, const int64_t threads) {{
+                       const int64_t N, const int64_t B, const int64_t C, const int64_t CV,
+                       const int64_t KT, const int64_t k0, const int64_t k_end,
+                       const int64_t threads) {{
   constexpr int64_t W = {W}, D = {D}, NS = {NS}, P0 = {P0}, P1 = {P1};
   double* s[NS + 1] = {{{state_names}nullptr}};
-  #pragma omp parallel for num_threads(threads) if(threads > 1) schedule(static)
-  for (int64_t n0 = 0; n0 < N; n0 += W) {{
-    const int64_t w = std::min(W, N - n0);
-    // the block's lanes in local arrays, all double (steps as exact whole numbers), so that
-    // the compiler runs the W lanes of a step as vectors
-    double X[D][W], S[NS + 1][D][W], A[W], TT[W], DV[W], FX[W], F[P0][W], V[P1][W];
-    int64_t c[W], cv[W];  // the lane's configuration, its row in varying (CV = 1: shared)
-    for (int64_t j = 0; j < W; ++j) {{
-      const int64_t n = n0 + (j < w ? j : 0);
-      c[j] = n / B; cv[j] = CV == 1 ? 0 : c[j];
-      A[j] = j < w && active[n]; TT[j] = to_target[n]; DV[j] = diverged[n];
-      FX[j] = f[n];
-      for (int64_t p = 0; p < P0; ++p) F[p][j] = fixed[c[j] * P0 + p];
-      for (int64_t e = 0; e < D; ++e) {{
-        X[e][j] = x[n * D + e];
-        for (int64_t i = 0; i < NS; ++i) S[i][e][j] = s[i][n * D + e];
+  // the prelude's columns that do not depend on k: a row per configuration
+  for (int64_t c = 0; c < C; ++c) {{
+    const double k = double(k0 + 1);
+{prelude}
+{fixed}
+  }}
+  for (int64_t k1 = k0; k1 <= k_end; k1 += KT) {{  // observations k1 … k1 + K − 1
+    const int64_t K = std::min(KT, k_end + 1 - k1);
+    // the columns that do: a row a step and configuration (CV = 1: every one shares them)
+    for (int64_t kk = 0; kk < K; ++kk)
+      for (int64_t c = 0; c < CV; ++c) {{
+        const double k = double(k1 + kk + 1);
+{prelude}
+{varying}
       }}
-    }}
-    for (int64_t kk = 0; kk < K; ++kk) {{
-      const double k = double(k0 + kk);
-      const bool step = k0 + kk < k_end;  // at k_end the last observation only, no step
-      for (int64_t j = 0; j < W; ++j)
-        for (int64_t p = 0; p < P1; ++p) V[p][j] = varying[(kk * CV + cv[j]) * P1 + p];
-      double any = 0.0;
-      #pragma GCC ivdep
+    int64_t running = 0;
+    #pragma omp parallel for num_threads(threads) if(threads > 1) reduction(+:running)
+    for (int64_t n0 = 0; n0 < N; n0 += W) {{
+      const int64_t w = std::min(W, N - n0);
+      // the block's lanes in local arrays, all double (steps as exact whole numbers), so that
+      // the compiler runs the W lanes of a step as vectors
+      double X[D][W], S[NS + 1][D][W], A[W], TT[W], DV[W], FX[W], F[P0][W], V[P1][W];
+      int64_t c[W], cv[W];  // the lane's configuration, its row in varying
       for (int64_t j = 0; j < W; ++j) {{
+        const int64_t n = n0 + (j < w ? j : 0);
+        c[j] = n / B; cv[j] = CV == 1 ? 0 : c[j];
+        A[j] = j < w && active[n]; TT[j] = to_target[n]; DV[j] = diverged[n];
+        FX[j] = f[n];
+        for (int64_t p = 0; p < P0; ++p) F[p][j] = fixed[c[j] * P0 + p];
+        for (int64_t e = 0; e < D; ++e) {{
+          X[e][j] = x[n * D + e];
+          for (int64_t i = 0; i < NS; ++i) S[i][e][j] = s[i][n * D + e];
+        }}
+      }}
+      for (int64_t kk = 0; kk < K; ++kk) {{
+        const double k = double(k1 + kk);
+        const bool step = k1 + kk < k_end;  // at k_end the last observation only, no step
+        for (int64_t j = 0; j < W; ++j)
+          for (int64_t p = 0; p < P1; ++p) V[p][j] = varying[(kk * CV + cv[j]) * P1 + p];
+        double any = 0.0;
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < W; ++j) {{
 {body}
-        const bool on = A[j] != 0.0, out = {out}, reached = {reached};
-        TT[j] = (on && out && reached) ? k : TT[j];
-        DV[j] = (on && out && !reached) ? k : DV[j];
-        A[j] = (on && !out) ? 1.0 : 0.0;
-        FX[j] = {fx};
+          const bool on = A[j] != 0.0, out = {out}, reached = {reached};
+          TT[j] = (on && out && reached) ? k : TT[j];
+          DV[j] = (on && out && !reached) ? k : DV[j];
+          A[j] = (on && !out) ? 1.0 : 0.0;
+          FX[j] = {fx};
 {store}
-        any += A[j];
+          any += A[j];
+        }}
+        if (any == 0.0) break;  // every lane stopped: the rest of the chunk changes nothing
       }}
-      if (any == 0.0) break;  // every lane stopped: the rest of the chunk would change nothing
-    }}
-    for (int64_t j = 0; j < w; ++j) {{
-      const int64_t n = n0 + j;
-      active[n] = A[j] != 0.0; to_target[n] = int64_t(TT[j]); diverged[n] = int64_t(DV[j]);
-      f[n] = FX[j];
-      for (int64_t e = 0; e < D; ++e) {{
-        x[n * D + e] = X[e][j];
-        for (int64_t i = 0; i < NS; ++i) s[i][n * D + e] = S[i][e][j];
+      for (int64_t j = 0; j < w; ++j) {{
+        const int64_t n = n0 + j;
+        active[n] = A[j] != 0.0; to_target[n] = int64_t(TT[j]); diverged[n] = int64_t(DV[j]);
+        f[n] = FX[j];
+        running += A[j] != 0.0;
+        for (int64_t e = 0; e < D; ++e) {{
+          x[n * D + e] = X[e][j];
+          for (int64_t i = 0; i < NS; ++i) s[i][n * D + e] = S[i][e][j];
+        }}
       }}
     }}
+    if (running == 0) break;  // every trajectory stopped
   }}
 }}
 """
 
 
-def source(lanes: Lanes, d: int, n_state: int) -> str:
-    """The C++ of the chunk kernel around the step's statements."""
+def source(lanes: Lanes, prelude: Lanes, d: int, n_state: int) -> str:
+    """The C++ of the kernel: the ``prelude``'s tables, then the step's statements (``lanes``)
+    in a loop over the steps of W trajectories."""
     out, reached, fx, x_next, *state_next = lanes.outputs
     store = [f"X[{e}][j] = step && A[j] != 0.0 ? {x_next[e]} : X[{e}][j];" for e in range(d)]
     store += [
@@ -506,25 +530,45 @@ def source(lanes: Lanes, d: int, n_state: int) -> str:
         for i, s in enumerate(state_next)
         for e in range(d)
     ]
+    P0, P1 = (len(c) for c in lanes.columns)
+    fixed = [
+        f"fixed[c * {max(1, P0)} + {p}] = {v.item()};" for p, v in enumerate(prelude.outputs[:P0])
+    ]
+    varying = [f"varying[(kk * CV + c) * {max(1, P1)} + {p}] = {v.item()};"
+               for p, v in enumerate(prelude.outputs[P0:])]  # fmt: skip
+    n_numbers = sum(n.op == "placeholder" for n in prelude.gm.graph.nodes) - 1  # after k
+    indent = lambda lines, n: "\n".join(" " * n + line for line in lines)  # noqa: E731
     return SOURCE.format(
-        W=W, D=d, NS=n_state, P0=max(1, len(lanes.columns[0])), P1=max(1, len(lanes.columns[1])),
+        W=W, D=d, NS=n_state, P0=max(1, P0), P1=max(1, P1),
         state_args="".join(f"double* s{i}, " for i in range(n_state)),
+        number_args="".join(f"const double* h{i}, const int64_t z{i}, " for i in range(n_numbers)),
         state_names="".join(f"s{i}, " for i in range(n_state)),
-        body="\n".join(" " * 8 + line for line in lanes.lines),
+        prelude=indent(prelude.lines, 8), fixed=indent(fixed, 4), varying=indent(varying, 8),
+        body=indent(lanes.lines, 10),
         out=out.item(), reached=reached.item(), fx=fx.item(),
-        store="\n".join(" " * 8 + line for line in store),
+        store=indent(store, 10),
     )  # fmt: skip
 
 
 def _prelude_module(gm: fx.GraphModule, lanes: Lanes) -> fx.GraphModule:
-    """The prelude as a function of its inputs (k, then the hyperparameters and targets) that
-    returns the columns the statements read: generated Python calling the aten operations,
-    not an interpreter walking the graph at each call."""
+    """The prelude as a graph of its own: inputs k, then the hyperparameters and targets;
+    outputs the columns the statements read (``lanes.columns``, fixed then varying)."""
     graph, env = fx.Graph(), {}
     for node in lanes.prelude:
         env[node] = graph.node_copy(node, env.__getitem__)
     graph.output(tuple(env[n] for n in lanes.columns[0] + lanes.columns[1]))
     return fx.GraphModule(gm, graph)
+
+
+def _inputs_of(nodes: list[fx.Node]) -> set[fx.Node]:
+    """The graph inputs (placeholders) that ``nodes`` are computed from."""
+    seen, todo = set(), list(nodes)
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(node.all_input_nodes)
+    return {n for n in seen if n.op == "placeholder"}
 
 
 # gcc flags after inductor's, none of which changes a number: sqrt as an instruction, not a call
@@ -533,15 +577,9 @@ def _prelude_module(gm: fx.GraphModule, lanes: Lanes) -> fx.GraphModule:
 # inductor turns off for its own kernels (vectorized by hand), to run the W lanes as vectors
 FLAGS = ("-fno-math-errno", "-fno-trapping-math", "-ftree-loop-vectorize")
 
-# the most numbers the prelude's table holds for one call: the steps of a call are cut to fit
+# the most numbers the table of the prelude's varying columns holds: a run's steps are cut into
+# chunks that fit, each with its table computed before its steps
 TABLE_NUMBERS = 1 << 20
-# the table is computed for whole blocks of ROWS steps, from a multiple of ROWS, on one thread
-# (see stepping.chunks), so that its numbers do not depend on how a run is cut into calls:
-# torch's loops run a tensor's numbers in vectors and the last few (the length modulo twice the
-# vector's) one by one, and its vector and scalar pow round differently. With a whole number of
-# blocks no number of a step's row is left for the scalar loop; in a row of C configurations,
-# the ones that are depend on their column alone.
-ROWS = 64
 
 
 class LaneKernel:
@@ -558,34 +596,25 @@ class LaneKernel:
         for i, name in enumerate(inputs[1 : 1 + n_state]):
             lane[name] = np.array([f"S[{i}][{e}][j]" for e in range(d)], dtype=object)
         self.lanes = Lanes(gm, lane, inputs[1 + n_state :])
-        self.prelude = _prelude_module(gm, self.lanes)
-        self.source = source(self.lanes, d, n_state)
-        argtypes = ["double*"] * (1 + n_state) + ["const double*"] * 2 + ["bool*"]
-        argtypes += ["int64_t*", "int64_t*", "double*"]
-        self.kernel = CppPythonBindingsCodeCache.load_pybinding(
-            argtypes + ["const int64_t"] * 7, self.source, extra_flags=FLAGS
+        # the prelude as C++ statements of its own, on k and h_i[c · z_i], input i of
+        # configuration c (z_i = 0 where every configuration shares it)
+        pre = _prelude_module(gm, self.lanes)
+        names = [n.name for n in pre.graph.nodes if n.op == "placeholder"]
+        scalars = ["k"] + [f"h{i}[c * z{i}]" for i in range(len(names) - 1)]
+        self.prelude = Lanes(
+            pre, {n: np.array(v, dtype=object) for n, v in zip(names, scalars)}, []
         )
-
-    def tables(self, k0: int, K: int, C: int, numbers: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """The prelude for steps k0 … k0 + K − 1 of C configurations: the columns that do not
-        depend on k as [C, P₀] and those that do as [K, C, P₁], or [K, 1, P₁] where every
-        configuration shares them. ``numbers`` are the table's inputs after k (hyperparameters
-        [C, 1, 1], or [1, 1, 1] where every configuration shares the value: its ρᵏ is then
-        computed once a step, not C times; bound, f*, tol_f [1, 1]), run through the graph's
-        own operations with k as [K, 1] and each hyperparameter as [1, C] or [1, 1]."""
-        a, b = k0 // ROWS * ROWS, -(-(k0 + K) // ROWS) * ROWS  # whole blocks of ROWS
-        k = torch.arange(a + 1, b + 1, dtype=torch.float64).view(-1, 1)
-        columns = self.prelude(k, *(t.reshape(1, -1) for t in numbers))
-        P0 = len(self.lanes.columns[0])
-        const = torch.broadcast_tensors(*columns[:P0], torch.empty(1, C)) if P0 else ()
-        steps = torch.broadcast_tensors(*columns[P0:]) if len(columns) > P0 else ()
-        return (
-            torch.stack(const[:-1], -1).to(torch.float64).view(C, P0)
-            if const
-            else torch.zeros(C, 1, dtype=torch.float64),
-            torch.stack(steps, -1).to(torch.float64)[k0 - a : k0 - a + K]
-            if steps
-            else torch.zeros(K, 1, 1, dtype=torch.float64),
+        # the numbers (inputs after k) that the varying columns read: where none differs
+        # between configurations, the varying table is one row a step
+        table = [n for n in self.lanes.prelude if n.op == "placeholder"]
+        self.varying_inputs = [table.index(n) - 1 for n in _inputs_of(self.lanes.columns[1])
+                               if n is not table[0]]  # fmt: skip
+        self.source = source(self.lanes, self.prelude, d, n_state)
+        argtypes = ["double*"] * (1 + n_state)
+        argtypes += ["const double*", "const int64_t"] * (len(scalars) - 1)
+        argtypes += ["double*", "double*", "bool*", "int64_t*", "int64_t*", "double*"]
+        self.kernel = CppPythonBindingsCodeCache.load_pybinding(
+            argtypes + ["const int64_t"] * 8, self.source, extra_flags=FLAGS
         )
 
     def __call__(self, x: Tensor, state: list[Tensor], k0: int, steps: int,
@@ -593,17 +622,20 @@ class LaneKernel:
                  diverged: Tensor, threads: int) -> Tensor:  # fmt: skip
         """Observe and step k0 … k0 + steps − 1, then observe at k0 + steps, the block x
         [C, B, d] and its state in place, with its ``active``, ``to_target`` and ``diverged``
-        [C, B] (contiguous, as the engine keeps them), on ``threads`` threads; ``numbers`` as
-        for :meth:`tables`. f at the final x, [C, B]."""
+        [C, B] (contiguous, as the engine keeps them), on ``threads`` threads. ``numbers`` are
+        the prelude's inputs after k: hyperparameters [C, 1, 1], or one number where every
+        configuration shares the value (its ρᵏ is then computed once a step, not C times),
+        bound, f* and tol_f. f at the final x, [C, B]."""
         C, B, _ = x.shape
         f = torch.full((C, B), math.nan, dtype=torch.float64)
-        K = max(1, TABLE_NUMBERS // (C * max(1, len(self.lanes.columns[1])) * ROWS)) * ROWS
-        end = k0 + steps
-        for k in range(k0, end + 1, K):  # end + 1 observations, the last without a step
-            n = min(K, end + 1 - k)
-            fixed, varying = self.tables(k, n, C, numbers)
-            self.kernel(x, *state, fixed, varying.contiguous(), active, to_target, diverged, f,
-                        C * B, B, varying.shape[1], n, k, end, threads)  # fmt: skip
-            if not bool(active.any()):
-                break
+        P0, P1 = (max(1, len(c)) for c in self.lanes.columns)
+        CV = C if any(numbers[i].numel() > 1 for i in self.varying_inputs) else 1
+        KT = max(1, min(steps + 1, TABLE_NUMBERS // (CV * P1)))
+        fixed = torch.empty(C, P0, dtype=torch.float64)
+        varying = torch.empty(KT, CV, P1, dtype=torch.float64)
+        args = []
+        for t in numbers:
+            args += [t.to(torch.float64).contiguous(), int(t.numel() > 1)]
+        self.kernel(x, *state, *args, fixed, varying, active, to_target, diverged, f,
+                    C * B, B, C, CV, KT, k0, k0 + steps, threads)  # fmt: skip
         return f
