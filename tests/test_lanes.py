@@ -73,11 +73,11 @@ def test_stops_diverging_and_reaching_the_target_are_marked_as_eagerly():
     assert_same_run(eager, fast)
 
 
-def test_a_table_cut_into_many_calls_gives_the_same_numbers(monkeypatch):
+def test_a_run_cut_into_many_chunks_gives_the_same_numbers(monkeypatch):
     f = landscapes.get("beale")
     kw = dict(steps=300, lr=[1e-3, 1e-2, 3e-2], rho1=[0.5, 0.9])
     _, whole = both(f, "adam", **kw)
-    monkeypatch.setattr(lanes, "TABLE_NUMBERS", 7)  # three steps a chunk, with its own table
+    monkeypatch.setattr(lanes, "TABLE_NUMBERS", 7)  # one step a chunk (6 ρ₁ rows × 2 columns)
     _, cut = both(f, "adam", **kw)
     assert torch.equal(cut.final_x, whole.final_x)  # the same operations, chunk or not
 
